@@ -1,0 +1,235 @@
+import { Transform, type TransformCallback } from 'node:stream'
+import { S3sseError } from '../errors.js'
+import type { Backend } from './backend.js'
+import { PACKAGE_SIZE, TAG_SIZE } from './constants.js'
+import type { StreamKey } from './kdf.js'
+import { loadBackend } from './loader.js'
+
+/**
+ * Sealing and opening of whole streams (docs/FORMAT.md, "Streams") over the package
+ * cipher, as async generators and as Node Transforms.
+ *
+ * Input is gathered into batches of whole packages; each batch goes to the backend's async
+ * call (the native addon runs it on the libuv pool) while the next batch is being read, so
+ * reading and sealing overlap. At most two batches are in memory at once. The last package
+ * is held back until the input ends, because only then is it known to be the final one.
+ */
+
+export interface StreamOptions {
+  backend?: Backend
+  packageSize?: number
+  /** Packages per batch handed to the backend (default: 1 MiB worth, at least 1). */
+  batchPackages?: number
+  /** Number of the first package in the input (default 0; ranges start later). */
+  firstPackage?: number
+  /**
+   * Whether the input runs to the end of the stream, so its last package carries the final
+   * flag (default true). A range that stops before the end is opened with false.
+   */
+  final?: boolean
+  /** Pool threads one batch may use (native backend). */
+  threads?: number
+}
+
+type Direction = 'seal' | 'open'
+
+const DEFAULT_BATCH_BYTES = 1024 * 1024
+
+/**
+ * The batching engine shared by the generator and Transform forms: feed it chunks, get back
+ * finished output in order.
+ */
+class BatchCipher {
+  private readonly backend: Backend
+  private readonly packageSize: number
+  private readonly inPackage: number
+  private readonly batchIn: number
+  private readonly batchPackages: number
+  private readonly final: boolean
+  private readonly threads?: number
+  private nextPackage: number
+  /** Two input buffers: one being sealed, one being filled. */
+  private readonly buffers: Buffer[]
+  private current = 0
+  private fill = 0
+  private pending: Promise<Buffer> | null = null
+  private sawInput = false
+
+  constructor(private readonly direction: Direction, private readonly sk: StreamKey, opts: StreamOptions = {}) {
+    this.backend = opts.backend ?? loadBackend()
+    this.packageSize = opts.packageSize ?? PACKAGE_SIZE
+    this.inPackage = direction === 'seal' ? this.packageSize : this.packageSize + TAG_SIZE
+    this.batchPackages = Math.max(1, opts.batchPackages ?? Math.floor(DEFAULT_BATCH_BYTES / this.packageSize))
+    this.batchIn = this.batchPackages * this.inPackage
+    this.final = opts.final ?? true
+    this.threads = opts.threads
+    this.nextPackage = opts.firstPackage ?? 0
+    this.buffers = [Buffer.allocUnsafe(this.batchIn), Buffer.allocUnsafe(this.batchIn)]
+  }
+
+  /** Absorbs `chunk`; returns the outputs of batches that finished meanwhile, in order. */
+  async write(chunk: Uint8Array): Promise<Buffer[]> {
+    const done: Buffer[] = []
+    let pos = 0
+    if (chunk.length > 0) this.sawInput = true
+    while (pos < chunk.length) {
+      // A batch is started only when more input follows it: the final package is held back.
+      if (this.fill === 0 && chunk.length - pos > this.batchIn) {
+        // Whole batches straight from the caller's chunk, without a copy.
+        const whole = Math.floor((chunk.length - pos - 1) / this.batchIn) * this.batchIn
+        for (let off = 0; off < whole; off += this.batchIn) {
+          await this.start(chunk.subarray(pos + off, pos + off + this.batchIn), done)
+        }
+        pos += whole
+        continue
+      }
+      const buf = this.buffers[this.current]
+      if (this.fill === this.batchIn) {
+        this.current ^= 1
+        this.fill = 0
+        await this.start(buf, done)
+        continue
+      }
+      const n = Math.min(this.batchIn - this.fill, chunk.length - pos)
+      buf.set(chunk.subarray(pos, pos + n), this.fill)
+      this.fill += n
+      pos += n
+    }
+    return done
+  }
+
+  /** Ends the input: the rest is processed with the final flag; returns the last outputs. */
+  async end(): Promise<Buffer[]> {
+    const done: Buffer[] = []
+    if (this.pending) done.push(await this.pending)
+    this.pending = null
+    const rest = this.buffers[this.current].subarray(0, this.fill)
+    if (this.direction === 'open' && this.final && !this.sawInput) {
+      throw new S3sseError('S3SSE_TRUNCATED', 'the sealed stream is empty: even an empty stream has one package')
+    }
+    if (rest.length > 0 || this.final) done.push(await this.run(rest, this.final))
+    this.buffers[0].fill(0)
+    this.buffers[1].fill(0)
+    return done
+  }
+
+  /** Starts a non-final batch once the previous one has been handed out. */
+  private async start(input: Uint8Array, done: Buffer[]): Promise<void> {
+    if (this.pending) {
+      const previous = this.pending
+      this.pending = null
+      done.push(await previous)
+    }
+    const p = this.run(input, false)
+    // The caller awaits it at the next batch or at end(); keep an early rejection from
+    // being reported as unhandled in between.
+    p.catch(() => {})
+    this.pending = p
+  }
+
+  private async run(input: Uint8Array, final: boolean): Promise<Buffer> {
+    const first = this.nextPackage
+    const packages = this.direction === 'seal'
+      ? (input.length === 0 ? (final ? 1 : 0) : Math.ceil(input.length / this.packageSize))
+      : Math.ceil(input.length / (this.packageSize + TAG_SIZE))
+    this.nextPackage += packages
+    const outLength = this.direction === 'seal' ? input.length + packages * TAG_SIZE : input.length - packages * TAG_SIZE
+    const out = Buffer.allocUnsafe(Math.max(0, outLength))
+    const opts = this.threads === undefined ? undefined : { threads: this.threads }
+    if (this.direction === 'seal') {
+      await this.backend.sealAsync(this.sk.key, this.sk.noncePrefix, first, final, input, out, this.packageSize, opts)
+      return out
+    }
+    try {
+      await this.backend.openAsync(this.sk.key, this.sk.noncePrefix, first, final, input, out, this.packageSize, opts)
+    } catch (e) {
+      out.fill(0)
+      throw this.explain(e, input, first, final)
+    }
+    return out
+  }
+
+  /**
+   * STREAM makes a cut at a package boundary show up as the new last package failing
+   * under the final flag, and appended data as the old final package failing without it.
+   * Opening that one package with the flag flipped (into scratch memory that is wiped)
+   * tells the two apart from plain corruption, so the error can say what happened.
+   */
+  private explain(e: unknown, input: Uint8Array, first: number, final: boolean): unknown {
+    if (!(e instanceof S3sseError) || e.code !== 'S3SSE_AUTH_FAILED' || e.packageNumber === undefined) return e
+    const sealedSize = this.packageSize + TAG_SIZE
+    const index = e.packageNumber - first
+    const start = index * sealedSize
+    const pkg = input.subarray(start, Math.min(start + sealedSize, input.length))
+    const isLast = start + pkg.length === input.length
+    if (!isLast || pkg.length < TAG_SIZE) return e
+    const scratch = Buffer.alloc(pkg.length - TAG_SIZE)
+    try {
+      this.backend.open(this.sk.key, this.sk.noncePrefix, e.packageNumber, !final, pkg, scratch, this.packageSize)
+    } catch {
+      return e
+    } finally {
+      scratch.fill(0)
+    }
+    return final
+      ? new S3sseError('S3SSE_TRUNCATED', `the sealed stream ends after package ${e.packageNumber}, which is not its final package`, { packageNumber: e.packageNumber })
+      : new S3sseError('S3SSE_TRAILING_DATA', `package ${e.packageNumber} is the final package of its stream, but more data follows it`, { packageNumber: e.packageNumber })
+  }
+}
+
+async function* runStream(direction: Direction, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  sk: StreamKey, opts?: StreamOptions): AsyncGenerator<Buffer> {
+  const core = new BatchCipher(direction, sk, opts)
+  for await (const chunk of source) {
+    for (const out of await core.write(chunk)) yield out
+  }
+  for (const out of await core.end()) yield out
+}
+
+/** Seals a whole stream of plaintext chunks; yields the sealed stream. */
+export function sealStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, sk: StreamKey,
+  opts?: StreamOptions): AsyncGenerator<Buffer> {
+  return runStream('seal', source, sk, opts)
+}
+
+/**
+ * Opens a sealed stream (or, with firstPackage / final, a run of its packages); yields
+ * plaintext, each package only after its tag verified.
+ */
+export function openStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, sk: StreamKey,
+  opts?: StreamOptions): AsyncGenerator<Buffer> {
+  return runStream('open', source, sk, opts)
+}
+
+class CipherTransform extends Transform {
+  private readonly core: BatchCipher
+
+  constructor(direction: Direction, sk: StreamKey, opts?: StreamOptions) {
+    super()
+    this.core = new BatchCipher(direction, sk, opts)
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.core.write(chunk).then((outs) => {
+      for (const o of outs) this.push(o)
+      callback()
+    }, callback)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.core.end().then((outs) => {
+      for (const o of outs) this.push(o)
+      callback()
+    }, callback)
+  }
+}
+
+/** A Transform that seals what is written to it. */
+export function createSealTransform(sk: StreamKey, opts?: StreamOptions): Transform {
+  return new CipherTransform('seal', sk, opts)
+}
+
+/** A Transform that opens a sealed stream written to it. */
+export function createOpenTransform(sk: StreamKey, opts?: StreamOptions): Transform {
+  return new CipherTransform('open', sk, opts)
+}

@@ -1,0 +1,46 @@
+// s3-sse public API. Later layers (keys, objects, S3 semantics, server) add their exports here.
+export { S3sseError, isS3sseError, type S3sseErrorCode } from './errors.js'
+export {
+  PACKAGE_SIZE,
+  TAG_SIZE,
+  KEY_SIZE,
+  NONCE_PREFIX_SIZE,
+  NONCE_SIZE,
+  SALT_SIZE,
+  MAX_PACKAGE_NUMBER,
+  MAX_PACKAGE_SIZE,
+} from './crypto/constants.js'
+export {
+  type Backend,
+  type BackendName,
+  type AsyncOptions,
+  sealedLength,
+  openedLength,
+  packagesForPlaintext,
+  packagesForCiphertext,
+} from './crypto/backend.js'
+export {
+  loadBackend,
+  backendReport,
+  describeBackendReport,
+  printBackendReport,
+  BACKEND_ORDER,
+  type BackendReport,
+  type LoadFailure,
+} from './crypto/loader.js'
+export type { CpuFeatures, NativeBackend } from './crypto/backends/native.js'
+export { deriveStreamKey, newSalt, hkdfSha256, streamInfo, FORMAT_VERSION, type StreamKey } from './crypto/kdf.js'
+export {
+  sealStream,
+  openStream,
+  createSealTransform,
+  createOpenTransform,
+  type StreamOptions,
+} from './crypto/stream.js'
+export {
+  streamPackageCount,
+  sealedStreamSize,
+  plainStreamSize,
+  packageSpan,
+  type PackageSpan,
+} from './crypto/offsets.js'
