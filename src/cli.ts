@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
+import { serve, userCommand } from './server/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
 commands:
+  serve         the S3-compatible HTTPS server (s3-sse serve --help)
+  user          add | list | remove users of the server
   backend       which crypto backend loads here, and why any faster one did not
   version       the package version
   help          this text
@@ -23,6 +26,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(describeBackendReport() + '\n')
       return 0
     }
+    case 'serve':
+      return serve(rest)
+    case 'user':
+      return userCommand(rest)
     case 'version':
     case '--version':
       process.stdout.write(version() + '\n')
