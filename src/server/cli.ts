@@ -12,13 +12,13 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
 
   --data-dir DIR      where objects, metadata, credentials and the certificate live (./data)
   --host ADDR         address to listen on (127.0.0.1)
-  --https-port N      HTTPS port (9443; 0 picks a free one)
-  --http-port N       plain HTTP port (9000; 0 turns plain HTTP off)
+  --https-port N      HTTPS port (9443; 0 or auto picks a free one)
+  --http-port N       plain HTTP port (9000; 0 turns plain HTTP off, auto picks a free one)
   --tls-cert FILE     certificate (PEM); without it a self-signed one is made in the data dir
   --tls-key FILE      its private key (PEM)
   --region NAME       the region clients sign for (us-east-1)
   --mode oss|aws      encryption semantics (oss)
-  --domain NAME       base domain for virtual-hosted buckets, repeatable (localhost)
+  --domain NAME       base domain for virtual-hosted buckets, repeatable (s3.localhost, localhost)
 
 Root credentials come from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY, or are generated on first
 start into DATA_DIR/root-credentials.json (0600) and printed once.
@@ -29,6 +29,7 @@ export const USER_USAGE = `usage: s3-sse user add NAME | list | remove NAME-OR-A
 
 function port(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
+  if (value === 'auto') return 0
   if (!/^\d+$/.test(value) || Number(value) > 65535) throw new S3sseError('S3SSE_BAD_ARGUMENT', `${name} must be a port number, got "${value}"`)
   return Number(value)
 }
@@ -55,7 +56,8 @@ export function parseServeArgs(argv: string[]): ServerConfig {
     dataDir: resolve(values['data-dir'] ?? './data'),
     host: values.host ?? DEFAULT_CONFIG.host,
     httpsPort: port(values['https-port'], DEFAULT_CONFIG.httpsPort, '--https-port'),
-    httpPort: port(values['http-port'], DEFAULT_CONFIG.httpPort, '--http-port'),
+    // 0 means off for plain HTTP (the server then speaks HTTPS only).
+    httpPort: values['http-port'] === '0' ? null : port(values['http-port'], DEFAULT_CONFIG.httpPort ?? 0, '--http-port'),
     tlsCert: values['tls-cert'],
     tlsKey: values['tls-key'],
     region: values.region ?? DEFAULT_CONFIG.region,

@@ -34,7 +34,8 @@ export function resolveTarget(url: string, host: string | undefined, domains: st
   const rawQuery = q >= 0 ? url.slice(q + 1) : ''
   if (!rawPath.startsWith('/')) throw s3Error('InvalidRequest', 'The request path must be absolute.')
   const name = hostName(host)
-  for (const domain of domains) {
+  // Longest domain first: bucket.s3.localhost is bucket under s3.localhost, not bucket.s3 under localhost.
+  for (const domain of [...domains].sort((a, b) => b.length - a.length)) {
     if (name.endsWith('.' + domain)) {
       const bucket = name.slice(0, -(domain.length + 1))
       return { bucket, key: decodePath(rawPath.slice(1)), rawPath, rawQuery }

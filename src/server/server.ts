@@ -54,7 +54,7 @@ export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {
   httpPort: 9000,
   region: 'us-east-1',
   mode: 'oss',
-  domains: ['localhost'],
+  domains: ['s3.localhost', 'localhost'],
 }
 
 export interface RunningServer {
@@ -132,7 +132,7 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   const https = createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, track(true))
   const servers: Server[] = [https]
   let http: Server | undefined
-  if (config.httpPort !== 0 && config.httpPort !== undefined) {
+  if (config.httpPort !== null) {
     http = createHttpServer(serverOptions, track(false))
     servers.push(http)
   }
@@ -149,7 +149,7 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   let httpPort: number | undefined
   try {
     httpsPort = await listen(https, config.httpsPort)
-    if (http) httpPort = await listen(http, config.httpPort)
+    if (http && config.httpPort !== null) httpPort = await listen(http, config.httpPort)
   } catch (err) {
     for (const s of servers) s.close()
     meta.close()

@@ -9,9 +9,10 @@ import type { FileStore } from './store.js'
 export interface ServerConfig {
   dataDir: string
   host: string
+  /** 0 picks a free port. */
   httpsPort: number
-  /** 0 turns plain HTTP off. */
-  httpPort: number
+  /** Plain HTTP: null turns it off, 0 picks a free port. */
+  httpPort: number | null
   region: string
   mode: ServerMode
   /** Host names under which `<bucket>.<domain>` is virtual-hosted-style addressing. */

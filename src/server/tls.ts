@@ -1,6 +1,6 @@
 /**
  * TLS material: a certificate and key given on the command line, or a self-signed one
- * for localhost / 127.0.0.1 / ::1 (and *.localhost for virtual-hosted buckets) created in
+ * for localhost / 127.0.0.1 / ::1 (and *.s3.localhost for virtual-hosted buckets) created in
  * the data dir on first start. Clients trust it by its path (printed at start).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -50,6 +50,10 @@ export async function loadTls(dataDir: string, given?: { certPath?: string; keyP
         altNames: [
           { type: 2, value: 'localhost' },
           { type: 2, value: '*.localhost' },
+          // TLS clients refuse a wildcard directly under a top-level name (RFC 6125 §7.2),
+          // so virtual-hosted buckets over HTTPS use <bucket>.s3.localhost.
+          { type: 2, value: 's3.localhost' },
+          { type: 2, value: '*.s3.localhost' },
           { type: 7, ip: '127.0.0.1' },
           { type: 7, ip: '::1' },
         ],
