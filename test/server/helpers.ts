@@ -3,7 +3,7 @@
  * dir, and S3 clients that trust its self-signed certificate.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import https from 'node:https'
 import http from 'node:http'
@@ -175,4 +175,27 @@ export async function errorStatus(p: Promise<unknown>): Promise<number | undefin
 
 export function randomBuffer(size: number): Buffer {
   return randomBytes(size)
+}
+
+/** node:crypto SHA-256 / HMAC in the shape @smithy/signature-v4 expects. */
+export class TestSha256 {
+  private readonly h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>
+  constructor(secret?: string | Uint8Array) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret)
+  }
+  update(data: string | Uint8Array): void {
+    this.h.update(data)
+  }
+  async digest(): Promise<Uint8Array> {
+    return this.h.digest()
+  }
+  reset(): void {}
+}
+
+/** SigV4 signing key, derived independently of the server's code (AWS docs, "Derive a signing key"). */
+export function signingKey(secret: string, date: string, region = 'us-east-1', service = 's3'): Buffer {
+  const kDate = createHmac('sha256', 'AWS4' + secret).update(date).digest()
+  const kRegion = createHmac('sha256', kDate).update(region).digest()
+  const kService = createHmac('sha256', kRegion).update(service).digest()
+  return createHmac('sha256', kService).update('aws4_request').digest()
 }
