@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
 import { serve, userCommand } from './server/cli.js'
 
@@ -8,6 +9,8 @@ commands:
   serve         the S3-compatible HTTPS server (s3-sse serve --help)
   user          add | list | remove users of the server
   backend       which crypto backend loads here, and why any faster one did not
+  bench         benchmark crypto, objects and server against the machine's limit
+                  [--only crypto|objects|server] [--quick] [--out DIR (default bench/results)]
   version       the package version
   help          this text
 `
@@ -30,6 +33,8 @@ export async function main(argv: string[]): Promise<number> {
       return serve(rest)
     case 'user':
       return userCommand(rest)
+    case 'bench':
+      return bench(rest)
     case 'version':
     case '--version':
       process.stdout.write(version() + '\n')
@@ -44,4 +49,19 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`s3-sse: unknown command "${command}" ${rest.length ? '' : ''}\n${USAGE}`)
       return 2
   }
+}
+
+async function bench(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { only: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' } },
+  })
+  loadBackend()
+  process.stderr.write(describeBackendReport() + '\n')
+  // bench/ ships beside dist/ and is plain JavaScript: load it by URL, not through tsc.
+  const runner = (await import(new URL('../bench/run.mjs', import.meta.url).href)) as {
+    runBench(opts: { only?: string; quick?: boolean; out?: string }): Promise<unknown>
+  }
+  await runner.runBench({ only: values.only, quick: values.quick, out: values.out })
+  return 0
 }
