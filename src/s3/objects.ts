@@ -7,6 +7,7 @@ import { s3Error } from './errors.js'
 import type { ChecksumAlgorithm, ChecksumType } from './checksums.js'
 import { checksumHeader } from './checksums.js'
 import { contentRange, type ByteRange } from './conditions.js'
+import { sseResponseHeaders, type ServerMode, type StoredEncryption } from './sse.js'
 
 /** S3 limits (S3 User Guide, "Uploading and copying objects using multipart upload"). */
 export const MAX_KEY_BYTES = 1024
@@ -107,8 +108,8 @@ export interface ObjectView {
   meta: Record<string, string>
   checksum?: { algorithm: ChecksumAlgorithm; type: ChecksumType; value: string }
   partsCount?: number
-  /** Set for an object stored encrypted; the algorithm and KMS key id. */
-  encryption?: { algorithm: string; keyId?: string; bucketKey?: boolean }
+  /** Set for an object stored encrypted (from its manifest). */
+  encryption?: StoredEncryption
 }
 
 /** `response-*` query parameters of a GET that override stored headers (S3 API reference, GetObject). */
@@ -121,17 +122,6 @@ export const RESPONSE_OVERRIDES: Record<string, string> = {
   'response-content-encoding': 'content-encoding',
 }
 
-/** Headers that say how an object was stored encrypted (the ones write responses carry too). */
-export function encryptionHeaders(encryption: ObjectView['encryption']): Record<string, string> {
-  if (!encryption) return {}
-  const out: Record<string, string> = { 'x-amz-server-side-encryption': encryption.algorithm }
-  if (encryption.algorithm === 'aws:kms' && encryption.keyId) {
-    out['x-amz-server-side-encryption-aws-kms-key-id'] = encryption.keyId
-  }
-  if (encryption.bucketKey) out['x-amz-server-side-encryption-bucket-key-enabled'] = 'true'
-  return out
-}
-
 /**
  * The one place that decides the response headers of GetObject / HeadObject.
  * The stored checksum is returned only when asked (`x-amz-checksum-mode: ENABLED`) and
@@ -139,7 +129,7 @@ export function encryptionHeaders(encryption: ObjectView['encryption']): Record<
  */
 export function objectResponseHeaders(
   obj: ObjectView,
-  opts: { range?: ByteRange | null; checksumMode?: boolean; overrides?: Record<string, string> },
+  opts: { mode: ServerMode; range?: ByteRange | null; checksumMode?: boolean; overrides?: Record<string, string> },
 ): Record<string, string> {
   const h: Record<string, string> = {
     'last-modified': new Date(obj.lastModified).toUTCString(),
@@ -149,7 +139,7 @@ export function objectResponseHeaders(
   }
   for (const [name, value] of Object.entries(obj.headers)) h[name] = value
   for (const [name, value] of Object.entries(obj.meta)) h[`x-amz-meta-${name}`] = value
-  Object.assign(h, encryptionHeaders(obj.encryption))
+  Object.assign(h, sseResponseHeaders(opts.mode, obj.encryption))
   if (obj.partsCount !== undefined && obj.partsCount > 1) h['x-amz-mp-parts-count'] = String(obj.partsCount)
   if (opts.range) {
     h['content-range'] = contentRange(opts.range, obj.size)

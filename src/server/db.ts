@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import type { ChecksumAlgorithm, ChecksumType } from '../s3/checksums.js'
+import type { StoredEncryption } from '../s3/sse.js'
 
 export const DB_FILE = 'meta.sqlite'
 const SCHEMA_VERSION = 1
@@ -88,7 +89,7 @@ export interface ObjectRow {
   manifest: Uint8Array
   /** Stored file id per manifest part, in order. */
   files: string[]
-  encryption?: { algorithm: string; keyId?: string; bucketKey?: boolean }
+  encryption?: StoredEncryption
 }
 
 /** The columns a listing needs (no manifest). */
@@ -111,7 +112,7 @@ export interface UploadRow {
   meta: Record<string, string>
   checksumAlgorithm?: ChecksumAlgorithm
   checksumType?: ChecksumType
-  encryption?: { algorithm: string; keyId?: string; bucketKey?: boolean }
+  encryption?: StoredEncryption
 }
 
 export interface PartRow {

@@ -1,7 +1,7 @@
 /**
  * What a running server holds: its configuration, metadata, files and identities.
  */
-import type { ServerMode } from '../s3/encryption.js'
+import type { ServerMode } from '../s3/sse.js'
 import type { User, UserStore } from './credentials.js'
 import type { MetaStore } from './db.js'
 import type { FileStore } from './store.js'

@@ -228,10 +228,23 @@ export async function readObject(
       : m.size === 0
         ? (async function* () {})()
         : objectLayer.openObject(m, { context: obj.context, ...access }, reader.read)
+  // Pull the first chunk now: the object layer checks the manifest (and the first package)
+  // there, so a failure still becomes an S3 error instead of a truncated 200.
+  const it = plain[Symbol.asyncIterator]()
+  let first: IteratorResult<Buffer>
+  try {
+    first = await it.next()
+  } catch (err) {
+    await reader.close()
+    throw err
+  }
   return (async function* () {
     try {
-      yield* plain
+      if (first.done) return
+      yield first.value
+      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value
     } finally {
+      await it.return?.()
       await reader.close()
     }
   })()

@@ -180,16 +180,22 @@ export function randomBuffer(size: number): Buffer {
 /** node:crypto SHA-256 / HMAC in the shape @smithy/signature-v4 expects. */
 export class TestSha256 {
   private readonly h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>
-  constructor(secret?: string | Uint8Array) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret)
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret))
   }
-  update(data: string | Uint8Array): void {
-    this.h.update(data)
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.h.update(toBytes(data))
   }
   async digest(): Promise<Uint8Array> {
     return this.h.digest()
   }
   reset(): void {}
+}
+
+function toBytes(d: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof d === 'string') return d
+  if (ArrayBuffer.isView(d)) return Buffer.from(d.buffer, d.byteOffset, d.byteLength)
+  return Buffer.from(d)
 }
 
 /** SigV4 signing key, derived independently of the server's code (AWS docs, "Derive a signing key"). */

@@ -19,7 +19,6 @@ import {
 import { normalizeEtag, parseCopySourceRange } from '../../s3/conditions.js'
 import { parseMaxKeys } from '../../s3/listing.js'
 import {
-  encryptionHeaders,
   MIN_PART_SIZE,
   MAX_PART_SIZE,
   multipartEtag,
@@ -30,7 +29,7 @@ import {
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
 import { checksumFromHeaders, WriteBody } from '../body.js'
 import type { ObjectRow, PartRow, StoredChecksum, UploadRow } from '../db.js'
-import { encryptionFor, kmsAccess } from '../encryption.js'
+import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
 import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import {
   beginUpload,
@@ -91,7 +90,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
   ctx.state.meta.createUpload(upload)
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
     ...checksumHeaders(upload),
-    ...encryptionHeaders(upload.encryption),
+    ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
   })
 }
 
@@ -135,7 +134,7 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
   sendEmpty(ctx, 200, {
     etag: `"${part.etag}"`,
     ...(part.checksum ? { [checksumHeader(part.checksum.algorithm)]: part.checksum.value } : {}),
-    ...encryptionHeaders(upload.encryption),
+    ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
   })
 }
 
@@ -181,7 +180,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
       LastModified: isoDate(part.lastModified),
       ...(part.checksum ? { [`Checksum${part.checksum.algorithm}`]: part.checksum.value } : {}),
     }),
-    encryptionHeaders(upload.encryption),
+    sseResponseHeaders(ctx.state.config.mode, upload.encryption),
   )
 }
 
@@ -259,7 +258,7 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<void
       ETag: `"${row.etag}"`,
       ...(checksum ? { [`Checksum${checksum.algorithm}`]: checksum.value, ChecksumType: checksum.type } : {}),
     }),
-    encryptionHeaders(row.encryption),
+    sseResponseHeaders(ctx.state.config.mode, row.encryption),
   )
 }
 

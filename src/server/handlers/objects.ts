@@ -8,7 +8,6 @@ import { s3Error } from '../../s3/errors.js'
 import { checksumHeader, createDigest, parseChecksumAlgorithm, type ChecksumAlgorithm } from '../../s3/checksums.js'
 import { checkCopySourcePreconditions, checkReadPreconditions, parseRange, type ByteRange } from '../../s3/conditions.js'
 import {
-  encryptionHeaders,
   objectResponseHeaders,
   parseCopySource,
   parsePartNumber,
@@ -19,7 +18,7 @@ import {
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { WriteBody } from '../body.js'
 import type { BucketRow, ObjectRow, StoredChecksum } from '../db.js'
-import { encryptionFor, kmsAccess } from '../encryption.js'
+import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
 import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext } from '../http.js'
 import { decodeManifest, encodeManifest, readObject, stageObject, tapStream, type Manifest } from '../store.js'
 import { isoDate, readXmlBody, requireBucket, requireObject, viewOf } from './common.js'
@@ -99,7 +98,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     encryption: encryptionOf(manifest),
   }
   await commitObject(ctx, row, staged.file)
-  sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...encryptionHeaders(row.encryption) })
+  sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
 }
 
 /** `?partNumber=N` on GET/HEAD: the byte range of that part (S3 API reference, GetObject). */
@@ -145,6 +144,7 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       range = parseRange(header(ctx, 'range'), obj.size)
     }
     const headers = objectResponseHeaders(viewOf(obj), {
+      mode: ctx.state.config.mode,
       range,
       checksumMode: header(ctx, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED',
       overrides: responseOverrides(ctx.query),
@@ -289,6 +289,6 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
       LastModified: isoDate(row.lastModified),
       ...(checksum ? { ChecksumType: checksum.type, [`Checksum${checksum.algorithm}`]: checksum.value } : {}),
     }),
-    encryptionHeaders(row.encryption),
+    sseResponseHeaders(ctx.state.config.mode, row.encryption),
   )
 }

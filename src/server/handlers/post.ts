@@ -7,13 +7,13 @@ import busboy from 'busboy'
 import type { Readable } from 'node:stream'
 import { s3Error } from '../../s3/errors.js'
 import { createDigest } from '../../s3/checksums.js'
-import { encryptionHeaders, storedHeadersFrom, validateKey } from '../../s3/objects.js'
+import { storedHeadersFrom, validateKey } from '../../s3/objects.js'
 import { evaluatePostPolicy, postObjectKey } from '../../s3/post-policy.js'
 import { s3Document } from '../../s3/xml.js'
 import { verifyOptions } from '../auth/index.js'
 import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
 import type { ObjectRow } from '../db.js'
-import { encryptionFor } from '../encryption.js'
+import { encryptionFor, sseResponseHeaders } from '../encryption.js'
 import { sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { lookupUser } from '../state.js'
 import { encodeManifest, stageObject, tapStream } from '../store.js'
@@ -124,7 +124,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
 function respond(ctx: RequestContext, fields: Map<string, string>, row: ObjectRow): void {
   const etag = `"${row.etag}"`
   const location = `/${row.bucket}/${encodeURIComponent(row.key).replace(/%2F/g, '/')}`
-  const headers = { etag, location, ...encryptionHeaders(row.encryption) }
+  const headers = { etag, location, ...sseResponseHeaders(ctx.state.config.mode, row.encryption) }
   const redirect = fields.get('success_action_redirect') ?? fields.get('redirect')
   if (redirect) {
     let target: URL | undefined
