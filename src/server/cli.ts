@@ -75,7 +75,6 @@ export async function serve(argv: string[]): Promise<number> {
   const config = parseServeArgs(argv)
   const server = await startServer(config)
   const out = (s: string) => process.stdout.write(s + '\n')
-  out(`s3-sse listening on ${server.httpsUrl}${server.httpUrl ? ` and ${server.httpUrl}` : ''}`)
   out(`data dir: ${server.state.config.dataDir}`)
   out(`TLS certificate: ${server.tls.certPath}${server.tls.created ? ' (self-signed, created now; trust this file in clients)' : ''}`)
   out(`region: ${config.region}, mode: ${config.mode}`)
@@ -88,6 +87,8 @@ export async function serve(argv: string[]): Promise<number> {
     out(`root access key: ${root.user.accessKey} (from ${root.source === 'env' ? 'S3SSE_ACCESS_KEY' : 'the data dir'})`)
   }
   if (server.swept > 0) out(`removed ${server.swept} unreferenced object files left by an earlier stop`)
+  // Last, so whoever waits for this line has seen everything above.
+  out(`s3-sse listening on ${server.httpsUrl}${server.httpUrl ? ` and ${server.httpUrl}` : ''}`)
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       out(`${signal}: finishing in-flight requests`)
