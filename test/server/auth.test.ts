@@ -29,6 +29,7 @@ import {
   runCli,
   signingKey,
   startServer,
+  stopAll,
   TestSha256,
   type RawResponse,
   type TestServer,
@@ -49,8 +50,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   s3?.destroy()
-  expect(await server?.stop()).toBe(0)
+  const code = await server?.stop()
+  await stopAll()
   removeDir(server.dataDir)
+  expect(code).toBe(0) // a graceful SIGTERM exit
 })
 
 function xmlCode(res: RawResponse): string | undefined {

@@ -32,6 +32,26 @@ export interface TestServer {
   stop(): Promise<number | null>
 }
 
+/** Every server process a test file started, so none outlives it even when a test fails. */
+const running = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL')
+})
+
+/** Stops every server this file started and still running (call from afterAll). */
+export async function stopAll(): Promise<void> {
+  await Promise.all(
+    [...running].map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve()
+          p.once('exit', () => resolve())
+          p.kill('SIGTERM')
+        }),
+    ),
+  )
+}
+
 export function tempDir(prefix = 's3sse-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
@@ -63,6 +83,8 @@ export async function startServer(opts: { dataDir?: string; env?: NodeJS.Process
     ['--import', 'tsx', ENTRY, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--https-port', 'auto', '--http-port', 'auto', ...(opts.args ?? [])],
     { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
   )
+  running.add(proc)
+  proc.on('exit', () => running.delete(proc))
   let out = ''
   proc.stdout!.on('data', (d) => (out += d))
   proc.stderr!.on('data', (d) => (out += d))

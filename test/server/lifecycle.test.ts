@@ -11,10 +11,13 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { Upload } from '@aws-sdk/lib-storage'
-import { errorCode, randomBuffer, removeDir, startServer, tempDir, type TestServer } from './helpers.js'
+import { errorCode, randomBuffer, removeDir, startServer, stopAll, tempDir, type TestServer } from './helpers.js'
 
 const dirs: string[] = []
-afterAll(() => dirs.forEach(removeDir))
+afterAll(async () => {
+  await stopAll()
+  dirs.forEach(removeDir)
+})
 
 function rootKeys(dataDir: string): { accessKeyId: string; secretAccessKey: string } {
   const stored = JSON.parse(readFileSync(join(dataDir, 'root-credentials.json'), 'utf8'))

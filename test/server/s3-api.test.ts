@@ -35,7 +35,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { checksumOf } from '../../src/s3/checksums.js'
-import { errorCode, errorStatus, randomBuffer, rawRequest, removeDir, ROOT_KEY, ROOT_SECRET, startServer, type TestServer } from './helpers.js'
+import { errorCode, errorStatus, randomBuffer, rawRequest, removeDir, ROOT_KEY, ROOT_SECRET, startServer, stopAll, type TestServer } from './helpers.js'
 
 const MiB = 1024 * 1024
 let server: TestServer
@@ -61,8 +61,9 @@ beforeAll(async () => {
 afterAll(async () => {
   s3?.destroy()
   const code = await server?.stop()
-  expect(code).toBe(0)
+  await stopAll()
   removeDir(server.dataDir)
+  expect(code).toBe(0) // a graceful SIGTERM exit
 })
 
 describe('service and buckets', () => {
