@@ -100,7 +100,18 @@ export class UserStore {
       return
     }
     if (mtime === this.mtimeMs) return
-    const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as { users?: User[] }
+    let parsed: { users?: User[] }
+    try {
+      parsed = JSON.parse(readFileSync(this.path, 'utf8')) as { users?: User[] }
+    } catch (err) {
+      // A hand-edited file that does not parse: keep serving the users we had, say why.
+      if (this.mtimeMs === -1 && this.users.length === 0) {
+        throw new S3sseError('S3SSE_BAD_CREDENTIALS', `${this.path} is not valid JSON`, { cause: err })
+      }
+      process.stderr.write(`s3-sse: ignoring ${this.path}: not valid JSON (keeping the previous users)\n`)
+      this.mtimeMs = mtime
+      return
+    }
     this.users = Array.isArray(parsed.users) ? parsed.users : []
     this.mtimeMs = mtime
   }

@@ -113,7 +113,8 @@ const consoleLogger: Logger = {
 
 export async function startServer(config: ServerConfig, log: Logger = consoleLogger): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir)
-  mkdirSync(dataDir, { recursive: true })
+  // The data dir holds credentials and the TLS key: private to the server's user.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const rootCredentials = loadRootCredentials(dataDir)
   const tls = await loadTls(dataDir, { certPath: config.tlsCert, keyPath: config.tlsKey })
   const files = new FileStore(dataDir)

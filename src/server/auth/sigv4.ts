@@ -302,7 +302,8 @@ export async function verifyPresigned(req: SignedRequest, opts: VerifyOptions): 
   if (!headerList.includes('host')) throw s3Error('AccessDenied', 'The host header must be signed.')
   const principal = lookupPrincipal(opts, cred.accessKey)
 
-  const payloadHash = q('X-Amz-Content-Sha256') ?? header(req.headers, 'x-amz-content-sha256') ?? UNSIGNED_PAYLOAD
+  // Presigned URLs sign UNSIGNED-PAYLOAD unless the URL itself names a hash.
+  const payloadHash = q('X-Amz-Content-Sha256') ?? UNSIGNED_PAYLOAD
   const key = await signingKey(principal, cred)
   const canonical = canonicalRequest(req, headerList, payloadHash, 'X-Amz-Signature')
   const expected = hmacHex(key, stringToSign(amzDate, cred.scope, canonical))
