@@ -16,7 +16,7 @@ import {
 } from '../s3/checksums.js'
 import { MAX_SINGLE_PUT } from '../s3/objects.js'
 import { decodeAwsChunked } from './auth/chunked.js'
-import { header, type RequestContext } from './http.js'
+import { continueBody, header, type RequestContext } from './http.js'
 
 export interface VerifiedBody {
   /** Hex MD5 of the plaintext: the ETag of a single-part object or part. */
@@ -113,6 +113,7 @@ export class WriteBody {
   stream(): AsyncIterable<Buffer> {
     if (this.consumed) throw new Error('request body read twice')
     this.consumed = true
+    continueBody(this.ctx)
     const payload = this.ctx.payload
     const source: AsyncIterable<Buffer> = this.isChunked()
       ? decodeAwsChunked(this.ctx.req, {

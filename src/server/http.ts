@@ -29,6 +29,19 @@ export interface RequestContext {
   user?: User
   payload?: PayloadMode
   presigned?: boolean
+  /** 100 Continue sent (or not needed). */
+  continued?: boolean
+}
+
+/**
+ * A client that sent `Expect: 100-continue` waits for this before sending the body, so a
+ * request refused on its headers (auth, bucket, key) never uploads it. Called by whatever
+ * is about to read the body.
+ */
+export function continueBody(ctx: RequestContext): void {
+  if (ctx.continued) return
+  ctx.continued = true
+  if ((ctx.req.headers.expect ?? '').toLowerCase() === '100-continue' && !ctx.res.headersSent) ctx.res.writeContinue()
 }
 
 export function header(ctx: RequestContext, name: string): string | undefined {

@@ -137,6 +137,9 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
     http = createHttpServer(serverOptions, track(false))
     servers.push(http)
   }
+  // Expect: 100-continue is answered by the handler once it is ready for the body (continueBody).
+  https.on('checkContinue', track(true))
+  http?.on('checkContinue', track(false))
   const listen = (s: Server, port: number) =>
     new Promise<number>((ok, fail) => {
       s.once('error', fail)

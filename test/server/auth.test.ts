@@ -4,6 +4,7 @@
  * their isolation, and browser POST uploads with a SigV4 policy.
  */
 import { createHash, createHmac } from 'node:crypto'
+import https from 'node:https'
 import { crc32 } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -137,6 +138,36 @@ describe('header signatures', () => {
     const res = await rawRequest(server, { method: 'PUT', path: `/${BUCKET}/sha-lie`, headers: lying, body })
     expect(xmlCode(res)).toBe('XAmzContentSHA256Mismatch')
     expect(await errorCode(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'sha-lie' })))).toBe('NotFound')
+  })
+
+  it('answers Expect: 100-continue only when ready for the body', async () => {
+    const send = async (bucket: string, body: Buffer) => {
+      const path = `/${bucket}/expecting`
+      const headers = await signedRequest({ method: 'PUT', path, payloadHash: 'UNSIGNED-PAYLOAD', headers: { 'content-length': String(body.length) } })
+      const url = new URL(server.httpsUrl)
+      return new Promise<{ status: number; continued: boolean; text: string }>((resolve, reject) => {
+        let continued = false
+        const req = https.request({ host: url.hostname, port: url.port, method: 'PUT', path, ca: server.ca, headers: { ...headers, expect: '100-continue' } })
+        req.on('continue', () => {
+          continued = true
+          req.end(body)
+        })
+        req.on('response', (res) => {
+          let text = ''
+          res.on('data', (d) => (text += d))
+          res.on('end', () => {
+            if (!continued) req.destroy()
+            resolve({ status: res.statusCode ?? 0, continued, text })
+          })
+        })
+        req.on('error', (e) => (continued ? reject(e) : undefined))
+      })
+    }
+    const refused = await send('no-such-bucket-at-all', randomBuffer(8 * 1024 * 1024))
+    expect(refused).toMatchObject({ status: 404, continued: false })
+    expect(refused.text).toContain('<Code>NoSuchBucket</Code>')
+    const accepted = await send(BUCKET, randomBuffer(1000))
+    expect(accepted).toMatchObject({ status: 200, continued: true })
   })
 
   it('refuses a region other than its own', async () => {

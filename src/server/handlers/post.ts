@@ -14,7 +14,7 @@ import { verifyOptions } from '../auth/index.js'
 import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
 import type { ObjectRow } from '../db.js'
 import { encryptionFor, sseResponseHeaders } from '../encryption.js'
-import { sendEmpty, sendXml, type RequestContext } from '../http.js'
+import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { lookupUser } from '../state.js'
 import { encodeManifest, stageObject, tapStream } from '../store.js'
 import { requireBucket } from './common.js'
@@ -51,6 +51,7 @@ function readForm(ctx: RequestContext): Promise<{ fields: Map<string, string>; f
     bb.on('close', () => {
       if (!gotFile) reject(s3Error('InvalidArgument', 'POST requires exactly one file upload per request.'))
     })
+    continueBody(ctx)
     ctx.req.pipe(bb)
   })
 }
