@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
+import { kmsCommand } from './keys/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
 commands:
   backend       which crypto backend loads here, and why any faster one did not
+  kms           manage the embedded KMS keys: s3-sse kms list|create|describe|rotate --data-dir DIR
   version       the package version
   help          this text
 `
@@ -23,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(describeBackendReport() + '\n')
       return 0
     }
+    case 'kms':
+      return kmsCommand(rest)
     case 'version':
     case '--version':
       process.stdout.write(version() + '\n')
