@@ -107,6 +107,15 @@ class BatchCipher {
     if (this.direction === 'open' && this.final && !this.sawInput) {
       throw new S3sseError('S3SSE_TRUNCATED', 'the sealed stream is empty: even an empty stream has one package')
     }
+    const sealedSize = this.packageSize + TAG_SIZE
+    const tail = this.direction === 'open' ? rest.length % sealedSize : 0
+    if (tail > 0 && tail < TAG_SIZE) {
+      // A piece shorter than a tag: open what precedes it first, so that a final package
+      // followed by stray bytes reports TRAILING_DATA, and otherwise it is a cut package.
+      const whole = rest.length - tail
+      if (whole > 0) done.push(await this.run(rest.subarray(0, whole), false))
+      throw new S3sseError('S3SSE_TRUNCATED', `the sealed stream ends inside package ${this.nextPackage}, in fewer bytes than a tag`, { packageNumber: this.nextPackage })
+    }
     if (rest.length > 0 || this.final) done.push(await this.run(rest, this.final))
     this.buffers[0].fill(0)
     this.buffers[1].fill(0)
@@ -150,28 +159,28 @@ class BatchCipher {
   }
 
   /**
-   * STREAM makes a cut at a package boundary show up as the new last package failing
-   * under the final flag, and appended data as the old final package failing without it.
-   * Opening that one package with the flag flipped (into scratch memory that is wiped)
-   * tells the two apart from plain corruption, so the error can say what happened.
+   * STREAM makes a cut at a package boundary show up as the new last package failing under
+   * the final flag, and data after the final package as that package failing without it.
+   * Opening the failing package once more with the flag flipped (into scratch memory that
+   * is wiped) tells these apart from corruption, so the error says what happened. Which
+   * code comes out depends only on the bytes, never on how input was batched.
    */
   private explain(e: unknown, input: Uint8Array, first: number, final: boolean): unknown {
     if (!(e instanceof S3sseError) || e.code !== 'S3SSE_AUTH_FAILED' || e.packageNumber === undefined) return e
     const sealedSize = this.packageSize + TAG_SIZE
-    const index = e.packageNumber - first
-    const start = index * sealedSize
+    const start = (e.packageNumber - first) * sealedSize
     const pkg = input.subarray(start, Math.min(start + sealedSize, input.length))
-    const isLast = start + pkg.length === input.length
-    if (!isLast || pkg.length < TAG_SIZE) return e
+    if (pkg.length < TAG_SIZE) return e
+    const flagged = final && start + pkg.length === input.length
     const scratch = Buffer.alloc(pkg.length - TAG_SIZE)
     try {
-      this.backend.open(this.sk.key, this.sk.noncePrefix, e.packageNumber, !final, pkg, scratch, this.packageSize)
+      this.backend.open(this.sk.key, this.sk.noncePrefix, e.packageNumber, !flagged, pkg, scratch, this.packageSize)
     } catch {
       return e
     } finally {
       scratch.fill(0)
     }
-    return final
+    return flagged
       ? new S3sseError('S3SSE_TRUNCATED', `the sealed stream ends after package ${e.packageNumber}, which is not its final package`, { packageNumber: e.packageNumber })
       : new S3sseError('S3SSE_TRAILING_DATA', `package ${e.packageNumber} is the final package of its stream, but more data follows it`, { packageNumber: e.packageNumber })
   }
