@@ -6,7 +6,11 @@ import type { Kms } from '../keys/kms.js'
 import { recoverObjectKey } from './keys.js'
 import { checkManifestMac, manifestMacKey, validateManifest, type Manifest, type ObjectContext } from './manifest.js'
 
-/** Reader of stored bytes: part index in manifest.parts, byte range [start, end) of that part's stored bytes. */
+/**
+ * Reader of stored bytes: part index in manifest.parts, byte range [start, end) of that part's
+ * stored bytes (never empty). It must yield exactly end − start bytes: fewer is
+ * S3SSE_TRUNCATED, more S3SSE_TRAILING_DATA.
+ */
 export type ReadStored = (partIndex: number, start: number, end: number) => AsyncIterable<Uint8Array>
 
 export interface OpenOptions { context: ObjectContext; kms?: Kms }
@@ -65,6 +69,7 @@ class Opened implements OpenedObject {
       const m = this.manifest
       for (let i = 0; i < m.parts.length; i++) {
         const part = m.parts[i]
+        if (part.storedSize === 0) continue // an empty plaintext part: nothing to read
         const stored = exactly(read(i, 0, part.storedSize), part.storedSize, part.number)
         if (!this.dataKey) {
           yield* stored

@@ -133,6 +133,8 @@ async function* partStream(source: AsyncIterable<Uint8Array>, dataKey: Uint8Arra
  * Seals a single-part object. The data key is fetched (one KMS call, or none with a bucket
  * key served from a CachedKms) before the promise resolves, so a KMS failure is a rejected
  * promise and no byte is written. The stream yields what to store; result() is the manifest.
+ * As with Node streams, a chunk of `source` must not be changed after it has been yielded
+ * (sealing reads it while the next one is pulled).
  */
 export async function sealObject(source: AsyncIterable<Uint8Array>, opts: {
   context: ObjectContext; encryption?: EncryptionRequest | null; packageSize?: number
