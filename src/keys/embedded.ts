@@ -81,7 +81,7 @@ export class EmbeddedKms implements Kms {
   async generateDataKey(keyIdOrAlias: string, context: EncryptionContext): Promise<DataKey> {
     this.refresh()
     const key = this.usable(this.resolve(keyIdOrAlias))
-    const plaintext = new Uint8Array(randomBytes(KEY_SIZE))
+    const plaintext: Uint8Array = randomBytes(KEY_SIZE)
     const wrapped = wrapDataKey(this.material(key.id, key.current), key.id, key.current, plaintext, context)
     return { plaintext, wrapped, keyId: key.id, keyVersion: key.current }
   }
@@ -120,7 +120,7 @@ export class EmbeddedKms implements Kms {
     return this.mutate((body) => {
       const key = body.keys.find((k) => k.id === id)
       if (!key) throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', `no key ${id}`)
-      key.versions.push({ version: key.versions.length + 1, createdAt: new Date().toISOString(), material: randomBytes(KEY_SIZE).toString('base64') })
+      key.versions.push({ version: key.versions.length + 1, createdAt: new Date().toISOString(), material: newMaterial() })
       key.current = key.versions.length
       return info(key)
     })
@@ -191,7 +191,13 @@ export class EmbeddedKms implements Kms {
   private load(body: KeyringBody): void {
     this.wipe()
     for (const k of body.keys) {
-      this.materials.set(k.id, k.versions.map((v) => new Uint8Array(Buffer.from(v.material, 'base64'))))
+      this.materials.set(k.id, k.versions.map((v) => {
+        // Small Buffer.from() results live in Node's shared pool: copy out, then wipe the pool slice.
+        const pooled = Buffer.from(v.material, 'base64')
+        const material = new Uint8Array(pooled)
+        pooled.fill(0)
+        return material
+      }))
     }
     this.body = body
   }
@@ -247,6 +253,14 @@ export function normaliseAlias(alias: string): string {
   return name
 }
 
+/** Fresh master key material as base64 (the keyring body is JSON); the bytes are wiped. */
+function newMaterial(): string {
+  const bytes = randomBytes(KEY_SIZE)
+  const text = bytes.toString('base64')
+  bytes.fill(0)
+  return text
+}
+
 function newStoredKey(alias: string | undefined, description: string | undefined): StoredKey {
   const now = new Date().toISOString()
   return {
@@ -256,7 +270,7 @@ function newStoredKey(alias: string | undefined, description: string | undefined
     createdAt: now,
     enabled: true,
     current: 1,
-    versions: [{ version: 1, createdAt: now, material: randomBytes(KEY_SIZE).toString('base64') }],
+    versions: [{ version: 1, createdAt: now, material: newMaterial() }],
   }
 }
 
@@ -349,7 +363,7 @@ function openLocked(paths: KmsPaths, opts: { rootKey?: Uint8Array }): EmbeddedKm
   }
   // First start: the root key is written as pending, the keyring after it, and only then is
   // the key committed by a rename. A crash at any point leaves a state open() recovers from.
-  const fresh = new Uint8Array(randomBytes(KEY_SIZE))
+  const fresh: Uint8Array = randomBytes(KEY_SIZE)
   fs.rmSync(paths.rootKeyPending, { force: true })
   writeNewFile(paths.rootKeyPending, Buffer.from(fresh).toString('base64') + '\n')
   writeFileAtomic(paths.keyring, sealKeyring(fresh, empty))

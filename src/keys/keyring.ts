@@ -146,10 +146,14 @@ function checkBody(b: unknown, where: string): KeyringBody {
 export function parseRootKey(text: string, source: string): Uint8Array {
   const t = text.trim()
   const bytes = Buffer.from(t, 'base64')
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t) || bytes.length !== KEY_SIZE || bytes.toString('base64') !== t) {
-    throw new S3sseError('S3SSE_KMS_ROOT_KEY_INVALID', `${source} must be the base64 of exactly KEY_SIZE = ${KEY_SIZE} bytes`)
+  try {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t) || bytes.length !== KEY_SIZE || bytes.toString('base64') !== t) {
+      throw new S3sseError('S3SSE_KMS_ROOT_KEY_INVALID', `${source} must be the base64 of exactly KEY_SIZE = ${KEY_SIZE} bytes`)
+    }
+    return new Uint8Array(bytes)
+  } finally {
+    bytes.fill(0) // a small Buffer.from() lives in Node's shared pool
   }
-  return new Uint8Array(bytes)
 }
 
 /** Reads a root key file; it must be readable by its owner only (like ssh's private keys). */
