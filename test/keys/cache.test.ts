@@ -4,7 +4,7 @@ import { CachedKms, KeyLru, cachedKms, countingKms } from '../../src/keys/cache.
 import { ROOT_KEY_ENV } from '../../src/keys/keyring.js'
 import { openObject, sealObject, type EncryptionRequest, type Manifest } from '../../src/object/index.js'
 import type { Kms } from '../../src/keys/kms.js'
-import { MemoryStore, chunks, collect, expectCode, randomData, tempDir } from '../helpers.js'
+import { MemoryStore, chunks, collect, expectCode, randomData, tempDir } from '../helpers/objects.js'
 
 let kms: EmbeddedKms
 let cleanup: () => void

@@ -6,7 +6,7 @@ import { openEmbeddedKms, type EmbeddedKms } from '../../src/keys/embedded.js'
 import { kmsPaths, ROOT_KEY_ENV } from '../../src/keys/keyring.js'
 import { parseWrapped } from '../../src/keys/wrap.js'
 import { kmsCommand } from '../../src/keys/cli.js'
-import { expectCode, tempDir } from '../helpers.js'
+import { expectCode, tempDir } from '../helpers/objects.js'
 
 const ctx = { bucket: 'photos', key: '2024/cat.jpg' }
 

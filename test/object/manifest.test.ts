@@ -8,7 +8,7 @@ import {
   completeUpload, decodeManifest, encodeManifest, openObject, sealObject, sealPart, startUpload, validateManifest,
   type Manifest, type ObjectContext, type PartRecord,
 } from '../../src/object/index.js'
-import { MemoryStore, chunks, collect, expectCode, randomData, tempDir } from '../helpers.js'
+import { MemoryStore, chunks, collect, expectCode, randomData, tempDir } from '../helpers/objects.js'
 
 const P = 64
 const ctx: ObjectContext = { bucket: 'b', key: 'k/1' }

@@ -10,7 +10,7 @@ import {
   type EncryptionRequest, type Manifest, type ObjectContext, type PartRecord, type UploadState,
 } from '../../src/object/index.js'
 import { ROOT_KEY_ENV } from '../../src/keys/keyring.js'
-import { FlakyKms, MemoryStore, chunks, collect, expectCode, randomData, tempDir } from '../helpers.js'
+import { FlakyKms, MemoryStore, chunks, collect, expectCode, randomData, tempDir } from '../helpers/objects.js'
 
 const P = 64
 const ctx: ObjectContext = { bucket: 'bucket-a', key: 'dir/object.bin' }

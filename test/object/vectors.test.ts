@@ -6,7 +6,7 @@ import { unwrapDataKey } from '../../src/keys/wrap.js'
 import type { Kms } from '../../src/keys/kms.js'
 import { decodeManifest, encodeManifest, openObject, openRange } from '../../src/object/index.js'
 import { bucketObjectKey } from '../../src/object/manifest.js'
-import { MemoryStore, collect, expectCode } from '../helpers.js'
+import { MemoryStore, collect, expectCode } from '../helpers/objects.js'
 
 interface ObjectVector {
   object: { bucket: string; key: string }

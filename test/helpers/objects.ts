@@ -2,10 +2,10 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { randomBytes } from 'node:crypto'
-import type { ReadStored } from '../src/object/index.js'
-import { S3sseError } from '../src/errors.js'
-import type { Kms } from '../src/keys/kms.js'
-import { KMS_METHODS } from '../src/keys/kms.js'
+import type { ReadStored } from '../../src/object/index.js'
+import { S3sseError } from '../../src/errors.js'
+import type { Kms } from '../../src/keys/kms.js'
+import { KMS_METHODS } from '../../src/keys/kms.js'
 
 /** A fresh temp dir per test, removed by the returned cleanup. */
 export function tempDir(prefix = 's3sse-test-'): { dir: string; cleanup: () => void } {
