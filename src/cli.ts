@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
+import { kmsCommand } from './keys/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
 commands:
   backend       which crypto backend loads here, and why any faster one did not
+  kms           manage the embedded KMS keys: s3-sse kms list|create|describe|rotate --data-dir DIR
   bench         benchmark crypto, objects and server against the machine's limit
                   [--only crypto|objects|server] [--quick] [--out DIR (default bench/results)]
   version       the package version
@@ -26,6 +28,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(describeBackendReport() + '\n')
       return 0
     }
+    case 'kms':
+      return kmsCommand(rest)
     case 'bench':
       return bench(rest)
     case 'version':
