@@ -8,7 +8,7 @@
  */
 import type { BucketRow } from './db.js'
 import type { RequestContext } from './http.js'
-import type { EncryptionRequest } from './store.js'
+import type { EncryptionRequest, KmsAccess } from './store.js'
 
 export function encryptionFor(_ctx: RequestContext, _bucket: BucketRow): EncryptionRequest | null {
   return null
@@ -18,6 +18,6 @@ export function encryptionFor(_ctx: RequestContext, _bucket: BucketRow): Encrypt
 export { sseResponseHeaders } from '../s3/sse.js'
 
 /** The KMS access the object layer needs to read or extend what was written. */
-export function kmsAccess(ctx: RequestContext): { kms?: unknown } {
+export function kmsAccess(ctx: RequestContext): KmsAccess {
   return ctx.state.kms === undefined ? {} : { kms: ctx.state.kms }
 }

@@ -1,6 +1,7 @@
 /**
  * What a running server holds: its configuration, metadata, files and identities.
  */
+import type { Kms } from '../keys/kms.js'
 import type { ServerMode } from '../s3/sse.js'
 import type { User, UserStore } from './credentials.js'
 import type { MetaStore } from './db.js'
@@ -34,7 +35,7 @@ export interface ServerState {
   root: User
   log: Logger
   /** The KMS the object layer uses; the encryption issue sets it. */
-  kms?: unknown
+  kms?: Kms
 }
 
 export function lookupUser(state: ServerState, accessKey: string): User | undefined {

@@ -14,8 +14,9 @@ import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
-import * as objectLayer from './object-stand-in.js'
-import type { EncryptionRequest, Manifest, ObjectContext, PartRecord, ReadStored, UploadState } from './object-stand-in.js'
+import * as objectLayer from '../object/index.js'
+import type { EncryptionRequest, Manifest, ObjectContext, PartRecord, ReadStored, UploadState } from '../object/index.js'
+import type { Kms } from '../keys/kms.js'
 
 export type { EncryptionRequest, Manifest, ObjectContext, PartRecord, UploadState }
 export const { encodeManifest, decodeManifest } = objectLayer
@@ -155,7 +156,7 @@ async function fsyncDir(dir: string): Promise<void> {
 // ------------------------------------------------------------- the object layer, over files
 
 export interface KmsAccess {
-  kms?: unknown
+  kms?: Kms
 }
 
 /** Seals a single-part object into a staged file. The source is consumed fully. */
