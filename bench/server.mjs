@@ -17,8 +17,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { fmt, gbps, isMain, machine, MiB, printTable, sizeName, writeResult } from './lib.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -94,7 +92,22 @@ async function startSink(cert, key) {
   return { url: `https://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) }
 }
 
+// The AWS SDK is a development dependency: loaded when the suite runs, with a clear error
+// in an installation without it.
+let sdk
+async function loadSdk() {
+  if (sdk) return sdk
+  try {
+    const [s3, handler] = await Promise.all([import('@aws-sdk/client-s3'), import('@smithy/node-http-handler')])
+    sdk = { ...s3, NodeHttpHandler: handler.NodeHttpHandler }
+  } catch (err) {
+    throw new Error(`the server benchmark drives the server with @aws-sdk/client-s3 (a dev dependency): npm install it first (${err.message})`)
+  }
+  return sdk
+}
+
 function client(endpoint, ca) {
+  const { S3Client, NodeHttpHandler } = sdk
   return new S3Client({
     region: 'us-east-1',
     endpoint,
@@ -145,6 +158,7 @@ async function timed(count, parallel, op) {
 }
 
 async function measureTarget(s3, bucket, data, scenarios, pid, onStep) {
+  const { PutObjectCommand, GetObjectCommand } = sdk
   const rows = []
   for (const sc of scenarios) {
     const payload = data.subarray(0, sc.size)
@@ -170,6 +184,7 @@ async function measureTarget(s3, bucket, data, scenarios, pid, onStep) {
 
 /** Before timing: a PUT and GET of each size must return exactly what was sent. */
 async function verify(s3, bucket, data, sizes) {
+  const { PutObjectCommand, GetObjectCommand } = sdk
   for (const size of sizes) {
     const payload = data.subarray(0, size)
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `verify-${size}`, Body: payload }))
@@ -181,6 +196,7 @@ async function verify(s3, bucket, data, sizes) {
 }
 
 export async function run({ quick = false, onProgress = () => {} } = {}) {
+  const { CreateBucketCommand } = await loadSdk()
   const scenarios = SCENARIOS(quick)
   const total = scenarios.length * 2 * (VARIANTS.length + 1) + 1
   let done = 0
