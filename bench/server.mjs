@@ -97,6 +97,8 @@ async function startSink(cert, key) {
 let sdk
 async function loadSdk() {
   if (sdk) return sdk
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true' // Node 20 is this project's floor
+
   try {
     const [s3, handler] = await Promise.all([import('@aws-sdk/client-s3'), import('@smithy/node-http-handler')])
     sdk = { ...s3, NodeHttpHandler: handler.NodeHttpHandler }
