@@ -71,7 +71,9 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
   })
 }
 
-export async function startServer(opts: { dataDir?: string; env?: NodeJS.ProcessEnv; args?: string[]; rootFromEnv?: boolean } = {}): Promise<TestServer> {
+export async function startServer(
+  opts: { dataDir?: string; env?: NodeJS.ProcessEnv; args?: string[]; rootFromEnv?: boolean; caFile?: string } = {},
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir()
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
   if (opts.rootFromEnv !== false) {
@@ -107,7 +109,7 @@ export async function startServer(opts: { dataDir?: string; env?: NodeJS.Process
       reject(new Error(`server exited with ${code}:\n${out}`))
     })
   })
-  const ca = readFileSync(join(dataDir, 'tls-cert.pem'))
+  const ca = readFileSync(opts.caFile ?? join(dataDir, 'tls-cert.pem'))
   let exited: Promise<number | null> | undefined
   const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
   return {

@@ -75,6 +75,25 @@ describe('server lifecycle', () => {
     expect(await second.stop()).toBe(0)
   })
 
+  it('serves a certificate given with --tls-cert / --tls-key instead of making one', async () => {
+    const certDir = tempDir()
+    const dataDir = tempDir()
+    dirs.push(certDir, dataDir)
+    const maker = await startServer({ dataDir: certDir })
+    expect(await maker.stop()).toBe(0)
+    const server = await startServer({
+      dataDir,
+      args: ['--tls-cert', join(certDir, 'tls-cert.pem'), '--tls-key', join(certDir, 'tls-key.pem')],
+      caFile: join(certDir, 'tls-cert.pem'),
+    })
+    expect(existsSync(join(dataDir, 'tls-cert.pem'))).toBe(false)
+    expect(server.output()).toContain(`TLS certificate: ${join(certDir, 'tls-cert.pem')}`)
+    const s3 = server.client()
+    await s3.send(new CreateBucketCommand({ Bucket: 'given-cert' }))
+    s3.destroy()
+    expect(await server.stop()).toBe(0)
+  })
+
   it('finishes an in-flight upload on SIGTERM before exiting', async () => {
     const dataDir = tempDir()
     dirs.push(dataDir)
