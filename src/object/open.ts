@@ -1,6 +1,6 @@
 import { S3sseError } from '../errors.js'
 import { deriveStreamKey } from '../crypto/kdf.js'
-import { packageSpan, streamPackageCount } from '../crypto/offsets.js'
+import { packageSpan } from '../crypto/offsets.js'
 import { openStream } from '../crypto/stream.js'
 import type { Kms } from '../keys/kms.js'
 import { recoverObjectKey } from './keys.js'
