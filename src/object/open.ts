@@ -1,6 +1,6 @@
 import { S3sseError } from '../errors.js'
 import { deriveStreamKey } from '../crypto/kdf.js'
-import { packageSpan, streamPackageCount } from '../crypto/offsets.js'
+import { packageSpan } from '../crypto/offsets.js'
 import { openStream } from '../crypto/stream.js'
 import type { Kms } from '../keys/kms.js'
 import { recoverObjectKey } from './keys.js'
@@ -79,7 +79,7 @@ class Opened implements OpenedObject {
         // truncating or extending any part is detected.
         const sk = deriveStreamKey(this.dataKey, part.salt!, part.number)
         try {
-          yield* openStream(stored, sk, { packageSize: m.packageSize, batchPackages: batchFor(streamPackageCount(part.size, m.packageSize), m.packageSize) })
+          yield* openStream(stored, sk, { packageSize: m.packageSize })
         } finally {
           sk.wipe()
         }
@@ -112,8 +112,7 @@ class Opened implements OpenedObject {
         const stored = exactly(read(i, span.sealedStart, span.sealedEnd), span.sealedEnd - span.sealedStart, part.number)
         const sk = deriveStreamKey(this.dataKey, part.salt!, part.number)
         try {
-          const batchPackages = batchFor(span.lastPackage - span.firstPackage + 1, m.packageSize)
-          yield* slice(openStream(stored, sk, { packageSize: m.packageSize, firstPackage: span.firstPackage, final: span.final, batchPackages }), span.skip, span.length)
+          yield* slice(openStream(stored, sk, { packageSize: m.packageSize, firstPackage: span.firstPackage, final: span.final }), span.skip, span.length)
         } finally {
           sk.wipe()
         }
@@ -123,16 +122,6 @@ class Opened implements OpenedObject {
     }
   }
 }
-
-/**
- * Packages per batch for a run of `packages`: the stream layer's 1 MiB batches, but no larger
- * than the run, so a small range does not allocate (and wipe) two full batch buffers.
- */
-function batchFor(packages: number, packageSize: number): number {
-  return Math.max(1, Math.min(packages, Math.floor(BATCH_BYTES / packageSize)))
-}
-
-const BATCH_BYTES = 1024 * 1024
 
 /**
  * Passes the stored bytes through, checking that the reader returns exactly the bytes asked
