@@ -170,6 +170,15 @@ describe('header signatures', () => {
     expect(accepted).toMatchObject({ status: 200, continued: true })
   })
 
+  it('answers MalformedXML for a broken request document', async () => {
+    const body = Buffer.from('<Delete><Object><Key>a</Key></Delete>')
+    const path = `/${BUCKET}?delete`
+    const headers = await signedRequest({ method: 'POST', path, body, payloadHash: sha256hex(body), headers: { 'content-md5': createHash('md5').update(body).digest('base64') } })
+    const res = await rawRequest(server, { method: 'POST', path, headers, body })
+    expect(res.status).toBe(400)
+    expect(xmlCode(res)).toBe('MalformedXML')
+  })
+
   it('refuses a region other than its own', async () => {
     const other = server.client({ region: 'eu-central-1' })
     expect(await errorCode(other.send(new ListObjectsV2Command({ Bucket: BUCKET })))).toBe('AuthorizationHeaderMalformed')

@@ -509,6 +509,30 @@ describe('multipart', () => {
     expect(await errorCode(s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: 'aborted', UploadId: 'nope' })))).toBe('NoSuchUpload')
   })
 
+  it('lists multipart uploads with prefixes, delimiters and markers', async () => {
+    const ids: Array<[string, string]> = []
+    for (const key of ['up/a', 'up/a', 'up/b/c', 'up/d']) {
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }))
+      ids.push([key, UploadId!])
+    }
+    const seen: Array<[string, string]> = []
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    for (let page = 0; page < 10; page++) {
+      const out = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'up/', MaxUploads: 1, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
+      seen.push(...(out.Uploads ?? []).map((u) => [u.Key!, u.UploadId!] as [string, string]))
+      if (!out.IsTruncated) break
+      keyMarker = out.NextKeyMarker
+      uploadIdMarker = out.NextUploadIdMarker
+    }
+    const sortPairs = (a: Array<[string, string]>) => [...a].sort((x, y) => (x[0] + x[1] < y[0] + y[1] ? -1 : 1))
+    expect(sortPairs(seen)).toEqual(sortPairs(ids))
+    const rolled = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'up/', Delimiter: '/' }))
+    expect(rolled.Uploads?.map((u) => u.Key)).toEqual(['up/a', 'up/a', 'up/d'])
+    expect(rolled.CommonPrefixes?.map((p) => p.Prefix)).toEqual(['up/b/'])
+    for (const [key, id] of ids) await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: id }))
+  })
+
   it('copies ranges of an object into parts (UploadPartCopy)', async () => {
     const src = randomBuffer(6 * MiB)
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'copy-src', Body: src }))
