@@ -73,7 +73,24 @@ export async function serve(argv: string[]): Promise<number> {
     return 0
   }
   const config = parseServeArgs(argv)
-  const server = await startServer(config)
+  // Signals are caught from the start: one that arrives while starting up stops the server
+  // as soon as it is up, and none can kill it between its "listening" line and here.
+  let requested: string | undefined
+  let onStop: ((signal: string) => void) | undefined
+  const onSignal = (signal: string) => (onStop ? onStop(signal) : (requested ??= signal))
+  const onTerm = () => onSignal('SIGTERM')
+  const onInt = () => onSignal('SIGINT')
+  process.on('SIGTERM', onTerm)
+  process.on('SIGINT', onInt)
+  let server
+  try {
+    server = await startServer(config)
+  } catch (err) {
+    process.off('SIGTERM', onTerm)
+    process.off('SIGINT', onInt)
+    throw err
+  }
+  const running = server
   const out = (s: string) => process.stdout.write(s + '\n')
   out(`data dir: ${server.state.config.dataDir}`)
   out(`TLS certificate: ${server.tls.certPath}${server.tls.created ? ' (self-signed, created now; trust this file in clients)' : ''}`)
@@ -90,19 +107,17 @@ export async function serve(argv: string[]): Promise<number> {
   // Last, so whoever waits for this line has seen everything above.
   out(`s3-sse listening on ${server.httpsUrl}${server.httpUrl ? ` and ${server.httpUrl}` : ''}`)
   await new Promise<void>((resolveStop) => {
-    const stop = (signal: string) => {
+    onStop = (signal: string) => {
+      onStop = () => undefined
       out(`${signal}: finishing in-flight requests`)
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
-      server.close().then(() => {
+      running.close().then(() => {
         out('stopped')
         resolveStop()
       })
     }
-    const onTerm = () => stop('SIGTERM')
-    const onInt = () => stop('SIGINT')
-    process.on('SIGTERM', onTerm)
-    process.on('SIGINT', onInt)
+    if (requested) onStop(requested)
   })
   return 0
 }
