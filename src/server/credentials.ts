@@ -72,7 +72,7 @@ export function loadRootCredentials(dataDir: string, env: NodeJS.ProcessEnv = pr
     }
     return { user: { ...stored, name: 'root', root: true }, created: false, source: 'file' }
   }
-  mkdirSync(dataDir, { recursive: true })
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const user: User = { name: 'root', accessKey: newAccessKey(), secretKey: newSecretKey(), createdAt: new Date().toISOString(), root: true }
   writePrivateFile(path, JSON.stringify(user, null, 2) + '\n')
   return { user, created: true, source: 'generated' }
@@ -135,7 +135,7 @@ export class UserStore {
   }
 
   private save(users: User[]): void {
-    mkdirSync(this.dataDir, { recursive: true })
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 })
     writePrivateFile(this.path, JSON.stringify({ users }, null, 2) + '\n')
     this.mtimeMs = -1
     this.reload()
