@@ -92,7 +92,3 @@ export {
   type UploadState,
   type PartRecord,
 } from './object/index.js'
-
-// The S3 server (what `s3-sse serve` runs), for embedding.
-export { startServer, DEFAULT_CONFIG, type RunningServer } from './server/server.js'
-export type { ServerConfig } from './server/state.js'

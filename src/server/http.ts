@@ -103,7 +103,7 @@ export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Recor
   const headers: Record<string, string> = { ...baseHeaders(ctx), ...extraHeaders }
   if (!req.complete) {
     const length = Number(req.headers['content-length'] ?? 'NaN')
-    if (Number.isFinite(length) && length <= 1024 * 1024) req.resume()
+    if (Number.isFinite(length) && length <= 1024 * 1024) drain(req)
     else headers.connection = 'close'
   }
   if (e.status === 304) {
@@ -125,6 +125,17 @@ export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Recor
   headers['content-length'] = String(body.length)
   res.writeHead(e.status, headers)
   res.end(ctx.method === 'HEAD' ? undefined : body)
+}
+
+/**
+ * Reads and drops what is left of a request body so the keep-alive connection can carry
+ * the next request. A reader that gave up part-way (an async iterator) leaves a 'readable'
+ * listener behind, under which resume() does nothing: remove it first.
+ */
+function drain(req: IncomingMessage): void {
+  req.removeAllListeners('readable')
+  req.on('data', () => undefined)
+  req.resume()
 }
 
 function describe(err: unknown): string {

@@ -257,7 +257,7 @@ describe('streaming payloads (aws-chunked)', () => {
     return Buffer.concat(out)
   }
 
-  async function putSigned(key: string, data: Buffer, opts: { trailer?: string; tamper?: number } = {}): Promise<RawResponse> {
+  async function putSigned(key: string, data: Buffer, opts: { trailer?: string; tamper?: number; agent?: https.Agent } = {}): Promise<RawResponse> {
     const path = `/${BUCKET}/${key}`
     const mode = opts.trailer !== undefined ? 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' : 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD'
     const date = new Date()
@@ -278,7 +278,7 @@ describe('streaming payloads (aws-chunked)', () => {
     const seed = /Signature=([0-9a-f]{64})/.exec(headers.authorization)![1]
     const body = signedChunks(data, seed, headers['x-amz-date'], opts)
     expect(body.length).toBe(probe.length)
-    return rawRequest(server, { method: 'PUT', path, headers, body })
+    return rawRequest(server, { method: 'PUT', path, headers, body, agent: opts.agent })
   }
 
   it('verifies every chunk signature (STREAMING-AWS4-HMAC-SHA256-PAYLOAD)', async () => {
@@ -296,6 +296,16 @@ describe('streaming payloads (aws-chunked)', () => {
     const res = await putSigned('chunks/tampered', data, { tamper: 1 })
     expect(xmlCode(res)).toBe('SignatureDoesNotMatch')
     expect(await errorCode(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'chunks/tampered' })))).toBe('NotFound')
+  })
+
+  it('keeps a keep-alive connection usable after refusing a body part-way', async () => {
+    const agent = new https.Agent({ ca: server.ca, keepAlive: true, maxSockets: 1 })
+    const refused = await putSigned('chunks/refused', randomBuffer(3 * chunkSize), { tamper: 0, agent })
+    expect(xmlCode(refused)).toBe('SignatureDoesNotMatch')
+    const headers = await signedRequest({ method: 'GET', path: `/${BUCKET}?list-type=2`, payloadHash: EMPTY_SHA256 })
+    const next = await rawRequest(server, { method: 'GET', path: `/${BUCKET}?list-type=2`, headers, agent })
+    expect(next.status).toBe(200)
+    agent.destroy()
   })
 
   it('verifies a signed trailer and its checksum (STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER)', async () => {

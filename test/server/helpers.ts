@@ -154,7 +154,7 @@ export interface RawResponse {
 /** A raw HTTPS request (for what SDKs never send: unsigned, malformed, hand-signed). */
 export function rawRequest(
   server: TestServer,
-  opts: { method: string; path: string; headers?: Record<string, string>; body?: Buffer | string; plain?: boolean; host?: string },
+  opts: { method: string; path: string; headers?: Record<string, string>; body?: Buffer | string; plain?: boolean; host?: string; agent?: http.Agent },
 ): Promise<RawResponse> {
   const url = new URL(opts.plain ? server.httpUrl : server.httpsUrl)
   const lib = opts.plain ? http : https
@@ -167,6 +167,7 @@ export function rawRequest(
         path: opts.path,
         headers: { ...(opts.host ? { host: opts.host } : {}), ...opts.headers },
         ...(opts.plain ? {} : { ca: server.ca }),
+        ...(opts.agent ? { agent: opts.agent } : {}),
       },
       (res) => {
         const chunks: Buffer[] = []
