@@ -8,9 +8,12 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { authenticate } from './auth/index.js'
+import { enforceTransport, isSigV2, refuseSigV2 } from './encryption.js'
+import { cachedKms, openEmbeddedKms } from '../keys/index.js'
 import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
 import { MetaStore } from './db.js'
 import * as buckets from './handlers/buckets.js'
+import * as encryption from './handlers/encryption.js'
 import * as multipart from './handlers/multipart.js'
 import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
@@ -46,6 +49,9 @@ const HANDLERS: Record<Operation, Handler> = {
   CompleteMultipartUpload: multipart.completeMultipartUpload,
   AbortMultipartUpload: multipart.abortMultipartUpload,
   ListParts: multipart.listParts,
+  GetBucketEncryption: encryption.getBucketEncryption,
+  PutBucketEncryption: encryption.putBucketEncryption,
+  DeleteBucketEncryption: encryption.deleteBucketEncryption,
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {
@@ -99,7 +105,11 @@ async function handle(state: ServerState, req: IncomingMessage, res: ServerRespo
     ctx.queryPairs = parseQuery(target.rawQuery)
     for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
-    if (op !== 'PostObject') await authenticate(ctx)
+    if (op !== 'PostObject') {
+      if (isSigV2(ctx)) refuseSigV2(ctx, op)
+      await authenticate(ctx)
+      enforceTransport(ctx, op, true)
+    }
     await HANDLERS[op](ctx)
   } catch (err) {
     sendError(ctx, err)
@@ -121,7 +131,10 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   await files.init()
   const meta = new MetaStore(dataDir)
   const swept = await files.sweep(meta.referencedFiles())
-  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log }
+  // The embedded KMS (keyring in the data dir), cached so that bucket keys and repeated
+  // reads of one object cost no KMS call each.
+  const kms = cachedKms(await openEmbeddedKms(dataDir, { create: true }))
+  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms }
 
   const inFlight = new Set<Promise<void>>()
   const track = (secure: boolean) => (req: IncomingMessage, res: ServerResponse) => {

@@ -34,8 +34,8 @@ export interface ServerState {
   users: UserStore
   root: User
   log: Logger
-  /** The KMS the object layer uses; the encryption issue sets it. */
-  kms?: Kms
+  /** The KMS the object layer uses (the embedded one, cached). */
+  kms: Kms
 }
 
 export function lookupUser(state: ServerState, accessKey: string): User | undefined {
