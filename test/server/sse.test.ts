@@ -342,6 +342,33 @@ for (const mode of ['oss', 'aws'] as const) {
         expect((await read(s3, plain, 'assembled')).equals(clean)).toBe(true)
       })
 
+      it('one KMS call per encrypted PUT, and about none per PUT with bucket keys (/-/metrics counts them)', async () => {
+        const kmsCalls = async () => {
+          const res = await rawRequest(server, { method: 'GET', path: '/-/metrics' })
+          expect(res.status).toBe(200)
+          const text = res.body.toString()
+          const count = (m: string) => Number(new RegExp(`s3sse_kms_calls_total\\{method="${m}"\\} (\\d+)`).exec(text)?.[1])
+          return { generate: count('generateDataKey'), decrypt: count('decrypt') }
+        }
+        const plain = await bucket(true)
+        const keyed = await bucket(false)
+        await s3.send(new PutBucketEncryptionCommand({ Bucket: keyed, ServerSideEncryptionConfiguration: { Rules: [{ ...KMS_RULE.Rules[0], BucketKeyEnabled: true }] } }))
+        const body = data(ENC_MARKER, 64)
+        await s3.send(new PutObjectCommand({ Bucket: plain, Key: 'warm', Body: body }))
+        await s3.send(new PutObjectCommand({ Bucket: keyed, Key: 'warm', Body: body }))
+        const a = await kmsCalls()
+        for (let i = 0; i < 20; i++) await s3.send(new PutObjectCommand({ Bucket: plain, Key: `o${i}`, Body: body }))
+        const b = await kmsCalls()
+        for (let i = 0; i < 20; i++) await s3.send(new PutObjectCommand({ Bucket: keyed, Key: `o${i}`, Body: body }))
+        const c = await kmsCalls()
+        expect(b.generate - a.generate).toBe(20)
+        expect(c.generate - b.generate).toBe(0)
+        // Reading back: the key cache answers repeated reads of an object.
+        for (let i = 0; i < 3; i++) expect((await read(s3, plain, 'o1')).equals(body)).toBe(true)
+        const d = await kmsCalls()
+        expect(d.decrypt - c.decrypt).toBeLessThanOrEqual(1)
+      })
+
       it('presigned PUT and GET of an encrypted object over HTTPS', async () => {
         const b = await bucket(true)
         const body = data(ENC_MARKER, 4096)
