@@ -15,12 +15,14 @@ import {
   decideWriteEncryption,
   sseRequestHeaders,
   type BucketEncryption,
+  type EncryptionDecision,
   type StoredEncryption,
 } from '../s3/sse.js'
 import { parseCopySource } from '../s3/objects.js'
 import type { BucketRow } from './db.js'
 import { header, type RequestContext } from './http.js'
 import type { Operation } from './router.js'
+import type { ServerState } from './state.js'
 import type { EncryptionRequest, KmsAccess, Manifest } from './store.js'
 
 export { sseResponseHeaders } from '../s3/sse.js'
@@ -34,10 +36,11 @@ export function bucketEncryption(bucket: BucketRow): BucketEncryption | null {
 }
 
 export function setBucketEncryption(ctx: RequestContext, bucket: BucketRow, config: BucketEncryption | null): void {
-  const settings = { ...bucket.settings }
-  if (config) settings.encryption = config
-  else delete settings.encryption
-  ctx.state.meta.setBucketSettings(bucket.name, settings)
+  // Read-modify-write in one transaction, so a concurrent change to another setting survives.
+  ctx.state.meta.updateBucketSettings(bucket.name, (settings) => {
+    if (config) settings.encryption = config
+    else delete settings.encryption
+  })
 }
 
 /**
@@ -51,10 +54,15 @@ export function encryptionFor(ctx: RequestContext, bucket: BucketRow, source: He
     bucketDefault: bucketEncryption(bucket),
     headers: sseRequestHeaders(source),
   })
+  return encryptionRequest(ctx.state, decision)
+}
+
+/** What the object layer needs to carry out an encryption decision (null: plaintext). */
+export function encryptionRequest(state: ServerState, decision: EncryptionDecision | null): EncryptionRequest | null {
   if (!decision) return null
   return {
     algorithm: decision.algorithm,
-    kms: ctx.state.kms!,
+    kms: state.kms,
     keyId: decision.keyId,
     createKey: decision.createKey,
     bucketKey: decision.bucketKey,
