@@ -141,7 +141,7 @@ function metrics(state: ServerState): string {
     '# HELP s3sse_replication_queued Writes waiting to be replicated.',
     '# TYPE s3sse_replication_queued gauge',
     `s3sse_replication_queued ${state.meta.pendingReplications()}`,
-    '# HELP s3sse_replication_total Replications ended since start, by outcome; retries are failed attempts that will be tried again.',
+    '# HELP s3sse_replication_total Replication attempts since start, by outcome: completed, failed (given up), retry (failed, to be tried again).',
     '# TYPE s3sse_replication_total counter',
     `s3sse_replication_total{outcome="completed"} ${r?.completed ?? 0}`,
     `s3sse_replication_total{outcome="failed"} ${r?.failed ?? 0}`,

@@ -162,6 +162,20 @@ describe('bucket replication (oss mode)', () => {
     return name
   }
 
+  let mallory: S3Client | undefined
+  /** A second user, made once and only when a test needs one. */
+  const otherUser = async () => {
+    if (mallory) return mallory
+    const added = await runCli(['user', 'add', 'mallory', '--data-dir', server.dataDir])
+    expect(added.code, added.stderr).toBe(0)
+    const client = server.client({
+      accessKeyId: /access key:\s*(\S+)/.exec(added.stdout)![1],
+      secretAccessKey: /secret key:\s*(\S+)/.exec(added.stdout)![1],
+    })
+    await waitFor('the new user to be known', async () => (await client.send(new ListBucketsCommand({}))) ?? undefined)
+    return (mallory = client)
+  }
+
   beforeAll(async () => {
     server = await startServer({ args: ['--replication-backoff-ms', '100'] })
     s3 = server.client()
@@ -240,13 +254,7 @@ describe('bucket replication (oss mode)', () => {
     })
 
     it("a user may not replicate into a bucket they do not own, nor read or change another's configuration", async () => {
-      const added = await runCli(['user', 'add', 'mallory', '--data-dir', server.dataDir])
-      expect(added.code, added.stderr).toBe(0)
-      const mallory = server.client({
-        accessKeyId: /access key:\s*(\S+)/.exec(added.stdout)![1],
-        secretAccessKey: /secret key:\s*(\S+)/.exec(added.stdout)![1],
-      })
-      await waitFor('the new user to be known', async () => (await mallory.send(new ListBucketsCommand({}))) ?? undefined)
+      const mallory = await otherUser()
       const rootOwned = await bucket(false)
       const mine = 'mallory-src'
       await mallory.send(new CreateBucketCommand({ Bucket: mine }))
@@ -256,6 +264,19 @@ describe('bucket replication (oss mode)', () => {
       expect(await errorCode(mallory.send(new GetBucketReplicationCommand({ Bucket: mine })))).toBe('ReplicationConfigurationNotFoundError')
       expect(await errorCode(mallory.send(new GetBucketReplicationCommand({ Bucket: rootOwned })))).toBe('AccessDenied')
       expect(await errorCode(mallory.send(new DeleteBucketReplicationCommand({ Bucket: rootOwned })))).toBe('AccessDenied')
+    })
+
+    it('a destination deleted and re-created by another user gets no replicas: the write is FAILED at once', async () => {
+      const mallory = await otherUser()
+      const src = await bucket(false)
+      const dst = await bucket(false)
+      await replicate(s3, src, [rule('all', 1, '', dst)])
+      await s3.send(new DeleteBucketCommand({ Bucket: dst }))
+      await mallory.send(new CreateBucketCommand({ Bucket: dst }))
+      await s3.send(new PutObjectCommand({ Bucket: src, Key: 'private', Body: 'not for mallory' }))
+      await waitForStatus(s3, src, 'private', 'FAILED')
+      expect(server.output()).toMatch(new RegExp(`${src}/private to ${dst} FAILED after 1 attempt: the destination bucket ${dst} no longer belongs to the owner`))
+      expect(await errorCode(head(mallory, dst, 'private'))).toBe('NotFound')
     })
   })
 
@@ -397,18 +418,19 @@ describe('bucket replication (oss mode)', () => {
       expect(await errorCode(head(s3, important, 'logs/paused/c'))).toBe('NotFound')
     })
 
-    it('CopyObject and PostObject writes are replicated too', async () => {
+    it('CopyObject and PostObject writes, and an empty object, are replicated too', async () => {
       const src = await bucket(false)
       const dst = await bucket(true)
       await replicate(s3, src, [rule('all', 1, '', dst)])
       await s3.send(new PutObjectCommand({ Bucket: src, Key: 'orig', Body: 'original' }))
+      await s3.send(new PutObjectCommand({ Bucket: src, Key: 'empty', Body: '' }))
       await s3.send(new CopyObjectCommand({ Bucket: src, Key: 'copy', CopySource: `${src}/orig` }))
       const post = await createPresignedPost(s3, { Bucket: src, Key: 'posted', Expires: 300 })
       const form = postForm(post.fields, Buffer.from('from a form'))
       const url = new URL(post.url)
       const res = await rawRequest(server, { method: 'POST', path: url.pathname, headers: { 'content-type': form.contentType }, body: form.body })
       expect(res.status, res.body.toString()).toBe(204)
-      for (const [key, text] of [['copy', 'original'], ['posted', 'from a form']]) {
+      for (const [key, text] of [['copy', 'original'], ['posted', 'from a form'], ['empty', '']]) {
         await waitForStatus(s3, src, key, 'COMPLETED')
         expect((await head(s3, dst, key)).ServerSideEncryption).toBe('aws:kms')
         expect((await read(s3, dst, key)).toString()).toBe(text)
