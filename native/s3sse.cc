@@ -87,11 +87,59 @@ inline void WriteNonce(uint8_t nonce[NONCE_SIZE], const uint8_t prefix[NONCE_PRE
   nonce[11] = finalFlag ? 1 : 0;
 }
 
-void RunSeal(Job& job) {
+// One GCM message under the key already set in `ctx`: the primitive of both the package
+// loop and the single-message entry points, so known-answer tests exercise this code.
+bool SealOne(EVP_CIPHER_CTX* ctx, const uint8_t nonce[NONCE_SIZE], const uint8_t* aad, size_t aadLength,
+             const uint8_t* in, size_t n, uint8_t* out) {
+  int len = 0;
+  int tail = 0;
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1) return false;
+  if (aadLength > 0 && EVP_EncryptUpdate(ctx, nullptr, &len, aad, static_cast<int>(aadLength)) != 1) return false;
+  len = 0;
+  if (n > 0 && EVP_EncryptUpdate(ctx, out, &len, in, static_cast<int>(n)) != 1) return false;
+  if (EVP_EncryptFinal_ex(ctx, out + len, &tail) != 1) return false;
+  return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_SIZE, out + n) == 1;
+}
+
+// Opens one message of n ciphertext bytes followed by its tag. The plaintext written to
+// `out` is wiped unless the tag verifies (EVP_DecryptFinal_ex is where GCM compares it,
+// NIST SP 800-38D 7.2 step 8).
+Status OpenOne(EVP_CIPHER_CTX* ctx, const uint8_t nonce[NONCE_SIZE], const uint8_t* aad, size_t aadLength,
+               const uint8_t* in, size_t n, uint8_t* out) {
+  int len = 0;
+  int tail = 0;
+  bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1;
+  if (ok && aadLength > 0) ok = EVP_DecryptUpdate(ctx, nullptr, &len, aad, static_cast<int>(aadLength)) == 1;
+  len = 0;
+  if (ok && n > 0) ok = EVP_DecryptUpdate(ctx, out, &len, in, static_cast<int>(n)) == 1;
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_SIZE, const_cast<uint8_t*>(in + n)) == 1;
+  if (!ok) {
+    OPENSSL_cleanse(out, n);
+    return Status::CryptoFailure;
+  }
+  if (EVP_DecryptFinal_ex(ctx, out + len, &tail) != 1) {
+    OPENSSL_cleanse(out, n);
+    return Status::AuthFailed;
+  }
+  return Status::Ok;
+}
+
+EVP_CIPHER_CTX* NewContext(Direction direction, const uint8_t key[KEY_SIZE]) {
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (ctx == nullptr || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, job.key, nullptr) != 1) {
-    job.status = Status::CryptoFailure;
+  if (ctx == nullptr) return nullptr;
+  const int ok = direction == Direction::Seal ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nullptr)
+                                              : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key, nullptr);
+  if (ok != 1) {
     EVP_CIPHER_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+void RunSeal(Job& job) {
+  EVP_CIPHER_CTX* ctx = NewContext(Direction::Seal, job.key);
+  if (ctx == nullptr) {
+    job.status = Status::CryptoFailure;
     return;
   }
   uint8_t nonce[NONCE_SIZE];
@@ -101,13 +149,7 @@ void RunSeal(Job& job) {
   for (uint64_t i = 0; i < job.packages; i++) {
     const size_t n = left < job.packageSize ? left : job.packageSize;
     WriteNonce(nonce, job.prefix, job.firstPackage + i, job.final && i == job.packages - 1);
-    int len = 0;
-    int tail = 0;
-    bool ok = EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1;
-    if (ok && n > 0) ok = EVP_EncryptUpdate(ctx, out, &len, in, static_cast<int>(n)) == 1;
-    if (ok) ok = EVP_EncryptFinal_ex(ctx, out + len, &tail) == 1;
-    if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_SIZE, out + n) == 1;
-    if (!ok) {
+    if (!SealOne(ctx, nonce, nullptr, 0, in, n, out)) {
       job.status = Status::CryptoFailure;
       job.failedPackage = job.firstPackage + i;
       break;
@@ -121,10 +163,9 @@ void RunSeal(Job& job) {
 }
 
 void RunOpen(Job& job) {
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (ctx == nullptr || EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, job.key, nullptr) != 1) {
+  EVP_CIPHER_CTX* ctx = NewContext(Direction::Open, job.key);
+  if (ctx == nullptr) {
     job.status = Status::CryptoFailure;
-    EVP_CIPHER_CTX_free(ctx);
     return;
   }
   uint8_t nonce[NONCE_SIZE];
@@ -136,22 +177,9 @@ void RunOpen(Job& job) {
     const size_t sealed = left < sealedSize ? left : sealedSize;
     const size_t n = sealed - TAG_SIZE;
     WriteNonce(nonce, job.prefix, job.firstPackage + i, job.final && i == job.packages - 1);
-    int len = 0;
-    int tail = 0;
-    bool ok = EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) == 1;
-    if (ok && n > 0) ok = EVP_DecryptUpdate(ctx, out, &len, in, static_cast<int>(n)) == 1;
-    if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_SIZE, const_cast<uint8_t*>(in + n)) == 1;
-    if (!ok) {
-      OPENSSL_cleanse(out, n);
-      job.status = Status::CryptoFailure;
-      job.failedPackage = job.firstPackage + i;
-      break;
-    }
-    // EVP_DecryptFinal_ex is where GCM compares the tag (NIST SP 800-38D, 7.2 step 8).
-    // The bytes already in `out` for this package are not released unless it succeeds.
-    if (EVP_DecryptFinal_ex(ctx, out + len, &tail) != 1) {
-      OPENSSL_cleanse(out, n);
-      job.status = Status::AuthFailed;
+    const Status st = OpenOne(ctx, nonce, nullptr, 0, in, n, out);
+    if (st != Status::Ok) {
+      job.status = st;
       job.failedPackage = job.firstPackage + i;
       break;
     }
@@ -325,6 +353,64 @@ Napi::Value Call(const Napi::CallbackInfo& info, Direction direction) {
 Napi::Value Seal(const Napi::CallbackInfo& info) { return Call(info, Direction::Seal); }
 Napi::Value Open(const Napi::CallbackInfo& info) { return Call(info, Direction::Open); }
 
+// ---- single-message entry points (known-answer tests, small messages) -----------------
+
+// gcmSeal(key, iv, aad, plaintext) -> Buffer; gcmOpen(key, iv, aad, sealed) -> Buffer.
+Napi::Value Gcm(const Napi::CallbackInfo& info, Direction direction) {
+  Napi::Env env = info.Env();
+  uint8_t *key = nullptr, *iv = nullptr, *aad = nullptr, *in = nullptr;
+  size_t keyLength = 0, ivLength = 0, aadLength = 0, inLength = 0;
+  const char* code = nullptr;
+  std::string message;
+  if (info.Length() < 4 || !GetBytes(info[0], &key, &keyLength) || keyLength != KEY_SIZE) {
+    code = "S3SSE_BAD_KEY_SIZE";
+    message = "key must be KEY_SIZE = 32 bytes";
+  } else if (!GetBytes(info[1], &iv, &ivLength) || ivLength != NONCE_SIZE) {
+    code = "S3SSE_BAD_NONCE_SIZE";
+    message = "iv must be NONCE_SIZE = 12 bytes";
+  } else if (!GetBytes(info[2], &aad, &aadLength) || !GetBytes(info[3], &in, &inLength) ||
+             aadLength > INT32_MAX || inLength > INT32_MAX) {
+    code = "S3SSE_BAD_ARGUMENT";
+    message = "aad and input must be Uint8Arrays under 2 GiB";
+  } else if (direction == Direction::Open && inLength < TAG_SIZE) {
+    code = "S3SSE_TRUNCATED";
+    message = "sealed message is shorter than a tag (TAG_SIZE = 16)";
+  }
+  if (code != nullptr) {
+    Napi::Error(env, MakeError(env, code, message)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint8_t keyCopy[KEY_SIZE];
+  std::memcpy(keyCopy, key, KEY_SIZE);
+  EVP_CIPHER_CTX* ctx = NewContext(direction, keyCopy);
+  OPENSSL_cleanse(keyCopy, sizeof keyCopy);
+  if (ctx == nullptr) {
+    Napi::Error(env, MakeError(env, "S3SSE_CRYPTO_FAILURE", "the cipher failed in OpenSSL")).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const size_t outLength = direction == Direction::Seal ? inLength + TAG_SIZE : inLength - TAG_SIZE;
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, outLength);
+  Status st = Status::Ok;
+  if (direction == Direction::Seal) {
+    if (!SealOne(ctx, iv, aad, aadLength, in, inLength, out.Data())) st = Status::CryptoFailure;
+  } else {
+    st = OpenOne(ctx, iv, aad, aadLength, in, outLength, out.Data());
+  }
+  EVP_CIPHER_CTX_free(ctx);
+  if (st == Status::AuthFailed) {
+    Napi::Error(env, MakeError(env, "S3SSE_AUTH_FAILED", "message failed authentication")).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (st != Status::Ok) {
+    Napi::Error(env, MakeError(env, "S3SSE_CRYPTO_FAILURE", "the cipher failed in OpenSSL")).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return out;
+}
+
+Napi::Value GcmSeal(const Napi::CallbackInfo& info) { return Gcm(info, Direction::Seal); }
+Napi::Value GcmOpen(const Napi::CallbackInfo& info) { return Gcm(info, Direction::Open); }
+
 // ---- async entry points (libuv thread pool) -------------------------------------------
 
 class CipherWorker : public Napi::AsyncWorker {
@@ -423,6 +509,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("sealAsync", Napi::Function::New(env, SealAsync, "sealAsync"));
   exports.Set("openAsync", Napi::Function::New(env, OpenAsync, "openAsync"));
+  exports.Set("gcmSeal", Napi::Function::New(env, GcmSeal, "gcmSeal"));
+  exports.Set("gcmOpen", Napi::Function::New(env, GcmOpen, "gcmOpen"));
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures, "cpuFeatures"));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("PACKAGE_SIZE", Napi::Number::New(env, PACKAGE_SIZE));

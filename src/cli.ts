@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
+import { kmsCommand } from './keys/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
 commands:
   backend       which crypto backend loads here, and why any faster one did not
+  kms           manage the embedded KMS keys: s3-sse kms list|create|describe|rotate --data-dir DIR
+  bench         benchmark crypto, objects and server against the machine's limit
+                  [--only crypto|objects|server] [--quick] [--out DIR (default bench/results)]
   version       the package version
   help          this text
 `
@@ -23,6 +28,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(describeBackendReport() + '\n')
       return 0
     }
+    case 'kms':
+      return kmsCommand(rest)
+    case 'bench':
+      return bench(rest)
     case 'version':
     case '--version':
       process.stdout.write(version() + '\n')
@@ -37,4 +46,19 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`s3-sse: unknown command "${command}" ${rest.length ? '' : ''}\n${USAGE}`)
       return 2
   }
+}
+
+async function bench(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { only: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' } },
+  })
+  loadBackend()
+  process.stderr.write(describeBackendReport() + '\n')
+  // bench/ ships beside dist/ and is plain JavaScript: load it by URL, not through tsc.
+  const runner = (await import(new URL('../bench/run.mjs', import.meta.url).href)) as {
+    runBench(opts: { only?: string; quick?: boolean; out?: string }): Promise<unknown>
+  }
+  await runner.runBench({ only: values.only, quick: values.quick, out: values.out })
+  return 0
 }

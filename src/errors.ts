@@ -22,7 +22,25 @@ export type S3sseErrorCode =
   // backends
   | 'S3SSE_BACKEND_UNAVAILABLE'
   | 'S3SSE_CRYPTO_FAILURE'
-  // later layers add theirs here (keys, objects, server)
+  // keys (src/keys/)
+  | 'S3SSE_KMS_KEY_NOT_FOUND'
+  | 'S3SSE_KMS_KEY_DISABLED'
+  | 'S3SSE_KMS_UNAVAILABLE'
+  | 'S3SSE_KMS_CONTEXT_MISMATCH'
+  | 'S3SSE_KMS_BAD_CIPHERTEXT'
+  | 'S3SSE_KMS_ALIAS_EXISTS'
+  | 'S3SSE_KMS_KEYRING_WRONG_ROOT_KEY'
+  | 'S3SSE_KMS_KEYRING_DAMAGED'
+  | 'S3SSE_KMS_KEYRING_MISSING'
+  | 'S3SSE_KMS_ROOT_KEY_MISSING'
+  | 'S3SSE_KMS_ROOT_KEY_INVALID'
+  // objects (src/object/)
+  | 'S3SSE_BAD_MANIFEST'
+  | 'S3SSE_MANIFEST_AUTH_FAILED'
+  | 'S3SSE_BAD_UPLOAD'
+  | 'S3SSE_PART_AUTH_FAILED'
+  | 'S3SSE_BAD_PART_ORDER'
+  // later layers add theirs here (server)
   | (string & {})
 
 export class S3sseError extends Error {

@@ -24,6 +24,12 @@ export interface AsyncOptions {
  */
 export interface Backend {
   readonly name: BackendName
+  /**
+   * The AES-256-GCM primitive under the packages, one message with any 96-bit IV and AAD:
+   * the same code path the package loop uses, exposed for known-answer tests (Wycheproof)
+   * and small messages. `open` throws S3SSE_AUTH_FAILED and returns no plaintext on a bad tag.
+   */
+  readonly gcm: Gcm
   seal(key: Uint8Array, noncePrefix: Uint8Array, firstPackage: number, final: boolean,
     plaintext: Uint8Array, out: Uint8Array, packageSize?: number): number
   open(key: Uint8Array, noncePrefix: Uint8Array, firstPackage: number, final: boolean,
@@ -32,6 +38,27 @@ export interface Backend {
     plaintext: Uint8Array, out: Uint8Array, packageSize?: number, options?: AsyncOptions): Promise<number>
   openAsync(key: Uint8Array, noncePrefix: Uint8Array, firstPackage: number, final: boolean,
     ciphertext: Uint8Array, out: Uint8Array, packageSize?: number, options?: AsyncOptions): Promise<number>
+}
+
+export interface Gcm {
+  seal(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array
+  open(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array
+}
+
+/** Checks of the single-message primitive; returns nothing, throws S3sseError. */
+export function checkGcm(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, input: Uint8Array, direction: 'seal' | 'open'): void {
+  if (!(key instanceof Uint8Array) || key.length !== KEY_SIZE) {
+    throw new S3sseError('S3SSE_BAD_KEY_SIZE', `key must be KEY_SIZE = ${KEY_SIZE} bytes`)
+  }
+  if (!(iv instanceof Uint8Array) || iv.length !== NONCE_SIZE) {
+    throw new S3sseError('S3SSE_BAD_NONCE_SIZE', `iv must be NONCE_SIZE = ${NONCE_SIZE} bytes`)
+  }
+  if (!(aad instanceof Uint8Array) || !(input instanceof Uint8Array)) {
+    throw new S3sseError('S3SSE_BAD_ARGUMENT', 'aad and input must be Uint8Arrays')
+  }
+  if (direction === 'open' && input.length < TAG_SIZE) {
+    throw new S3sseError('S3SSE_TRUNCATED', `sealed message is shorter than a tag (TAG_SIZE = ${TAG_SIZE})`)
+  }
 }
 
 /** Packages a call of `plainLength` bytes produces. */
@@ -49,7 +76,7 @@ export function sealedLength(plainLength: number, final: boolean, packageSize = 
  * Packages in `cipherLength` bytes of sealed input, or an error when the length cannot be
  * a run of packages (a piece shorter than a tag is a truncation).
  */
-export function packagesForCiphertext(cipherLength: number, final: boolean, packageSize = PACKAGE_SIZE): number {
+export function packagesForCiphertext(cipherLength: number, final: boolean, packageSize = PACKAGE_SIZE, firstPackage = 0): number {
   const sealed = packageSize + TAG_SIZE
   if (cipherLength === 0) {
     if (final) throw new S3sseError('S3SSE_TRUNCATED', 'sealed input is empty: a final call needs at least one package (TAG_SIZE bytes)')
@@ -59,7 +86,7 @@ export function packagesForCiphertext(cipherLength: number, final: boolean, pack
   const rest = cipherLength - whole * sealed
   if (rest === 0) return whole
   if (rest < TAG_SIZE) {
-    throw new S3sseError('S3SSE_TRUNCATED', `sealed input ends with ${rest} bytes, shorter than a tag (TAG_SIZE = ${TAG_SIZE})`, { packageNumber: whole })
+    throw new S3sseError('S3SSE_TRUNCATED', `sealed input ends with ${rest} bytes, shorter than a tag (TAG_SIZE = ${TAG_SIZE})`, { packageNumber: firstPackage + whole })
   }
   return whole + 1
 }
@@ -102,7 +129,7 @@ export function checkCall(direction: 'seal' | 'open', key: Uint8Array, noncePref
   }
   const packages = direction === 'seal'
     ? packagesForPlaintext(input.length, final, packageSize)
-    : packagesForCiphertext(input.length, final, packageSize)
+    : packagesForCiphertext(input.length, final, packageSize, firstPackage)
   if (packages > 0 && firstPackage + packages - 1 > MAX_PACKAGE_NUMBER) {
     throw new S3sseError('S3SSE_PACKAGE_OVERFLOW',
       `package ${firstPackage + packages - 1} is past MAX_PACKAGE_NUMBER = ${MAX_PACKAGE_NUMBER}; a stream never wraps around`)

@@ -10,13 +10,13 @@ import { packageLoopBackend } from './loop.js'
 export function createJsBackend(): Backend {
   return packageLoopBackend(
     'js',
-    (key, nonce, plain, out) => {
-      out.set(gcm(key, nonce).encrypt(plain), 0)
+    (key, nonce, aad, plain, out) => {
+      out.set(gcm(key, nonce, aad).encrypt(plain), 0)
     },
-    (key, nonce, sealed, out) => {
+    (key, nonce, aad, sealed, out) => {
       let plain: Uint8Array
       try {
-        plain = gcm(key, nonce).decrypt(sealed)
+        plain = gcm(key, nonce, aad).decrypt(sealed)
       } catch {
         return false
       }

@@ -1,16 +1,18 @@
 import { S3sseError } from '../../errors.js'
 import { TAG_SIZE } from '../constants.js'
-import { authFailed, checkCall, NONCE_SIZE, writeNonce, type Backend, type BackendName } from '../backend.js'
+import { authFailed, checkCall, checkGcm, NONCE_SIZE, writeNonce, type Backend, type BackendName, type Gcm } from '../backend.js'
 
 /**
  * Seals one package: `plain` → `out` (ciphertext ‖ tag, plain.length + TAG_SIZE bytes).
  */
-export type SealOne = (key: Uint8Array, nonce: Uint8Array, plain: Uint8Array, out: Uint8Array) => void
+export type SealOne = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array) => void
 /**
  * Opens one package: `sealed` (ciphertext ‖ tag) → `out`. Returns false when the tag does
  * not verify, and must then have written nothing to `out`.
  */
-export type OpenOne = (key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, out: Uint8Array) => boolean
+export type OpenOne = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, out: Uint8Array) => boolean
+
+const NO_AAD = new Uint8Array(0)
 
 /**
  * A backend whose primitive is one package at a time (node:crypto, @noble/ciphers): the
@@ -27,7 +29,7 @@ export function packageLoopBackend(name: BackendName, sealOne: SealOne, openOne:
       const n = Math.min(c.packageSize, plaintext.length - inPos)
       const last = i === c.packages - 1
       writeNonce(nonce, noncePrefix, firstPackage + i, final && last)
-      sealOne(key, nonce, plaintext.subarray(inPos, inPos + n), out.subarray(outPos, outPos + n + TAG_SIZE))
+      sealOne(key, nonce, NO_AAD, plaintext.subarray(inPos, inPos + n), out.subarray(outPos, outPos + n + TAG_SIZE))
       inPos += n
       outPos += n + TAG_SIZE
     }
@@ -45,7 +47,7 @@ export function packageLoopBackend(name: BackendName, sealOne: SealOne, openOne:
       const n = Math.min(sealedSize, ciphertext.length - inPos)
       const last = i === c.packages - 1
       writeNonce(nonce, noncePrefix, firstPackage + i, final && last)
-      if (!openOne(key, nonce, ciphertext.subarray(inPos, inPos + n), out.subarray(outPos, outPos + n - TAG_SIZE))) {
+      if (!openOne(key, nonce, NO_AAD, ciphertext.subarray(inPos, inPos + n), out.subarray(outPos, outPos + n - TAG_SIZE))) {
         throw authFailed(firstPackage + i)
       }
       inPos += n
@@ -54,8 +56,24 @@ export function packageLoopBackend(name: BackendName, sealOne: SealOne, openOne:
     return outPos
   }
 
+  const gcm: Gcm = {
+    seal(key, iv, aad, plaintext) {
+      checkGcm(key, iv, aad, plaintext, 'seal')
+      const out = new Uint8Array(plaintext.length + TAG_SIZE)
+      sealOne(key, iv, aad, plaintext, out)
+      return out
+    },
+    open(key, iv, aad, sealed) {
+      checkGcm(key, iv, aad, sealed, 'open')
+      const out = new Uint8Array(sealed.length - TAG_SIZE)
+      if (!openOne(key, iv, aad, sealed, out)) throw new S3sseError('S3SSE_AUTH_FAILED', 'message failed authentication')
+      return out
+    },
+  }
+
   return {
     name,
+    gcm,
     seal,
     open,
     // These primitives run on the calling thread; the promise form keeps one interface.

@@ -27,6 +27,8 @@ interface Addon {
   open: Call
   sealAsync: AsyncCall
   openAsync: AsyncCall
+  gcmSeal(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array
+  gcmOpen(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array
   cpuFeatures(): CpuFeatures
   setErrorClass(ctor: typeof S3sseError): void
   PACKAGE_SIZE: number
@@ -124,6 +126,7 @@ export function createNativeBackend(): NativeBackend {
     cpu,
     opensslVersion: addon.opensslVersion,
     addonPath: path,
+    gcm: { seal: addon.gcmSeal, open: addon.gcmOpen },
     seal: addon.seal,
     open: addon.open,
     sealAsync: (k, p, f, fin, i, o, ps, opt) => split('seal', addon.sealAsync, k, p, f, fin, i, o, ps, opt),

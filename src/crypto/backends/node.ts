@@ -11,17 +11,19 @@ import { packageLoopBackend } from './loop.js'
 export function createNodeBackend(): Backend {
   return packageLoopBackend(
     'node',
-    (key, nonce, plain, out) => {
+    (key, nonce, aad, plain, out) => {
       const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_SIZE })
+      if (aad.length > 0) c.setAAD(aad)
       const body = c.update(plain)
       const tail = c.final()
       out.set(body, 0)
       out.set(tail, body.length)
       out.set(c.getAuthTag(), plain.length)
     },
-    (key, nonce, sealed, out) => {
+    (key, nonce, aad, sealed, out) => {
       const n = sealed.length - TAG_SIZE
       const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_SIZE })
+      if (aad.length > 0) d.setAAD(aad)
       d.setAuthTag(sealed.subarray(n))
       const body = d.update(sealed.subarray(0, n))
       try {

@@ -1,0 +1,31 @@
+/**
+ * The object layer: objects, byte ranges and multipart uploads over the stream format
+ * (docs/FORMAT.md, "Manifest"), for encrypted and plaintext objects alike. It implements
+ * /work/notes/OBJECT-CONTRACT.md; the deviations, each for a reason:
+ *
+ * - Manifest.encryption gains `keyNonce` (bucket-key objects: the per-object HKDF salt of the
+ *   data key) and its `context` is the object's whole context { bucket, key, ...extra }.
+ * - Kms gains `encrypt` (see rewrap: a bucket-key object's derived data key can only be
+ *   wrapped on its own by encrypting it).
+ * - rewrap takes optional `extraContext` and `algorithm` for aws-mode CopyObject.
+ * - verifyManifest(m, opts) checks a manifest (context, KMS, MAC) without reading data, so a
+ *   server can answer an error before it sends headers; open* do the same check on their
+ *   first next().
+ * - copyPartRange's srcRange is inclusive ({start, end} as resolveRange returns it).
+ *
+ * Every KMS call happens before the returned promise resolves (sealObject, startUpload,
+ * sealPart, completeUpload, copyPartRange, rewrap): a KMS failure (S3SSE_KMS_UNAVAILABLE) is a
+ * rejected promise and nothing has been written. Wrap the KMS in a CachedKms (src/keys/cache.ts)
+ * once per process to make bucket keys and repeated decrypts cheap.
+ */
+export {
+  encodeManifest, decodeManifest, validateManifest,
+  MANIFEST_VERSION, MAX_PARTS,
+  type Manifest, type ManifestPart, type ManifestEncryption, type ObjectContext, type Algorithm,
+} from './manifest.js'
+export { type EncryptionRequest } from './keys.js'
+export { openObject, openRange, resolveRange, verifyManifest, type ReadStored, type OpenOptions } from './open.js'
+export {
+  sealObject, startUpload, sealPart, completeUpload, copyPartRange, rewrap,
+  type SealedOutput, type UploadState, type PartRecord,
+} from './seal.js'

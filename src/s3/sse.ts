@@ -1,0 +1,379 @@
+/**
+ * Server-side encryption semantics, as pure decisions the handlers call (DESIGN.md, "The
+ * behaviour it must have"; S3 API reference: PutBucketEncryption, "Specifying server-side
+ * encryption with AWS KMS (SSE-KMS)", "Using SSE-S3").
+ *
+ * Two modes:
+ * - `oss` (default, the product brief): only bucket default encryption with aws:kms under
+ *   the bucket's service key; request SSE headers change nothing.
+ * - `aws` (Amazon S3): AES256 and aws:kms with named keys, request headers override the
+ *   bucket default.
+ *
+ * Errors are S3sseError whose code is the S3 error code (the server's one error table maps
+ * them to status and XML).
+ */
+import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser'
+import { S3sseError } from '../errors.js'
+
+export type ServerMode = 'oss' | 'aws'
+export type SseAlgorithm = 'aws:kms' | 'AES256'
+
+export const SSE_ALGORITHMS: readonly SseAlgorithm[] = ['aws:kms', 'AES256']
+
+/** A bucket's default-encryption setting (one rule, as S3 allows). */
+export interface BucketEncryption {
+  algorithm: SseAlgorithm
+  /** aws mode only: the KMS key (id, ARN or alias) named in the configuration. */
+  kmsMasterKeyId?: string
+  bucketKeyEnabled: boolean
+}
+
+/** The encryption a write gets. null from the decision means: stored as plaintext. */
+export interface EncryptionDecision {
+  algorithm: SseAlgorithm
+  /** KMS key id or alias the data key comes from. */
+  keyId: string
+  /** Create the key under this alias on first use (service keys, aws/s3, the SSE-S3 key). */
+  createKey: boolean
+  bucketKey: boolean
+  /** aws mode: x-amz-server-side-encryption-context, added to the {bucket, key} context. */
+  extraContext?: Record<string, string>
+}
+
+/** What a stored object says about its encryption (from its manifest). */
+export interface StoredEncryption {
+  algorithm: SseAlgorithm
+  keyId: string
+  bucketKey?: boolean
+}
+
+const XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/'
+const err = (code: string, message: string) => new S3sseError(code, message)
+
+// ---------------------------------------------------------------- key names
+
+/** The KMS alias of a bucket's service key in oss mode (created on its first encrypted write). */
+export function serviceKeyAlias(bucket: string): string {
+  return `s3-sse/bucket/${bucket}`
+}
+
+/** aws mode: the key aws:kms uses when no key is named (Amazon's "aws/s3" managed key). */
+export const AWS_MANAGED_KEY_ALIAS = 'aws/s3'
+/** aws mode: the server-managed key behind SSE-S3 (AES256). */
+export const SSE_S3_KEY_ALIAS = 's3-sse/sse-s3'
+
+/**
+ * A KMS key reference as clients write it — a key id, `alias/name`, or the ARN of either —
+ * reduced to what the KMS looks up: the key id, or the alias name.
+ */
+export function kmsKeyRef(value: string): string {
+  let v = value.trim()
+  const arn = /^arn:[^:]+:kms:[^:]*:[^:]*:(.+)$/.exec(v)
+  if (arn) v = arn[1]
+  if (v.startsWith('key/')) return v.slice('key/'.length)
+  if (v.startsWith('alias/')) return v.slice('alias/'.length)
+  return v
+}
+
+// ---------------------------------------------------------------- the configuration XML
+
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: true,
+  removeNSPrefix: true,
+  isArray: (name) => ['Rule', 'ApplyServerSideEncryptionByDefault', 'SSEAlgorithm', 'KMSMasterKeyID', 'BucketKeyEnabled'].includes(name),
+})
+
+function malformed(detail: string): S3sseError {
+  return err('MalformedXML', `The XML you provided was not well-formed or did not validate against our published schema: ${detail}`)
+}
+
+function only<T>(list: T[] | undefined, name: string, required: boolean): T | undefined {
+  if (list === undefined || list.length === 0) {
+    if (required) throw malformed(`${name} is required`)
+    return undefined
+  }
+  if (list.length > 1) throw malformed(`${name} may appear only once`)
+  return list[0]
+}
+
+function children(v: unknown, where: string, allowed: string[]): Record<string, unknown[]> {
+  if (v === '' || v === undefined) return {}
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw malformed(`${where} must contain elements`)
+  const o = v as Record<string, unknown>
+  for (const k of Object.keys(o)) {
+    if (k === '#text') throw malformed(`${where} must not contain text`)
+    if (!allowed.includes(k)) throw malformed(`${where} does not take ${k}`)
+  }
+  return o as Record<string, unknown[]>
+}
+
+function textOf(v: unknown, name: string): string {
+  if (typeof v === 'string') return v
+  if (typeof v === 'object' && v !== null && Object.keys(v).length === 0) return ''
+  throw malformed(`${name} must be text`)
+}
+
+/**
+ * Parses a PutBucketEncryption body and checks it against the schema and the mode.
+ * Schema errors → MalformedXML; a value the mode does not allow → InvalidArgument; both
+ * with a message that says which element.
+ */
+export function parseBucketEncryption(xml: string, mode: ServerMode): BucketEncryption {
+  if (xml.trim() === '') throw malformed('the body is empty')
+  if (XMLValidator.validate(xml) !== true) throw malformed('the body is not well-formed XML')
+  let doc: Record<string, unknown>
+  try {
+    doc = parser.parse(xml) as Record<string, unknown>
+  } catch {
+    throw malformed('the body is not well-formed XML')
+  }
+  const rootNames = Object.keys(doc).filter((k) => k !== '?xml')
+  if (rootNames.length !== 1 || rootNames[0] !== 'ServerSideEncryptionConfiguration') {
+    throw malformed('the root element must be ServerSideEncryptionConfiguration')
+  }
+  const root = children(doc.ServerSideEncryptionConfiguration, 'ServerSideEncryptionConfiguration', ['Rule'])
+  const rules = root.Rule ?? []
+  if (rules.length === 0) throw malformed('ServerSideEncryptionConfiguration needs one Rule')
+  if (rules.length > 1) throw malformed(`ServerSideEncryptionConfiguration takes exactly one Rule, not ${rules.length}`)
+  const rule = children(rules[0], 'Rule', ['ApplyServerSideEncryptionByDefault', 'BucketKeyEnabled'])
+  const apply = children(only(rule.ApplyServerSideEncryptionByDefault, 'ApplyServerSideEncryptionByDefault', true),
+    'ApplyServerSideEncryptionByDefault', ['SSEAlgorithm', 'KMSMasterKeyID'])
+  const algorithm = textOf(only(apply.SSEAlgorithm, 'SSEAlgorithm', true), 'SSEAlgorithm')
+  if (!(SSE_ALGORITHMS as readonly string[]).includes(algorithm)) {
+    throw malformed(`SSEAlgorithm "${algorithm}" is not one of ${SSE_ALGORITHMS.join(', ')}`)
+  }
+  const keyText = apply.KMSMasterKeyID === undefined ? undefined : textOf(only(apply.KMSMasterKeyID, 'KMSMasterKeyID', false), 'KMSMasterKeyID')
+  const bucketKeyText = rule.BucketKeyEnabled === undefined ? undefined : textOf(only(rule.BucketKeyEnabled, 'BucketKeyEnabled', false), 'BucketKeyEnabled')
+  if (bucketKeyText !== undefined && bucketKeyText !== 'true' && bucketKeyText !== 'false') {
+    throw malformed(`BucketKeyEnabled must be true or false, not "${bucketKeyText}"`)
+  }
+  const config: BucketEncryption = { algorithm: algorithm as SseAlgorithm, bucketKeyEnabled: bucketKeyText === 'true' }
+  if (keyText !== undefined) {
+    if (keyText === '') throw err('InvalidArgument', 'KMSMasterKeyID must not be empty')
+    config.kmsMasterKeyId = keyText
+  }
+  checkModeAllows(config, mode)
+  return config
+}
+
+/** The mode's rules on a configuration; InvalidArgument saying what is not allowed. */
+export function checkModeAllows(config: BucketEncryption, mode: ServerMode): void {
+  if (config.kmsMasterKeyId !== undefined && config.algorithm !== 'aws:kms') {
+    throw err('InvalidArgument', 'KMSMasterKeyID is only allowed when SSEAlgorithm is aws:kms')
+  }
+  if (mode === 'oss') {
+    if (config.algorithm !== 'aws:kms') {
+      throw err('InvalidArgument', `SSEAlgorithm ${config.algorithm} is not supported: bucket default encryption uses aws:kms with the bucket's service key`)
+    }
+    if (config.kmsMasterKeyId !== undefined) {
+      throw err('InvalidArgument', 'KMSMasterKeyID is not supported: customer master keys are not offered; the bucket\'s service key is used')
+    }
+  }
+}
+
+const builder = new XMLBuilder({ ignoreAttributes: false, suppressEmptyNode: true })
+
+/** GetBucketEncryption body. */
+export function renderBucketEncryption(config: BucketEncryption): string {
+  const apply: Record<string, string> = { SSEAlgorithm: config.algorithm }
+  if (config.kmsMasterKeyId !== undefined) apply.KMSMasterKeyID = config.kmsMasterKeyId
+  return builder.build({
+    '?xml': { '@_version': '1.0', '@_encoding': 'UTF-8' },
+    ServerSideEncryptionConfiguration: {
+      '@_xmlns': XMLNS,
+      Rule: { ApplyServerSideEncryptionByDefault: apply, BucketKeyEnabled: String(config.bucketKeyEnabled) },
+    },
+  }) as string
+}
+
+/** GetBucketEncryption when nothing is set (S3: 404). */
+export function encryptionNotFound(): S3sseError {
+  return err('ServerSideEncryptionConfigurationNotFoundError', 'The server side encryption configuration was not found')
+}
+
+// ---------------------------------------------------------------- request headers
+
+/** The SSE request headers of a write, as sent. */
+export interface SseRequestHeaders {
+  sse?: string
+  kmsKeyId?: string
+  context?: string
+  bucketKeyEnabled?: string
+  customerAlgorithm?: string
+  customerKey?: string
+  customerKeyMd5?: string
+}
+
+type HeaderBag = Record<string, string | string[] | undefined>
+
+function header(h: HeaderBag, name: string): string | undefined {
+  const v = h[name]
+  return Array.isArray(v) ? v.join(',') : v
+}
+
+/** Picks the SSE headers out of a request's (lower-case) headers. */
+export function sseRequestHeaders(h: HeaderBag): SseRequestHeaders {
+  return {
+    sse: header(h, 'x-amz-server-side-encryption'),
+    kmsKeyId: header(h, 'x-amz-server-side-encryption-aws-kms-key-id'),
+    context: header(h, 'x-amz-server-side-encryption-context'),
+    bucketKeyEnabled: header(h, 'x-amz-server-side-encryption-bucket-key-enabled'),
+    customerAlgorithm: header(h, 'x-amz-server-side-encryption-customer-algorithm'),
+    customerKey: header(h, 'x-amz-server-side-encryption-customer-key'),
+    customerKeyMd5: header(h, 'x-amz-server-side-encryption-customer-key-md5'),
+  }
+}
+
+/** x-amz-server-side-encryption-context: base64 of a JSON object of strings. */
+export function parseEncryptionContext(value: string): Record<string, string> {
+  const bad = () => err('InvalidArgument', 'x-amz-server-side-encryption-context must be base64 of a JSON object whose values are strings')
+  const v = value.trim()
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(v)) throw bad()
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(v, 'base64').toString('utf8'))
+  } catch {
+    throw bad()
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw bad()
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v !== 'string') throw bad()
+    out[k] = v
+  }
+  return out
+}
+
+export type WriteOperation = 'PutObject' | 'CopyObject' | 'PostObject' | 'CreateMultipartUpload'
+
+export interface WriteEncryptionInput {
+  mode: ServerMode
+  bucket: string
+  /** The destination bucket's default encryption at the time of the request. */
+  bucketDefault: BucketEncryption | null
+  headers: SseRequestHeaders
+}
+
+/**
+ * The encryption a write gets (PutObject, CopyObject, PostObject, CreateMultipartUpload;
+ * UploadPart and UploadPartCopy inherit their upload's). null: stored as plaintext.
+ */
+export function decideWriteEncryption(input: WriteEncryptionInput): EncryptionDecision | null {
+  const { mode, bucket, bucketDefault, headers } = input
+  if (mode === 'oss') {
+    // The brief: only bucket-level encryption is effective; request headers change nothing.
+    if (!bucketDefault) return null
+    return { algorithm: 'aws:kms', keyId: serviceKeyAlias(bucket), createKey: true, bucketKey: bucketDefault.bucketKeyEnabled }
+  }
+
+  const h = headers
+  if (h.customerAlgorithm !== undefined || h.customerKey !== undefined || h.customerKeyMd5 !== undefined) {
+    if (h.sse !== undefined || h.kmsKeyId !== undefined || h.context !== undefined) {
+      throw err('InvalidArgument', 'Server Side Encryption with Customer provided key is incompatible with the encryption method specified')
+    }
+    throw err('NotImplemented', 'Server Side Encryption with customer-provided keys (SSE-C) is not supported by this server')
+  }
+  if (h.sse !== undefined && !(SSE_ALGORITHMS as readonly string[]).includes(h.sse)) {
+    throw err('InvalidArgument', `The encryption method specified is not supported: x-amz-server-side-encryption must be AES256 or aws:kms, not "${h.sse}"`)
+  }
+  if (h.sse !== 'aws:kms') {
+    if (h.kmsKeyId !== undefined) {
+      throw err('InvalidArgument', 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms (x-amz-server-side-encryption-aws-kms-key-id was given)')
+    }
+    if (h.context !== undefined) {
+      throw err('InvalidArgument', 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms (x-amz-server-side-encryption-context was given)')
+    }
+  }
+  let bucketKeyHeader: boolean | undefined
+  if (h.bucketKeyEnabled !== undefined) {
+    const v = h.bucketKeyEnabled.trim().toLowerCase()
+    if (v !== 'true' && v !== 'false') throw err('InvalidArgument', 'x-amz-server-side-encryption-bucket-key-enabled must be true or false')
+    bucketKeyHeader = v === 'true'
+  }
+
+  const algorithm: SseAlgorithm | undefined = (h.sse as SseAlgorithm | undefined) ?? bucketDefault?.algorithm
+  if (!algorithm) {
+    if (bucketKeyHeader !== undefined) {
+      throw err('InvalidArgument', 'x-amz-server-side-encryption-bucket-key-enabled needs x-amz-server-side-encryption')
+    }
+    return null
+  }
+  const fromDefault = h.sse === undefined || h.sse === bucketDefault?.algorithm
+  const bucketKey = bucketKeyHeader ?? (fromDefault ? bucketDefault?.bucketKeyEnabled ?? false : false)
+  if (algorithm === 'AES256') {
+    return { algorithm, keyId: SSE_S3_KEY_ALIAS, createKey: true, bucketKey }
+  }
+  const named = h.kmsKeyId ?? (fromDefault ? bucketDefault?.kmsMasterKeyId : undefined)
+  const decision: EncryptionDecision = named !== undefined
+    ? { algorithm, keyId: kmsKeyRef(named), createKey: false, bucketKey }
+    : { algorithm, keyId: AWS_MANAGED_KEY_ALIAS, createKey: true, bucketKey }
+  if (h.context !== undefined) decision.extraContext = parseEncryptionContext(h.context)
+  return decision
+}
+
+/**
+ * GetObject and HeadObject in aws mode: S3 refuses SSE-KMS/SSE-S3 request headers on reads
+ * (they only make sense on writes). oss mode ignores them, as it ignores them on writes.
+ */
+export function checkReadHeaders(mode: ServerMode, h: HeaderBag): void {
+  if (mode !== 'aws') return
+  const s = sseRequestHeaders(h)
+  if (s.sse !== undefined || s.kmsKeyId !== undefined || s.context !== undefined || s.bucketKeyEnabled !== undefined) {
+    throw err('InvalidArgument', 'x-amz-server-side-encryption headers are not allowed on GET and HEAD requests: an encrypted object is decrypted without them')
+  }
+  if (s.customerAlgorithm !== undefined || s.customerKey !== undefined) {
+    throw err('InvalidArgument', 'The object was not stored with a customer-provided key (SSE-C); do not send SSE-C headers')
+  }
+}
+
+// ---------------------------------------------------------------- transport
+
+export const INSECURE_TRANSPORT_MESSAGE =
+  'Requests specifying Server Side Encryption with AWS KMS managed keys must be made over a secure connection.'
+export const NOT_SIGV4_MESSAGE =
+  'Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4.'
+
+export interface TransportFacts {
+  /** The request uploads or downloads data of an SSE-KMS object (before or after it). */
+  carriesKmsData: boolean
+  /** Arrived over TLS. */
+  secure: boolean
+  /** Authenticated with Signature Version 4 (header, presigned URL or POST policy). */
+  sigV4: boolean
+}
+
+/**
+ * The brief: uploads and downloads of encrypted data only over HTTPS and signed with SigV4.
+ * Everything else keeps working over HTTP.
+ */
+export function checkTransport(t: TransportFacts): void {
+  if (!t.carriesKmsData) return
+  if (!t.secure) throw err('InvalidArgument', INSECURE_TRANSPORT_MESSAGE)
+  if (!t.sigV4) throw err('InvalidArgument', NOT_SIGV4_MESSAGE)
+}
+
+// ---------------------------------------------------------------- responses
+
+/**
+ * Operations that report an object's encryption in their response headers (the brief's
+ * list; S3 returns the same set).
+ */
+export type ReportingOperation =
+  | 'PutObject' | 'CopyObject' | 'PostObject' | 'CreateMultipartUpload' | 'UploadPart'
+  | 'UploadPartCopy' | 'CompleteMultipartUpload' | 'GetObject' | 'HeadObject'
+
+/**
+ * Response headers that say how an object is encrypted; none for a plaintext object.
+ * aws mode also names the KMS key and reports bucket keys, as S3 does.
+ */
+export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | null | undefined): Record<string, string> {
+  if (!enc) return {}
+  const out: Record<string, string> = { 'x-amz-server-side-encryption': enc.algorithm }
+  if (mode === 'aws') {
+    if (enc.algorithm === 'aws:kms') out['x-amz-server-side-encryption-aws-kms-key-id'] = enc.keyId
+    if (enc.bucketKey) out['x-amz-server-side-encryption-bucket-key-enabled'] = 'true'
+  }
+  return out
+}
