@@ -175,31 +175,35 @@ impl GhashKey {
         (w3, w2)
     }
 
-    /// GHASH_H(A = empty, C) of SP 800-38D §7.1 step 5: C zero-padded to whole blocks, then the
-    /// lengths block [len(A)]64 ‖ [len(C)]64 in bits.
-    pub fn gcm_no_aad(&self, c: &[u8]) -> [u8; 16] {
-        let mut y = (0u64, 0u64);
-        let whole = c.len() / (16 * GROUP) * (16 * GROUP);
-        for chunk in c[..whole].chunks_exact(16 * GROUP) {
-            y = self.absorb(y, chunk, GROUP);
-        }
-        let rest = &c[whole..];
-        let mut tail = [0u8; 16 * (GROUP + 1)];
-        tail[..rest.len()].copy_from_slice(rest);
-        let nblocks = (rest.len() + 15) / 16;
-        let bits = (c.len() as u64) * 8;
-        tail[16 * nblocks + 8..16 * nblocks + 16].copy_from_slice(&bits.to_be_bytes());
-        let total = nblocks + 1;
-        if total > GROUP {
-            y = self.absorb(y, &tail[..16 * GROUP], GROUP);
-            y = self.absorb(y, &tail[16 * GROUP..16 * (GROUP + 1)], 1);
-        } else {
-            y = self.absorb(y, &tail[..16 * total], total);
-        }
+    /// GHASH_H(A, C) as GCM uses it (SP 800-38D §7.1 step 5): A and C each zero-padded to
+    /// whole blocks, then the block [len(A)]64 ‖ [len(C)]64 in bits.
+    pub fn gcm(&self, aad: &[u8], c: &[u8]) -> [u8; 16] {
+        let mut y = self.absorb_padded((0, 0), aad);
+        y = self.absorb_padded(y, c);
+        let mut lens = [0u8; 16];
+        lens[0..8].copy_from_slice(&((aad.len() as u64) * 8).to_be_bytes());
+        lens[8..16].copy_from_slice(&((c.len() as u64) * 8).to_be_bytes());
+        y = self.absorb(y, &lens, 1);
         let mut s = [0u8; 16];
         s[0..8].copy_from_slice(&y.0.to_be_bytes());
         s[8..16].copy_from_slice(&y.1.to_be_bytes());
         s
+    }
+
+    /// Absorbs `data` zero-padded to whole blocks, eight blocks per reduction.
+    fn absorb_padded(&self, mut y: (u64, u64), data: &[u8]) -> (u64, u64) {
+        let whole = data.len() / (16 * GROUP) * (16 * GROUP);
+        for chunk in data[..whole].chunks_exact(16 * GROUP) {
+            y = self.absorb(y, chunk, GROUP);
+        }
+        let rest = &data[whole..];
+        if !rest.is_empty() {
+            let mut tail = [0u8; 16 * GROUP];
+            tail[..rest.len()].copy_from_slice(rest);
+            let nblocks = (rest.len() + 15) / 16;
+            y = self.absorb(y, &tail[..16 * nblocks], nblocks);
+        }
+        y
     }
 }
 

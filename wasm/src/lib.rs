@@ -58,7 +58,8 @@ struct State {
 // Single-threaded by construction: a wasm instance runs one call at a time, and these
 // statics are reached only from the exported functions below.
 static mut KEY: Slot<KEY_SIZE> = Slot([0; KEY_SIZE]);
-static mut PREFIX: Slot<16> = Slot([0; 16]);
+/// The nonce prefix (7 bytes) for package runs, or the whole 96-bit IV for one message.
+static mut NONCE: Slot<16> = Slot([0; 16]);
 static mut IN: Region = Region([0; CAPACITY]);
 static mut OUT: Region = Region([0; CAPACITY]);
 static mut STATE: State = State {
@@ -92,9 +93,9 @@ pub extern "C" fn s3sse_key_ptr() -> *mut u8 {
 }
 
 #[no_mangle]
-pub extern "C" fn s3sse_prefix_ptr() -> *mut u8 {
+pub extern "C" fn s3sse_nonce_ptr() -> *mut u8 {
     // SAFETY: taking an address only.
-    unsafe { PREFIX.0.as_mut_ptr() }
+    unsafe { NONCE.0.as_mut_ptr() }
 }
 
 #[no_mangle]
@@ -152,8 +153,9 @@ pub extern "C" fn s3sse_end() {
         wipe_region(&mut OUT.0[..STATE.used_out]);
         STATE.used_in = 0;
         STATE.used_out = 0;
+        STATE.failed_index = 0;
         wipe_bytes(&mut KEY.0);
-        wipe_bytes(&mut PREFIX.0);
+        wipe_bytes(&mut NONCE.0);
     }
     scrub_stack();
 }
@@ -173,9 +175,60 @@ pub extern "C" fn s3sse_open(first: u32, packages: u32, final_last: u32, in_len:
     run(false, first, packages, final_last != 0, in_len as usize, package_size as usize)
 }
 
+/// One AES-256-GCM message (SP 800-38D §7.1) under the 96-bit IV in the NONCE slot: IN holds
+/// AAD (`aad_len` bytes) then the plaintext (`len` bytes); OUT receives ciphertext ‖ tag.
+/// For known-answer tests and small messages; packages go through `s3sse_seal`.
+#[no_mangle]
+pub extern "C" fn s3sse_gcm_seal(aad_len: u32, len: u32) -> i32 {
+    message(true, aad_len as usize, len as usize)
+}
+
+/// Opens one message: IN holds AAD then ciphertext ‖ tag (`len` bytes). Writes the
+/// plaintext to OUT only when the tag verifies; ERR_AUTH otherwise.
+#[no_mangle]
+pub extern "C" fn s3sse_gcm_open(aad_len: u32, len: u32) -> i32 {
+    message(false, aad_len as usize, len as usize)
+}
+
+fn message(seal: bool, aad_len: usize, len: usize) -> i32 {
+    // SAFETY: single-threaded, see the statics.
+    let (st, input, output, iv) = unsafe { (&mut STATE, &IN.0, &mut OUT.0, &NONCE.0) };
+    if !st.loaded {
+        return ERR_NO_KEY;
+    }
+    let in_len = match aad_len.checked_add(len) {
+        Some(n) if n <= CAPACITY => n,
+        _ => return ERR_ARGUMENT,
+    };
+    let out_len = if seal { len + TAG_SIZE } else { len.wrapping_sub(TAG_SIZE) };
+    if (!seal && len < TAG_SIZE) || out_len > CAPACITY {
+        return ERR_ARGUMENT;
+    }
+    st.used_in = st.used_in.max(in_len);
+    st.used_out = st.used_out.max(out_len);
+    let mut j0 = [0u8; 16];
+    j0[..12].copy_from_slice(&iv[..12]);
+    j0[15] = 1;
+    // SAFETY: j0 is 16 bytes.
+    let mut blocks = [unsafe { v128_load(j0.as_ptr() as *const v128) }; 8];
+    st.aes.encrypt8(&mut blocks);
+    j0[15] = 0;
+    // SAFETY: j0 is 16 bytes.
+    let base = unsafe { v128_load(j0.as_ptr() as *const v128) };
+    let (aad, body) = input[..in_len].split_at(aad_len);
+    let ok = if seal {
+        seal_package(&st.aes, &st.ghash, base, blocks[0], aad, body, &mut output[..out_len]);
+        true
+    } else {
+        open_package(&st.aes, &st.ghash, base, blocks[0], aad, body, &mut output[..out_len])
+    };
+    wipe_v128(&mut blocks);
+    if ok { out_len as i32 } else { ERR_AUTH }
+}
+
 fn run(seal: bool, first: u32, packages: u32, final_last: bool, in_len: usize, p: usize) -> i32 {
     // SAFETY: single-threaded, see the statics.
-    let (st, input, output, prefix) = unsafe { (&mut STATE, &IN.0, &mut OUT.0, &PREFIX.0) };
+    let (st, input, output, prefix) = unsafe { (&mut STATE, &IN.0, &mut OUT.0, &NONCE.0) };
     if !st.loaded {
         return ERR_NO_KEY;
     }
@@ -236,14 +289,14 @@ fn run(seal: bool, first: u32, packages: u32, final_last: bool, in_len: usize, p
                 let len = (in_len - in_pos).min(p);
                 let src = &input[in_pos..in_pos + len];
                 let dst = &mut output[out_pos..out_pos + len + TAG_SIZE];
-                seal_package(&st.aes, &st.ghash, base, masks[g], src, dst);
+                seal_package(&st.aes, &st.ghash, base, masks[g], &[], src, dst);
                 in_pos += len;
                 out_pos += len + TAG_SIZE;
             } else {
                 let len = (in_len - in_pos).min(p + TAG_SIZE);
                 let src = &input[in_pos..in_pos + len];
                 let dst = &mut output[out_pos..out_pos + len - TAG_SIZE];
-                if !open_package(&st.aes, &st.ghash, base, masks[g], src, dst) {
+                if !open_package(&st.aes, &st.ghash, base, masks[g], &[], src, dst) {
                     wipe_v128(&mut masks);
                     st.failed_index = idx as u32;
                     return ERR_AUTH;
@@ -264,10 +317,10 @@ fn set_nonce(nonce: &mut [u8; 16], package: u32, final_flag: bool) {
 }
 
 /// SP 800-38D §7.1: C = GCTR_K(inc32(J0), P); T = GHASH_H(C) ^ E_K(J0). `out` = C ‖ T.
-fn seal_package(aes: &Aes256, gh: &GhashKey, base: v128, mask: v128, plain: &[u8], out: &mut [u8]) {
+fn seal_package(aes: &Aes256, gh: &GhashKey, base: v128, mask: v128, aad: &[u8], plain: &[u8], out: &mut [u8]) {
     let n = plain.len();
     ctr32_xor(aes, base, 2, plain, &mut out[..n]);
-    let s = gh.gcm_no_aad(&out[..n]);
+    let s = gh.gcm(aad, &out[..n]);
     // SAFETY: s is 16 bytes; out has TAG_SIZE bytes at n; unaligned access is allowed.
     unsafe {
         let tag = v128_xor(v128_load(s.as_ptr() as *const v128), mask);
@@ -277,9 +330,9 @@ fn seal_package(aes: &Aes256, gh: &GhashKey, base: v128, mask: v128, plain: &[u8
 
 /// SP 800-38D §7.2, with the tag compared before decryption: on a mismatch no plaintext is
 /// produced at all and `out` is zeroed.
-fn open_package(aes: &Aes256, gh: &GhashKey, base: v128, mask: v128, sealed: &[u8], out: &mut [u8]) -> bool {
+fn open_package(aes: &Aes256, gh: &GhashKey, base: v128, mask: v128, aad: &[u8], sealed: &[u8], out: &mut [u8]) -> bool {
     let n = sealed.len() - TAG_SIZE;
-    let s = gh.gcm_no_aad(&sealed[..n]);
+    let s = gh.gcm(aad, &sealed[..n]);
     // SAFETY: s is 16 bytes; sealed has TAG_SIZE bytes at n.
     let diff = unsafe {
         let expect = v128_xor(v128_load(s.as_ptr() as *const v128), mask);
@@ -376,5 +429,5 @@ pub extern "C" fn s3sse_profile_ctr(len: u32) {
 pub extern "C" fn s3sse_profile_ghash(len: u32) -> u32 {
     // SAFETY: single-threaded, see the statics.
     let (st, input) = unsafe { (&STATE, &IN.0) };
-    st.ghash.gcm_no_aad(&input[..len as usize])[0] as u32
+    st.ghash.gcm(&[], &input[..len as usize])[0] as u32
 }
