@@ -349,13 +349,20 @@ fn sub_bytes(q: &mut Planes) {
 }
 
 /// ShiftRows: row r of the column-major state rotates left by r (FIPS-197 §5.1.2).
-/// out[4c + r] = in[4((c + r) mod 4) + r].
+/// out[4c + r] = in[4((c + r) mod 4) + r]: a fixed byte permutation (the indices are
+/// constants, not data). Written as a swizzle with the index vector read once per call:
+/// V8 compiles a constant `i8x16.shuffle` of this shape into a pshufb that rebuilds its
+/// mask from two immediates at every use, the swizzle into one add and one pshufb.
 #[inline(always)]
 fn shift_rows(q: &mut Planes) {
+    // SAFETY: a valid, aligned static; volatile so LLVM does not fold it back to a shuffle.
+    let m = unsafe { core::ptr::read_volatile(&SHIFT_ROWS) };
     for j in 0..8 {
-        q[j] = i8x16_shuffle::<0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11>(q[j], q[j]);
+        q[j] = i8x16_swizzle(q[j], m);
     }
 }
+
+static SHIFT_ROWS: v128 = u8x16(0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11);
 
 /// Each byte takes the value one row down in its column: out[4c + r] = in[4c + (r+1) mod 4].
 #[inline(always)]
