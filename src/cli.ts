@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
+import { serve, userCommand } from './server/cli.js'
 import { kmsCommand } from './keys/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
 commands:
+  serve         the S3-compatible HTTPS server (s3-sse serve --help)
+  user          add | list | remove users of the server
   backend       which crypto backend loads here, and why any faster one did not
   kms           manage the embedded KMS keys: s3-sse kms list|create|describe|rotate --data-dir DIR
   bench         benchmark crypto, objects and server against the machine's limit
@@ -28,6 +31,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(describeBackendReport() + '\n')
       return 0
     }
+    case 'serve':
+      return serve(rest)
+    case 'user':
+      return userCommand(rest)
     case 'kms':
       return kmsCommand(rest)
     case 'bench':

@@ -40,7 +40,10 @@ export type S3sseErrorCode =
   | 'S3SSE_BAD_UPLOAD'
   | 'S3SSE_PART_AUTH_FAILED'
   | 'S3SSE_BAD_PART_ORDER'
-  // later layers add theirs here (server)
+  // server (src/server/); its S3 request errors use the S3 code itself (NoSuchKey, …)
+  | 'S3SSE_BAD_CREDENTIALS'
+  | 'S3SSE_USER_EXISTS'
+  | 'S3SSE_NO_SUCH_USER'
   | (string & {})
 
 export class S3sseError extends Error {

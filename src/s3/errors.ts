@@ -1,0 +1,197 @@
+/**
+ * S3 errors: the one table that maps an error to the HTTP status, S3 code and message a
+ * client expects (S3 API reference, "Error responses" / "List of error codes").
+ *
+ * S3 request errors are thrown as `S3sseError` whose `code` is the S3 code itself
+ * (`NoSuchKey`, `InvalidRange`, ...): that is the stable code. Errors of the lower layers
+ * keep their `S3SSE_*` codes and are mapped here too, so a handler never picks a status.
+ */
+import { S3sseError } from '../errors.js'
+
+export type S3ErrorCode =
+  | 'AccessDenied'
+  | 'AuthorizationHeaderMalformed'
+  | 'AuthorizationQueryParametersError'
+  | 'BadDigest'
+  | 'BucketAlreadyExists'
+  | 'BucketAlreadyOwnedByYou'
+  | 'BucketNotEmpty'
+  | 'EntityTooLarge'
+  | 'EntityTooSmall'
+  | 'ExpiredToken'
+  | 'IncompleteBody'
+  | 'InternalError'
+  | 'InvalidAccessKeyId'
+  | 'InvalidArgument'
+  | 'InvalidBucketName'
+  | 'InvalidDigest'
+  | 'InvalidLocationConstraint'
+  | 'InvalidObjectState'
+  | 'InvalidPart'
+  | 'InvalidPartOrder'
+  | 'InvalidPolicyDocument'
+  | 'InvalidRange'
+  | 'InvalidRequest'
+  | 'InvalidStorageClass'
+  | 'KeyTooLongError'
+  | 'MalformedPOSTRequest'
+  | 'MalformedXML'
+  | 'MaxMessageLengthExceeded'
+  | 'MetadataTooLarge'
+  | 'MethodNotAllowed'
+  | 'MissingContentLength'
+  | 'MissingSecurityHeader'
+  | 'NoSuchBucket'
+  | 'NoSuchKey'
+  | 'NoSuchUpload'
+  | 'NoSuchVersion'
+  | 'NotImplemented'
+  | 'NotModified'
+  | 'PreconditionFailed'
+  | 'RequestTimeTooSkewed'
+  | 'RequestTimeout'
+  | 'ServiceUnavailable'
+  | 'SignatureDoesNotMatch'
+  | 'XAmzContentSHA256Mismatch'
+
+interface ErrorEntry {
+  status: number
+  message: string
+}
+
+/** Status and default message per S3 code (S3 API reference, "List of error codes"). */
+export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
+  AccessDenied: { status: 403, message: 'Access Denied' },
+  AuthorizationHeaderMalformed: { status: 400, message: 'The authorization header is malformed.' },
+  AuthorizationQueryParametersError: { status: 400, message: 'Error parsing the X-Amz-Credential parameter.' },
+  BadDigest: { status: 400, message: 'The Content-MD5 or checksum you specified did not match what we received.' },
+  BucketAlreadyExists: { status: 409, message: 'The requested bucket name is not available.' },
+  BucketAlreadyOwnedByYou: {
+    status: 409,
+    message: 'Your previous request to create the named bucket succeeded and you already own it.',
+  },
+  BucketNotEmpty: { status: 409, message: 'The bucket you tried to delete is not empty.' },
+  EntityTooLarge: { status: 400, message: 'Your proposed upload exceeds the maximum allowed object size.' },
+  EntityTooSmall: { status: 400, message: 'Your proposed upload is smaller than the minimum allowed object size.' },
+  ExpiredToken: { status: 400, message: 'The provided token has expired.' },
+  IncompleteBody: { status: 400, message: 'You did not provide the number of bytes specified by the Content-Length HTTP header.' },
+  InternalError: { status: 500, message: 'We encountered an internal error. Please try again.' },
+  InvalidAccessKeyId: {
+    status: 403,
+    message: 'The AWS Access Key Id you provided does not exist in our records.',
+  },
+  InvalidArgument: { status: 400, message: 'Invalid Argument' },
+  InvalidBucketName: { status: 400, message: 'The specified bucket is not valid.' },
+  InvalidDigest: { status: 400, message: 'The Content-MD5 or checksum you specified is not valid.' },
+  InvalidLocationConstraint: { status: 400, message: 'The specified location constraint is not valid.' },
+  InvalidObjectState: { status: 403, message: 'The operation is not valid for the current state of the object.' },
+  InvalidPart: {
+    status: 400,
+    message:
+      'One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part\'s entity tag.',
+  },
+  InvalidPartOrder: { status: 400, message: 'The list of parts was not in ascending order. Parts must be ordered by part number.' },
+  InvalidPolicyDocument: { status: 400, message: 'The content of the form does not meet the conditions specified in the policy document.' },
+  InvalidRange: { status: 416, message: 'The requested range is not satisfiable' },
+  InvalidRequest: { status: 400, message: 'Invalid Request' },
+  InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid.' },
+  KeyTooLongError: { status: 400, message: 'Your key is too long.' },
+  MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
+  MalformedXML: {
+    status: 400,
+    message: 'The XML you provided was not well-formed or did not validate against our published schema.',
+  },
+  MaxMessageLengthExceeded: { status: 400, message: 'Your request was too big.' },
+  MetadataTooLarge: { status: 400, message: 'Your metadata headers exceed the maximum allowed metadata size.' },
+  MethodNotAllowed: { status: 405, message: 'The specified method is not allowed against this resource.' },
+  MissingContentLength: { status: 411, message: 'You must provide the Content-Length HTTP header.' },
+  MissingSecurityHeader: { status: 400, message: 'Your request is missing a required header.' },
+  NoSuchBucket: { status: 404, message: 'The specified bucket does not exist' },
+  NoSuchKey: { status: 404, message: 'The specified key does not exist.' },
+  NoSuchUpload: {
+    status: 404,
+    message:
+      'The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.',
+  },
+  NoSuchVersion: { status: 404, message: 'The specified version does not exist.' },
+  NotImplemented: { status: 501, message: 'A header or query you provided implies functionality that is not implemented.' },
+  NotModified: { status: 304, message: 'Not Modified' },
+  PreconditionFailed: { status: 412, message: 'At least one of the pre-conditions you specified did not hold' },
+  RequestTimeTooSkewed: {
+    status: 403,
+    message: 'The difference between the request time and the server\'s time is too large.',
+  },
+  RequestTimeout: {
+    status: 400,
+    message: 'Your socket connection to the server was not read from or written to within the timeout period.',
+  },
+  ServiceUnavailable: { status: 503, message: 'Please reduce your request rate.' },
+  SignatureDoesNotMatch: {
+    status: 403,
+    message:
+      'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
+  },
+  XAmzContentSHA256Mismatch: {
+    status: 400,
+    message: 'The provided \'x-amz-content-sha256\' header does not match what was computed.',
+  },
+}
+
+/** Lower-layer codes (crypto, object, keys) and what a client is told about them. */
+const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status?: number }> = {
+  S3SSE_AUTH_FAILED: { s3: 'InternalError', message: 'Stored object failed its integrity check.' },
+  S3SSE_TRUNCATED: { s3: 'InternalError', message: 'Stored object is truncated.' },
+  S3SSE_TRAILING_DATA: { s3: 'InternalError', message: 'Stored object has trailing data.' },
+  S3SSE_BAD_MANIFEST: { s3: 'InternalError', message: 'Stored object manifest is invalid.' },
+  S3SSE_MANIFEST_AUTH_FAILED: { s3: 'InternalError', message: 'Stored object manifest failed its integrity check.' },
+  S3SSE_PART_AUTH_FAILED: { s3: 'InvalidPart', message: 'A stored part record failed its integrity check.' },
+  S3SSE_BAD_UPLOAD: { s3: 'InternalError', message: 'Stored multipart upload state is invalid.' },
+  S3SSE_BAD_PART_ORDER: { s3: 'InvalidPartOrder' },
+  S3SSE_KMS_BAD_CIPHERTEXT: { s3: 'InternalError', message: 'A wrapped data key failed to decrypt.' },
+  S3SSE_KMS_KEYRING_WRONG_ROOT_KEY: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
+  S3SSE_KMS_KEYRING_DAMAGED: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
+  S3SSE_BAD_RANGE: { s3: 'InvalidRange' },
+  S3SSE_KMS_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
+  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'InvalidArgument', message: 'The KMS key does not exist.' },
+  S3SSE_KMS_CONTEXT_MISMATCH: { s3: 'AccessDenied', message: 'The KMS encryption context does not match.' },
+  S3SSE_KMS_KEY_DISABLED: { s3: 'AccessDenied', message: 'The KMS key is disabled.' },
+  S3SSE_BACKEND_UNAVAILABLE: { s3: 'InternalError', message: 'No crypto backend is available.' },
+  S3SSE_CRYPTO_FAILURE: { s3: 'InternalError' },
+}
+
+/** Throws-ready S3 request error; `code` is the S3 error code. */
+export function s3Error(code: S3ErrorCode, message?: string, cause?: unknown): S3sseError {
+  return new S3sseError(code, message ?? S3_ERRORS[code].message, cause === undefined ? undefined : { cause })
+}
+
+export function isS3ErrorCode(code: string): code is S3ErrorCode {
+  return Object.prototype.hasOwnProperty.call(S3_ERRORS, code)
+}
+
+export interface S3ErrorResponse {
+  status: number
+  code: S3ErrorCode
+  message: string
+  /** True when the error is ours, not the client's (logged with its cause). */
+  internal: boolean
+}
+
+/** Maps anything thrown while serving a request to the S3 error a client receives. */
+export function toS3Error(err: unknown): S3ErrorResponse {
+  if (err instanceof S3sseError) {
+    if (isS3ErrorCode(err.code)) {
+      return { status: S3_ERRORS[err.code].status, code: err.code, message: err.message, internal: false }
+    }
+    const mapped = INTERNAL_CODES[err.code]
+    if (mapped) {
+      const entry = S3_ERRORS[mapped.s3]
+      return {
+        status: mapped.status ?? entry.status,
+        code: mapped.s3,
+        message: mapped.message ?? entry.message,
+        internal: entry.status >= 500,
+      }
+    }
+  }
+  return { status: 500, code: 'InternalError', message: S3_ERRORS.InternalError.message, internal: true }
+}

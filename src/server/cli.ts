@@ -1,0 +1,153 @@
+/**
+ * `s3-sse serve` and `s3-sse user add|list|remove`.
+ */
+import { parseArgs } from 'node:util'
+import { resolve } from 'node:path'
+import { S3sseError } from '../errors.js'
+import { UserStore } from './credentials.js'
+import { DEFAULT_CONFIG, startServer } from './server.js'
+import type { ServerConfig } from './state.js'
+
+export const SERVE_USAGE = `usage: s3-sse serve [options]
+
+  --data-dir DIR      where objects, metadata, credentials and the certificate live (./data)
+  --host ADDR         address to listen on (127.0.0.1)
+  --https-port N      HTTPS port (9443; 0 or auto picks a free one)
+  --http-port N       plain HTTP port (9000; 0 turns plain HTTP off, auto picks a free one)
+  --tls-cert FILE     certificate (PEM); without it a self-signed one is made in the data dir
+  --tls-key FILE      its private key (PEM)
+  --region NAME       the region clients sign for (us-east-1)
+  --mode oss|aws      encryption semantics (oss)
+  --domain NAME       base domain for virtual-hosted buckets, repeatable (s3.localhost, localhost)
+
+Root credentials come from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY, or are generated on first
+start into DATA_DIR/root-credentials.json (0600) and printed once.
+`
+
+export const USER_USAGE = `usage: s3-sse user add NAME | list | remove NAME-OR-ACCESS-KEY [--data-dir DIR]
+`
+
+function port(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (value === 'auto') return 0
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new S3sseError('S3SSE_BAD_ARGUMENT', `${name} must be a port number, got "${value}"`)
+  return Number(value)
+}
+
+export function parseServeArgs(argv: string[]): ServerConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string' },
+      host: { type: 'string' },
+      'https-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      region: { type: 'string' },
+      mode: { type: 'string' },
+      domain: { type: 'string', multiple: true },
+    },
+    strict: true,
+  })
+  const mode = values.mode ?? DEFAULT_CONFIG.mode
+  if (mode !== 'oss' && mode !== 'aws') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--mode must be oss or aws, got "${mode}"`)
+  return {
+    dataDir: resolve(values['data-dir'] ?? './data'),
+    host: values.host ?? DEFAULT_CONFIG.host,
+    httpsPort: port(values['https-port'], DEFAULT_CONFIG.httpsPort, '--https-port'),
+    // 0 means off for plain HTTP (the server then speaks HTTPS only).
+    httpPort: values['http-port'] === '0' ? null : port(values['http-port'], DEFAULT_CONFIG.httpPort ?? 0, '--http-port'),
+    tlsCert: values['tls-cert'],
+    tlsKey: values['tls-key'],
+    region: values.region ?? DEFAULT_CONFIG.region,
+    mode,
+    domains: values.domain ?? DEFAULT_CONFIG.domains,
+  }
+}
+
+/** Runs the server until SIGTERM / SIGINT, then shuts down gracefully. */
+export async function serve(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(SERVE_USAGE)
+    return 0
+  }
+  const config = parseServeArgs(argv)
+  // Signals are caught from the start: one that arrives while starting up stops the server
+  // as soon as it is up, and none can kill it between its "listening" line and here.
+  let requested: string | undefined
+  let onStop: ((signal: string) => void) | undefined
+  const onSignal = (signal: string) => (onStop ? onStop(signal) : (requested ??= signal))
+  const onTerm = () => onSignal('SIGTERM')
+  const onInt = () => onSignal('SIGINT')
+  process.on('SIGTERM', onTerm)
+  process.on('SIGINT', onInt)
+  let server
+  try {
+    server = await startServer(config)
+  } catch (err) {
+    process.off('SIGTERM', onTerm)
+    process.off('SIGINT', onInt)
+    throw err
+  }
+  const running = server
+  const out = (s: string) => process.stdout.write(s + '\n')
+  out(`data dir: ${server.state.config.dataDir}`)
+  out(`TLS certificate: ${server.tls.certPath}${server.tls.created ? ' (self-signed, created now; trust this file in clients)' : ''}`)
+  out(`region: ${config.region}, mode: ${config.mode}`)
+  const root = server.rootCredentials
+  if (root.created) {
+    out('root credentials (generated now, shown once; stored 0600 in the data dir):')
+    out(`  access key: ${root.user.accessKey}`)
+    out(`  secret key: ${root.user.secretKey}`)
+  } else {
+    out(`root access key: ${root.user.accessKey} (from ${root.source === 'env' ? 'S3SSE_ACCESS_KEY' : 'the data dir'})`)
+  }
+  if (server.swept > 0) out(`removed ${server.swept} unreferenced object files left by an earlier stop`)
+  // Last, so whoever waits for this line has seen everything above.
+  out(`s3-sse listening on ${server.httpsUrl}${server.httpUrl ? ` and ${server.httpUrl}` : ''}`)
+  await new Promise<void>((resolveStop) => {
+    onStop = (signal: string) => {
+      onStop = () => undefined
+      out(`${signal}: finishing in-flight requests`)
+      process.off('SIGTERM', onTerm)
+      process.off('SIGINT', onInt)
+      running.close().then(() => {
+        out('stopped')
+        resolveStop()
+      })
+    }
+    if (requested) onStop(requested)
+  })
+  return 0
+}
+
+export function userCommand(argv: string[]): number {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { 'data-dir': { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  })
+  const store = new UserStore(resolve(values['data-dir'] ?? './data'))
+  const [action, name] = positionals
+  switch (action) {
+    case 'add': {
+      if (!name) break
+      const u = store.add(name)
+      process.stdout.write(`user ${u.name}\n  access key: ${u.accessKey}\n  secret key: ${u.secretKey}\n`)
+      return 0
+    }
+    case 'list':
+      for (const u of store.list()) process.stdout.write(`${u.name}\t${u.accessKey}\t${u.createdAt}\n`)
+      return 0
+    case 'remove': {
+      if (!name) break
+      const u = store.remove(name)
+      process.stdout.write(`removed ${u.name} (${u.accessKey})\n`)
+      return 0
+    }
+  }
+  process.stderr.write(USER_USAGE)
+  return 2
+}

@@ -1,0 +1,478 @@
+/**
+ * Metadata in SQLite (better-sqlite3, WAL): buckets, objects, multipart uploads and parts.
+ * A row is written only after the object's data is durable on disk, so a crash never
+ * exposes a partial object. Keys compare in UTF-8 byte order (SQLite's BINARY collation),
+ * which is S3's listing order.
+ */
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
+import type { ChecksumAlgorithm, ChecksumType } from '../s3/checksums.js'
+import type { StoredEncryption } from '../s3/sse.js'
+
+export const DB_FILE = 'meta.sqlite'
+const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS buckets (
+  name        TEXT PRIMARY KEY,
+  owner       TEXT NOT NULL,
+  region      TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  settings    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS objects (
+  bucket        TEXT NOT NULL,
+  key           TEXT NOT NULL,
+  size          INTEGER NOT NULL,
+  etag          TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  headers       TEXT NOT NULL,
+  meta          TEXT NOT NULL,
+  checksum      TEXT,
+  parts_count   INTEGER NOT NULL,
+  manifest      BLOB NOT NULL,
+  files         TEXT NOT NULL,
+  encryption    TEXT,
+  PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+  upload_id  TEXT PRIMARY KEY,
+  bucket     TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  initiated  INTEGER NOT NULL,
+  owner      TEXT NOT NULL,
+  state      TEXT NOT NULL,
+  headers    TEXT NOT NULL,
+  meta       TEXT NOT NULL,
+  checksum_algorithm TEXT,
+  checksum_type      TEXT,
+  encryption TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS parts (
+  upload_id     TEXT NOT NULL,
+  part_number   INTEGER NOT NULL,
+  size          INTEGER NOT NULL,
+  etag          TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  checksum      TEXT,
+  record        TEXT NOT NULL,
+  file          TEXT NOT NULL,
+  PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+`
+
+export interface BucketRow {
+  name: string
+  owner: string
+  region: string
+  createdAt: number
+  settings: Record<string, unknown>
+}
+
+export interface StoredChecksum {
+  algorithm: ChecksumAlgorithm
+  type: ChecksumType
+  value: string
+}
+
+export interface ObjectRow {
+  bucket: string
+  key: string
+  size: number
+  etag: string
+  lastModified: number
+  headers: Record<string, string>
+  meta: Record<string, string>
+  checksum?: StoredChecksum
+  partsCount: number
+  manifest: Uint8Array
+  /** Stored file id per manifest part, in order. */
+  files: string[]
+  encryption?: StoredEncryption
+}
+
+/** The columns a listing needs (no manifest). */
+export interface ObjectSummary {
+  key: string
+  size: number
+  etag: string
+  lastModified: number
+}
+
+export interface UploadRow {
+  uploadId: string
+  bucket: string
+  key: string
+  initiated: number
+  owner: string
+  /** The object layer's UploadState, JSON. */
+  state: unknown
+  headers: Record<string, string>
+  meta: Record<string, string>
+  checksumAlgorithm?: ChecksumAlgorithm
+  checksumType?: ChecksumType
+  encryption?: StoredEncryption
+}
+
+export interface PartRow {
+  uploadId: string
+  partNumber: number
+  size: number
+  etag: string
+  lastModified: number
+  checksum?: { algorithm: ChecksumAlgorithm; value: string }
+  /** The object layer's PartRecord, JSON. */
+  record: unknown
+  file: string
+}
+
+interface RawObject {
+  bucket: string
+  key: string
+  size: number
+  etag: string
+  last_modified: number
+  headers: string
+  meta: string
+  checksum: string | null
+  parts_count: number
+  manifest: Buffer
+  files: string
+  encryption: string | null
+}
+
+interface RawUpload {
+  upload_id: string
+  bucket: string
+  key: string
+  initiated: number
+  owner: string
+  state: string
+  headers: string
+  meta: string
+  checksum_algorithm: string | null
+  checksum_type: string | null
+  encryption: string | null
+}
+
+interface RawPart {
+  upload_id: string
+  part_number: number
+  size: number
+  etag: string
+  last_modified: number
+  checksum: string | null
+  record: string
+  file: string
+}
+
+function objectFromRaw(r: RawObject): ObjectRow {
+  return {
+    bucket: r.bucket,
+    key: r.key,
+    size: r.size,
+    etag: r.etag,
+    lastModified: r.last_modified,
+    headers: JSON.parse(r.headers),
+    meta: JSON.parse(r.meta),
+    checksum: r.checksum ? JSON.parse(r.checksum) : undefined,
+    partsCount: r.parts_count,
+    manifest: r.manifest,
+    files: JSON.parse(r.files),
+    encryption: r.encryption ? JSON.parse(r.encryption) : undefined,
+  }
+}
+
+function uploadFromRaw(r: RawUpload): UploadRow {
+  return {
+    uploadId: r.upload_id,
+    bucket: r.bucket,
+    key: r.key,
+    initiated: r.initiated,
+    owner: r.owner,
+    state: JSON.parse(r.state),
+    headers: JSON.parse(r.headers),
+    meta: JSON.parse(r.meta),
+    checksumAlgorithm: (r.checksum_algorithm ?? undefined) as ChecksumAlgorithm | undefined,
+    checksumType: (r.checksum_type ?? undefined) as ChecksumType | undefined,
+    encryption: r.encryption ? JSON.parse(r.encryption) : undefined,
+  }
+}
+
+function partFromRaw(r: RawPart): PartRow {
+  return {
+    uploadId: r.upload_id,
+    partNumber: r.part_number,
+    size: r.size,
+    etag: r.etag,
+    lastModified: r.last_modified,
+    checksum: r.checksum ? JSON.parse(r.checksum) : undefined,
+    record: JSON.parse(r.record),
+    file: r.file,
+  }
+}
+
+/**
+ * The smallest string greater than every string that starts with `prefix`, in UTF-8 byte
+ * order (UTF-8 keeps code point order): the last code point plus one. Null: no bound.
+ */
+export function prefixUpperBound(prefix: string): string | null {
+  const cps = Array.from(prefix)
+  while (cps.length > 0) {
+    const last = cps.pop()!.codePointAt(0)!
+    if (last < 0x10ffff) {
+      const next = last === 0xd7ff ? 0xe000 : last + 1
+      return cps.join('') + String.fromCodePoint(next)
+    }
+  }
+  return null
+}
+
+export class MetaStore {
+  readonly db: Database.Database
+  private readonly stmts
+
+  constructor(dataDir: string) {
+    this.db = new Database(join(dataDir, DB_FILE))
+    this.db.pragma('journal_mode = WAL')
+    // Data files are fsynced before their row is written; FULL makes the commit itself durable.
+    this.db.pragma('synchronous = FULL')
+    this.db.pragma('busy_timeout = 5000')
+    const version = this.db.pragma('user_version', { simple: true }) as number
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`${DB_FILE} has schema version ${version}; this s3-sse knows up to ${SCHEMA_VERSION}`)
+    }
+    this.db.exec(SCHEMA)
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    const db = this.db
+    this.stmts = {
+      getBucket: db.prepare('SELECT name, owner, region, created_at AS createdAt, settings FROM buckets WHERE name = ?'),
+      listBuckets: db.prepare('SELECT name, owner, region, created_at AS createdAt, settings FROM buckets ORDER BY name'),
+      insertBucket: db.prepare('INSERT INTO buckets (name, owner, region, created_at, settings) VALUES (?, ?, ?, ?, ?)'),
+      deleteBucket: db.prepare('DELETE FROM buckets WHERE name = ?'),
+      setBucketSettings: db.prepare('UPDATE buckets SET settings = ? WHERE name = ?'),
+      anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
+      anyUpload: db.prepare('SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1'),
+      getObject: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
+      putObject: db.prepare(
+        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption)
+         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption)`,
+      ),
+      deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
+      listObjects: db.prepare(
+        `SELECT key, size, etag, last_modified AS lastModified FROM objects
+         WHERE bucket = @bucket AND key > @after AND key >= @prefix AND (@upper IS NULL OR key < @upper)
+         ORDER BY key LIMIT @limit`,
+      ),
+      insertUpload: db.prepare(
+        `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption)
+         VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption)`,
+      ),
+      getUpload: db.prepare('SELECT * FROM uploads WHERE upload_id = ?'),
+      deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
+      listUploads: db.prepare(
+        `SELECT * FROM uploads
+         WHERE bucket = @bucket AND (key > @after OR (key = @after AND upload_id > @afterId))
+           AND key >= @prefix AND (@upper IS NULL OR key < @upper)
+         ORDER BY key, upload_id LIMIT @limit`,
+      ),
+      getPart: db.prepare('SELECT * FROM parts WHERE upload_id = ? AND part_number = ?'),
+      putPart: db.prepare(
+        `INSERT OR REPLACE INTO parts (upload_id, part_number, size, etag, last_modified, checksum, record, file)
+         VALUES (@uploadId, @partNumber, @size, @etag, @lastModified, @checksum, @record, @file)`,
+      ),
+      listParts: db.prepare('SELECT * FROM parts WHERE upload_id = ? AND part_number > ? ORDER BY part_number LIMIT ?'),
+      allParts: db.prepare('SELECT * FROM parts WHERE upload_id = ? ORDER BY part_number'),
+      deleteParts: db.prepare('DELETE FROM parts WHERE upload_id = ?'),
+      allFiles: db.prepare(`SELECT files AS f FROM objects UNION ALL SELECT json_array(file) AS f FROM parts`),
+    }
+  }
+
+  close(): void {
+    this.db.close()
+  }
+
+  // ------------------------------------------------------------------ buckets
+
+  getBucket(name: string): BucketRow | undefined {
+    const r = this.stmts.getBucket.get(name) as (Omit<BucketRow, 'settings'> & { settings: string }) | undefined
+    return r ? { ...r, settings: JSON.parse(r.settings) } : undefined
+  }
+
+  listBuckets(): BucketRow[] {
+    return (this.stmts.listBuckets.all() as Array<Omit<BucketRow, 'settings'> & { settings: string }>).map((r) => ({
+      ...r,
+      settings: JSON.parse(r.settings),
+    }))
+  }
+
+  /** False when the bucket already exists. */
+  createBucket(b: BucketRow): boolean {
+    try {
+      this.stmts.insertBucket.run(b.name, b.owner, b.region, b.createdAt, JSON.stringify(b.settings))
+      return true
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return false
+      throw err
+    }
+  }
+
+  /** Deletes the bucket if it holds no objects and no uploads: 'deleted' | 'not-empty' | 'missing'. */
+  deleteBucketIfEmpty(name: string): 'deleted' | 'not-empty' | 'missing' {
+    return this.db.transaction(() => {
+      if (!this.stmts.getBucket.get(name)) return 'missing' as const
+      if (this.stmts.anyObject.get(name) || this.stmts.anyUpload.get(name)) return 'not-empty' as const
+      this.stmts.deleteBucket.run(name)
+      return 'deleted' as const
+    })()
+  }
+
+  setBucketSettings(name: string, settings: Record<string, unknown>): void {
+    this.stmts.setBucketSettings.run(JSON.stringify(settings), name)
+  }
+
+  // ------------------------------------------------------------------ objects
+
+  getObject(bucket: string, key: string): ObjectRow | undefined {
+    const r = this.stmts.getObject.get(bucket, key) as RawObject | undefined
+    return r ? objectFromRaw(r) : undefined
+  }
+
+  /**
+   * Writes (or replaces) an object row if its bucket still exists; returns the files of
+   * the object it replaced (to unlink after the commit), or null when the bucket is gone.
+   */
+  putObject(o: ObjectRow): { replacedFiles: string[] } | null {
+    return this.db.transaction(() => {
+      if (!this.stmts.getBucket.get(o.bucket)) return null
+      const old = this.stmts.getObject.get(o.bucket, o.key) as RawObject | undefined
+      this.stmts.putObject.run({
+        bucket: o.bucket,
+        key: o.key,
+        size: o.size,
+        etag: o.etag,
+        lastModified: o.lastModified,
+        headers: JSON.stringify(o.headers),
+        meta: JSON.stringify(o.meta),
+        checksum: o.checksum ? JSON.stringify(o.checksum) : null,
+        partsCount: o.partsCount,
+        manifest: Buffer.from(o.manifest.buffer, o.manifest.byteOffset, o.manifest.byteLength),
+        files: JSON.stringify(o.files),
+        encryption: o.encryption ? JSON.stringify(o.encryption) : null,
+      })
+      return { replacedFiles: old ? (JSON.parse(old.files) as string[]) : [] }
+    })()
+  }
+
+  /** Deletes an object row; returns its files (to unlink after the commit), or null if absent. */
+  deleteObject(bucket: string, key: string): string[] | null {
+    return this.db.transaction(() => {
+      const old = this.stmts.getObject.get(bucket, key) as RawObject | undefined
+      if (!old) return null
+      this.stmts.deleteObject.run(bucket, key)
+      return JSON.parse(old.files) as string[]
+    })()
+  }
+
+  listObjects(bucket: string, after: string, prefix: string, limit: number): ObjectSummary[] {
+    return this.stmts.listObjects.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as ObjectSummary[]
+  }
+
+  // ------------------------------------------------------------------ multipart
+
+  createUpload(u: UploadRow): void {
+    this.stmts.insertUpload.run({
+      uploadId: u.uploadId,
+      bucket: u.bucket,
+      key: u.key,
+      initiated: u.initiated,
+      owner: u.owner,
+      state: JSON.stringify(u.state),
+      headers: JSON.stringify(u.headers),
+      meta: JSON.stringify(u.meta),
+      checksumAlgorithm: u.checksumAlgorithm ?? null,
+      checksumType: u.checksumType ?? null,
+      encryption: u.encryption ? JSON.stringify(u.encryption) : null,
+    })
+  }
+
+  getUpload(uploadId: string): UploadRow | undefined {
+    const r = this.stmts.getUpload.get(uploadId) as RawUpload | undefined
+    return r ? uploadFromRaw(r) : undefined
+  }
+
+  /** Uploads after (key, uploadId), whole keys at a time so a page never splits one key's uploads. */
+  listUploads(bucket: string, after: string, afterId: string, prefix: string, limit: number): UploadRow[] {
+    const upper = prefixUpperBound(prefix)
+    const rows = (this.stmts.listUploads.all({ bucket, after, afterId, prefix, upper, limit }) as RawUpload[]).map(uploadFromRaw)
+    if (rows.length === limit) {
+      const last = rows[rows.length - 1]
+      const rest = this.stmts.listUploads.all({ bucket, after: last.key, afterId: last.uploadId, prefix, upper, limit: 1_000_000 }) as RawUpload[]
+      for (const r of rest) if (r.key === last.key) rows.push(uploadFromRaw(r))
+    }
+    return rows
+  }
+
+  /** Records a part if its upload still exists; returns the file of the part it replaced, or null when the upload is gone. */
+  putPart(p: PartRow): { replacedFile?: string } | null {
+    return this.db.transaction(() => {
+      if (!this.stmts.getUpload.get(p.uploadId)) return null
+      const old = this.stmts.getPart.get(p.uploadId, p.partNumber) as RawPart | undefined
+      this.stmts.putPart.run({
+        uploadId: p.uploadId,
+        partNumber: p.partNumber,
+        size: p.size,
+        etag: p.etag,
+        lastModified: p.lastModified,
+        checksum: p.checksum ? JSON.stringify(p.checksum) : null,
+        record: JSON.stringify(p.record),
+        file: p.file,
+      })
+      return { replacedFile: old?.file }
+    })()
+  }
+
+  listParts(uploadId: string, after: number, limit: number): PartRow[] {
+    return (this.stmts.listParts.all(uploadId, after, limit) as RawPart[]).map(partFromRaw)
+  }
+
+  allParts(uploadId: string): PartRow[] {
+    return (this.stmts.allParts.all(uploadId) as RawPart[]).map(partFromRaw)
+  }
+
+  /** Removes an upload and its parts; returns the part files (to unlink), or null if absent. */
+  deleteUpload(uploadId: string): string[] | null {
+    return this.db.transaction(() => {
+      if (!this.stmts.getUpload.get(uploadId)) return null
+      const files = (this.stmts.allParts.all(uploadId) as RawPart[]).map((p) => p.file)
+      this.stmts.deleteParts.run(uploadId)
+      this.stmts.deleteUpload.run(uploadId)
+      return files
+    })()
+  }
+
+  /**
+   * Completes an upload atomically: the object row replaces any previous one, the upload
+   * and its parts go. Returns files no longer referenced, or null if the upload is gone.
+   */
+  completeUpload(uploadId: string, o: ObjectRow): { unusedFiles: string[] } | null {
+    return this.db.transaction(() => {
+      const partFiles = this.deleteUpload(uploadId)
+      if (partFiles === null) return null
+      const put = this.putObject(o)
+      if (put === null) throw new Error('bucket vanished during CompleteMultipartUpload')
+      const used = new Set(o.files)
+      return { unusedFiles: [...partFiles.filter((f) => !used.has(f)), ...put.replacedFiles] }
+    })()
+  }
+
+  /** Every file id referenced by an object or a part (for the startup sweep of orphans). */
+  referencedFiles(): Set<string> {
+    const out = new Set<string>()
+    for (const row of this.stmts.allFiles.iterate() as Iterable<{ f: string }>) {
+      for (const f of JSON.parse(row.f) as string[]) out.add(f)
+    }
+    return out
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
+ * CompleteMultipartUpload, AbortMultipartUpload, ListParts. Parts are stored as they
+ * arrive (one file each) and an object made of them at Complete, without copying.
+ */
+import { randomBytes } from 'node:crypto'
+import { s3Error } from '../../s3/errors.js'
+import {
+  canCombine,
+  checksumHeader,
+  combineCrcs,
+  compositeChecksum,
+  createDigest,
+  defaultChecksumType,
+  parseChecksumAlgorithm,
+  validateChecksumType,
+  type ChecksumType,
+} from '../../s3/checksums.js'
+import { normalizeEtag, parseCopySourceRange } from '../../s3/conditions.js'
+import { parseMaxKeys } from '../../s3/listing.js'
+import {
+  MIN_PART_SIZE,
+  MAX_PART_SIZE,
+  multipartEtag,
+  parsePartNumber,
+  storedHeadersFrom,
+  validateKey,
+} from '../../s3/objects.js'
+import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
+import { checksumFromHeaders, WriteBody } from '../body.js'
+import type { ObjectRow, PartRow, StoredChecksum, UploadRow } from '../db.js'
+import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
+import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
+import {
+  beginUpload,
+  decodeManifest,
+  encodeManifest,
+  finishUpload,
+  stageCopiedPart,
+  stagePart,
+  type PartRecord,
+  type StagedFile,
+  type UploadState,
+} from '../store.js'
+import { isoDate, ownerXml, readXmlBody, requireBucket } from './common.js'
+import { copySource } from './objects.js'
+
+function requireUpload(ctx: RequestContext): UploadRow {
+  const id = ctx.query.get('uploadId') ?? ''
+  const upload = ctx.state.meta.getUpload(id)
+  if (!upload || upload.bucket !== ctx.bucket || upload.key !== ctx.key) throw s3Error('NoSuchUpload')
+  return upload
+}
+
+function checksumHeaders(upload: UploadRow): Record<string, string> {
+  return upload.checksumAlgorithm
+    ? { 'x-amz-checksum-algorithm': upload.checksumAlgorithm, 'x-amz-checksum-type': upload.checksumType ?? 'COMPOSITE' }
+    : {}
+}
+
+export async function createMultipartUpload(ctx: RequestContext): Promise<void> {
+  const bucket = requireBucket(ctx)
+  validateKey(ctx.key)
+  const stored = storedHeadersFrom(ctx.req.headers)
+  const algorithm = parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm'))
+  const typeHeader = header(ctx, 'x-amz-checksum-type')?.toUpperCase()
+  if (typeHeader !== undefined && typeHeader !== 'COMPOSITE' && typeHeader !== 'FULL_OBJECT') {
+    throw s3Error('InvalidRequest', 'Value for x-amz-checksum-type header is invalid.')
+  }
+  if (typeHeader !== undefined && !algorithm) {
+    throw s3Error('InvalidRequest', 'The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.')
+  }
+  const type: ChecksumType | undefined = algorithm ? ((typeHeader as ChecksumType | undefined) ?? defaultChecksumType(algorithm)) : undefined
+  if (algorithm && type) validateChecksumType(algorithm, type)
+  const encryption = encryptionFor(ctx, bucket)
+  const state = await beginUpload({ context: { bucket: bucket.name, key: ctx.key }, encryption })
+  const upload: UploadRow = {
+    uploadId: randomBytes(24).toString('base64url'),
+    bucket: bucket.name,
+    key: ctx.key,
+    initiated: Date.now(),
+    owner: ctx.user!.name,
+    state,
+    headers: stored.headers,
+    meta: stored.meta,
+    checksumAlgorithm: algorithm,
+    checksumType: type,
+    encryption: encryption ? { algorithm: encryption.algorithm, keyId: encryption.keyId, bucketKey: encryption.bucketKey } : undefined,
+  }
+  ctx.state.meta.createUpload(upload)
+  sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
+    ...checksumHeaders(upload),
+    ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+  })
+}
+
+/** Records a staged part; the upload may have been completed or aborted meanwhile. */
+async function commitPart(ctx: RequestContext, part: PartRow, staged: StagedFile): Promise<void> {
+  const { files, meta } = ctx.state
+  await files.publish([staged])
+  const put = meta.putPart(part)
+  if (put === null) {
+    await files.remove([staged.id])
+    throw s3Error('NoSuchUpload')
+  }
+  if (put.replacedFile) await files.remove([put.replacedFile])
+}
+
+export async function uploadPart(ctx: RequestContext): Promise<void> {
+  requireBucket(ctx)
+  const upload = requireUpload(ctx)
+  const partNumber = parsePartNumber(ctx.query.get('partNumber'))
+  const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm })
+  const staged = await stagePart(ctx.state.files, upload.state as UploadState, kmsAccess(ctx), partNumber, body.stream())
+  let verified
+  try {
+    verified = await body.verify()
+    if (verified.size > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
+  } catch (err) {
+    await ctx.state.files.discard([staged.file])
+    throw err
+  }
+  const part: PartRow = {
+    uploadId: upload.uploadId,
+    partNumber,
+    size: verified.size,
+    etag: verified.md5,
+    lastModified: Date.now(),
+    checksum: verified.checksum,
+    record: staged.result,
+    file: staged.file.id,
+  }
+  await commitPart(ctx, part, staged.file)
+  sendEmpty(ctx, 200, {
+    etag: `"${part.etag}"`,
+    ...(part.checksum ? { [checksumHeader(part.checksum.algorithm)]: part.checksum.value } : {}),
+    ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+  })
+}
+
+export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
+  requireBucket(ctx)
+  const upload = requireUpload(ctx)
+  const partNumber = parsePartNumber(ctx.query.get('partNumber'))
+  const src = copySource(ctx)
+  const range = parseCopySourceRange(header(ctx, 'x-amz-copy-source-range'), src.obj.size) ?? { start: 0, end: src.obj.size - 1 }
+  if (range.end - range.start + 1 > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
+  const md5 = createDigest('MD5')
+  const digest = upload.checksumAlgorithm ? createDigest(upload.checksumAlgorithm) : undefined
+  let size = 0
+  const staged = await stageCopiedPart(
+    ctx.state.files,
+    { manifest: decodeManifest(src.obj.manifest), files: src.obj.files, context: { bucket: src.bucket.name, key: src.obj.key } },
+    range,
+    upload.state as UploadState,
+    kmsAccess(ctx),
+    partNumber,
+    (chunk) => {
+      size += chunk.length
+      md5.update(chunk)
+      digest?.update(chunk)
+    },
+  )
+  const part: PartRow = {
+    uploadId: upload.uploadId,
+    partNumber,
+    size,
+    etag: (await md5.digest()).toString('hex'),
+    lastModified: Date.now(),
+    checksum: upload.checksumAlgorithm && digest ? { algorithm: upload.checksumAlgorithm, value: (await digest.digest()).toString('base64') } : undefined,
+    record: staged.result,
+    file: staged.file.id,
+  }
+  await commitPart(ctx, part, staged.file)
+  sendXml(
+    ctx,
+    200,
+    s3Document('CopyPartResult', {
+      ETag: `"${part.etag}"`,
+      LastModified: isoDate(part.lastModified),
+      ...(part.checksum ? { [`Checksum${part.checksum.algorithm}`]: part.checksum.value } : {}),
+    }),
+    sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+  )
+}
+
+export async function completeMultipartUpload(ctx: RequestContext): Promise<void> {
+  const bucket = requireBucket(ctx)
+  const upload = requireUpload(ctx)
+  const requested = parseCompleteMultipart(await readXmlBody(ctx))
+  const stored = new Map(ctx.state.meta.allParts(upload.uploadId).map((p) => [p.partNumber, p]))
+  const chosen: PartRow[] = []
+  let previous = 0
+  for (const r of requested) {
+    if (r.partNumber <= previous) throw s3Error('InvalidPartOrder')
+    previous = r.partNumber
+    const part = stored.get(r.partNumber)
+    if (!part || normalizeEtag(r.etag) !== part.etag) throw s3Error('InvalidPart')
+    // A part checksum named in the request must be the one stored for that part.
+    for (const [alg, value] of Object.entries(r.checksums)) {
+      if (!part.checksum || part.checksum.algorithm !== alg || part.checksum.value !== value) {
+        throw s3Error('InvalidPart', `The checksum of part ${r.partNumber} does not match the one uploaded.`)
+      }
+    }
+    chosen.push(part)
+  }
+  // Every part but the last must be at least 5 MiB (S3 User Guide, multipart upload limits).
+  for (const part of chosen.slice(0, -1)) {
+    if (part.size < MIN_PART_SIZE) throw s3Error('EntityTooSmall')
+  }
+
+  let checksum: StoredChecksum | undefined
+  const algorithm = upload.checksumAlgorithm
+  if (algorithm) {
+    const values = chosen.map((p) => {
+      if (!p.checksum || p.checksum.algorithm !== algorithm) throw s3Error('InvalidPart', `Part ${p.partNumber} has no ${algorithm} checksum.`)
+      return p.checksum.value
+    })
+    const type = upload.checksumType ?? 'COMPOSITE'
+    const value =
+      type === 'FULL_OBJECT' && canCombine(algorithm)
+        ? combineCrcs(algorithm, chosen.map((p, i) => ({ checksum: values[i], size: p.size })))
+        : await compositeChecksum(algorithm, values)
+    checksum = { algorithm, type, value }
+    // A full-object checksum sent with Complete is the client's end-to-end check.
+    const given = checksumFromHeaders(ctx.req.headers)
+    if (given && (given.algorithm !== algorithm || (type === 'FULL_OBJECT' && given.value !== value))) {
+      throw s3Error('BadDigest', `The ${checksumHeader(given.algorithm)} you specified did not match the calculated checksum.`)
+    }
+  }
+
+  const manifest = await finishUpload(upload.state as UploadState, kmsAccess(ctx), chosen.map((p) => p.record as PartRecord))
+  const row: ObjectRow = {
+    bucket: bucket.name,
+    key: upload.key,
+    size: chosen.reduce((n, p) => n + p.size, 0),
+    etag: multipartEtag(chosen.map((p) => p.etag)),
+    lastModified: Date.now(),
+    headers: upload.headers,
+    meta: upload.meta,
+    checksum,
+    partsCount: chosen.length,
+    manifest: encodeManifest(manifest),
+    files: chosen.map((p) => p.file),
+    encryption: upload.encryption,
+  }
+  const done = ctx.state.meta.completeUpload(upload.uploadId, row)
+  if (done === null) throw s3Error('NoSuchUpload')
+  await ctx.state.files.remove(done.unusedFiles)
+  const host = header(ctx, 'host') ?? 'localhost'
+  sendXml(
+    ctx,
+    200,
+    s3Document('CompleteMultipartUploadResult', {
+      Location: `${ctx.secure ? 'https' : 'http'}://${host}/${bucket.name}/${encodeURIComponent(upload.key).replace(/%2F/g, '/')}`,
+      Bucket: bucket.name,
+      Key: upload.key,
+      ETag: `"${row.etag}"`,
+      ...(checksum ? { [`Checksum${checksum.algorithm}`]: checksum.value, ChecksumType: checksum.type } : {}),
+    }),
+    sseResponseHeaders(ctx.state.config.mode, row.encryption),
+  )
+}
+
+export async function abortMultipartUpload(ctx: RequestContext): Promise<void> {
+  requireBucket(ctx)
+  const upload = requireUpload(ctx)
+  const files = ctx.state.meta.deleteUpload(upload.uploadId)
+  if (files === null) throw s3Error('NoSuchUpload')
+  await ctx.state.files.remove(files)
+  sendEmpty(ctx, 204)
+}
+
+export async function listParts(ctx: RequestContext): Promise<void> {
+  const bucket = requireBucket(ctx)
+  const upload = requireUpload(ctx)
+  const maxParts = parseMaxKeys(ctx.query.get('max-parts'), 'max-parts')
+  const markerText = ctx.query.get('part-number-marker') ?? '0'
+  if (!/^\d+$/.test(markerText)) throw s3Error('InvalidArgument', 'Part number marker must be an integer.')
+  const marker = Number(markerText)
+  const rows = ctx.state.meta.listParts(upload.uploadId, marker, maxParts + 1)
+  const truncated = rows.length > maxParts
+  const parts = rows.slice(0, maxParts)
+  sendXml(
+    ctx,
+    200,
+    s3Document('ListPartsResult', {
+      Bucket: bucket.name,
+      Key: upload.key,
+      UploadId: upload.uploadId,
+      Initiator: ownerXml(upload.owner),
+      Owner: ownerXml(upload.owner),
+      StorageClass: 'STANDARD',
+      PartNumberMarker: marker,
+      ...(parts.length > 0 ? { NextPartNumberMarker: parts[parts.length - 1].partNumber } : {}),
+      MaxParts: maxParts,
+      IsTruncated: truncated,
+      ...(upload.checksumAlgorithm ? { ChecksumAlgorithm: upload.checksumAlgorithm, ChecksumType: upload.checksumType } : {}),
+      Part: parts.map((p) => ({
+        PartNumber: p.partNumber,
+        LastModified: isoDate(p.lastModified),
+        ETag: `"${p.etag}"`,
+        Size: p.size,
+        ...(p.checksum ? { [`Checksum${p.checksum.algorithm}`]: p.checksum.value } : {}),
+      })),
+    }),
+  )
+}

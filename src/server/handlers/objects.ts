@@ -1,0 +1,294 @@
+/**
+ * Object operations: PutObject, GetObject, HeadObject, DeleteObject, DeleteObjects,
+ * CopyObject.
+ */
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+import { s3Error } from '../../s3/errors.js'
+import { checksumHeader, createDigest, parseChecksumAlgorithm, type ChecksumAlgorithm } from '../../s3/checksums.js'
+import { checkCopySourcePreconditions, checkReadPreconditions, parseRange, type ByteRange } from '../../s3/conditions.js'
+import {
+  objectResponseHeaders,
+  parseCopySource,
+  parsePartNumber,
+  responseOverrides,
+  storedHeadersFrom,
+  validateKey,
+} from '../../s3/objects.js'
+import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
+import { WriteBody } from '../body.js'
+import type { BucketRow, ObjectRow, StoredChecksum } from '../db.js'
+import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
+import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext } from '../http.js'
+import { decodeManifest, encodeManifest, readObject, stageObject, tapStream, type Manifest } from '../store.js'
+import { isoDate, readXmlBody, requireBucket, requireObject, viewOf } from './common.js'
+
+/** The encryption headers of a stored object, for write responses. */
+function encryptionOf(manifest: Manifest): ObjectRow['encryption'] {
+  const e = manifest.encryption
+  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
+}
+
+function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, string> {
+  return c ? { [checksumHeader(c.algorithm)]: c.value, 'x-amz-checksum-type': c.type } : {}
+}
+
+/**
+ * Commits a staged single-file object: publish the file, then write the row. The bucket
+ * may have been deleted meanwhile; then the file goes and the client hears NoSuchBucket.
+ */
+async function commitObject(ctx: RequestContext, row: ObjectRow, staged: { id: string; tmpPath: string }): Promise<void> {
+  const { files, meta } = ctx.state
+  await files.publish([staged])
+  const put = meta.putObject(row)
+  if (put === null) {
+    await files.remove([staged.id])
+    throw s3Error('NoSuchBucket')
+  }
+  await files.remove(put.replacedFiles)
+}
+
+/** `If-None-Match: *` / `If-Match` on writes (S3 conditional writes): checked before and at commit. */
+function checkWritePreconditions(ctx: RequestContext, bucket: string, key: string): void {
+  const ifNoneMatch = header(ctx, 'if-none-match')
+  const ifMatch = header(ctx, 'if-match')
+  if (ifNoneMatch === undefined && ifMatch === undefined) return
+  const existing = ctx.state.meta.getObject(bucket, key)
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on writes supports only "*".')
+    if (existing) throw s3Error('PreconditionFailed')
+  }
+  if (ifMatch !== undefined) {
+    if (!existing) throw s3Error('NoSuchKey')
+    checkCopySourcePreconditions({ ifMatch }, existing.etag, existing.lastModified)
+  }
+}
+
+export async function putObject(ctx: RequestContext): Promise<void> {
+  const bucket = requireBucket(ctx)
+  validateKey(ctx.key)
+  const stored = storedHeadersFrom(ctx.req.headers)
+  checkWritePreconditions(ctx, bucket.name, ctx.key)
+  const encryption = encryptionFor(ctx, bucket)
+  const body = new WriteBody(ctx)
+  const context = { bucket: bucket.name, key: ctx.key }
+  const staged = await stageObject(ctx.state.files, body.stream(), { context, encryption })
+  let verified
+  try {
+    verified = await body.verify()
+    checkWritePreconditions(ctx, bucket.name, ctx.key)
+  } catch (err) {
+    await ctx.state.files.discard([staged.file])
+    throw err
+  }
+  const manifest = staged.result
+  const checksum: StoredChecksum | undefined = verified.checksum && { ...verified.checksum, type: 'FULL_OBJECT' }
+  const row: ObjectRow = {
+    bucket: bucket.name,
+    key: ctx.key,
+    size: verified.size,
+    etag: verified.md5,
+    lastModified: Date.now(),
+    headers: stored.headers,
+    meta: stored.meta,
+    checksum,
+    partsCount: 1,
+    manifest: encodeManifest(manifest),
+    files: [staged.file.id],
+    encryption: encryptionOf(manifest),
+  }
+  await commitObject(ctx, row, staged.file)
+  sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
+}
+
+/** `?partNumber=N` on GET/HEAD: the byte range of that part (S3 API reference, GetObject). */
+function partRange(obj: ObjectRow, manifest: Manifest, partNumber: number): ByteRange | null {
+  if (partNumber === 1 && obj.partsCount <= 1) return null
+  if (partNumber > manifest.parts.length) throw s3Error('InvalidPart', 'The requested partnumber is not satisfiable')
+  let start = 0
+  for (let i = 0; i < partNumber - 1; i++) start += manifest.parts[i].size
+  const size = manifest.parts[partNumber - 1].size
+  if (size === 0) throw s3Error('InvalidRange')
+  return { start, end: start + size - 1 }
+}
+
+async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void> {
+  const bucket = requireBucket(ctx)
+  validateKey(ctx.key)
+  const versionId = ctx.query.get('versionId')
+  for (let attempt = 0; ; attempt++) {
+    const obj = requireObject(ctx, bucket.name, ctx.key)
+    if (versionId !== undefined && versionId !== 'null') throw s3Error('NoSuchVersion')
+    try {
+      checkReadPreconditions(
+        {
+          ifMatch: header(ctx, 'if-match'),
+          ifNoneMatch: header(ctx, 'if-none-match'),
+          ifModifiedSince: header(ctx, 'if-modified-since'),
+          ifUnmodifiedSince: header(ctx, 'if-unmodified-since'),
+        },
+        obj.etag,
+        obj.lastModified,
+      )
+    } catch (err) {
+      sendError(ctx, err, { etag: `"${obj.etag}"`, 'last-modified': new Date(obj.lastModified).toUTCString() })
+      return
+    }
+    const manifest = decodeManifest(obj.manifest)
+    const partNumber = ctx.query.get('partNumber')
+    let range: ByteRange | null
+    if (partNumber !== undefined) {
+      if (header(ctx, 'range') !== undefined) throw s3Error('InvalidRequest', 'Cannot specify both Range header and partNumber query parameter.')
+      range = partRange(obj, manifest, parsePartNumber(partNumber))
+    } else {
+      range = parseRange(header(ctx, 'range'), obj.size)
+    }
+    const headers = objectResponseHeaders(viewOf(obj), {
+      mode: ctx.state.config.mode,
+      range,
+      checksumMode: header(ctx, 'x-amz-checksum-mode')?.toUpperCase() === 'ENABLED',
+      overrides: responseOverrides(ctx.query),
+    })
+    if (partNumber !== undefined) headers['x-amz-mp-parts-count'] = String(manifest.parts.length)
+    const status = range ? 206 : 200
+    if (!withBody) {
+      startBody(ctx, status, headers)
+      ctx.res.end()
+      return
+    }
+    let stream: AsyncIterable<Buffer>
+    try {
+      stream = await readObject(
+        ctx.state.files,
+        { manifest, files: obj.files, context: { bucket: bucket.name, key: ctx.key } },
+        kmsAccess(ctx),
+        range,
+      )
+    } catch (err) {
+      // Overwritten or deleted between reading the row and opening its files: read the row again.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue
+      throw err
+    }
+    startBody(ctx, status, headers)
+    await pipeline(Readable.from(stream), ctx.res)
+    return
+  }
+}
+
+export function getObject(ctx: RequestContext): Promise<void> {
+  return readTarget(ctx, true)
+}
+
+export function headObject(ctx: RequestContext): Promise<void> {
+  return readTarget(ctx, false)
+}
+
+export async function deleteObject(ctx: RequestContext): Promise<void> {
+  const bucket = requireBucket(ctx)
+  validateKey(ctx.key)
+  const files = ctx.state.meta.deleteObject(bucket.name, ctx.key)
+  if (files) await ctx.state.files.remove(files)
+  sendEmpty(ctx, 204)
+}
+
+export async function deleteObjects(ctx: RequestContext): Promise<void> {
+  const bucket = requireBucket(ctx)
+  const { quiet, keys } = parseDeleteObjects(await readXmlBody(ctx))
+  const deleted: Array<{ Key: string }> = []
+  const errors: Array<{ Key: string; Code: string; Message: string }> = []
+  for (const key of keys) {
+    try {
+      validateKey(key)
+      const files = ctx.state.meta.deleteObject(bucket.name, key)
+      if (files) await ctx.state.files.remove(files)
+      if (!quiet) deleted.push({ Key: key })
+    } catch (err) {
+      const e = err as { code?: string; message?: string }
+      errors.push({ Key: key, Code: e.code ?? 'InternalError', Message: e.message ?? 'error' })
+    }
+  }
+  sendXml(ctx, 200, s3Document('DeleteResult', { Deleted: deleted, Error: errors }))
+}
+
+/** Source object of CopyObject / UploadPartCopy, with its preconditions checked. */
+export function copySource(ctx: RequestContext): { bucket: BucketRow; obj: ObjectRow } {
+  const raw = header(ctx, 'x-amz-copy-source')!
+  const src = parseCopySource(raw)
+  const bucket = requireBucket(ctx, src.bucket)
+  validateKey(src.key)
+  const obj = ctx.state.meta.getObject(bucket.name, src.key)
+  if (!obj) throw s3Error('NoSuchKey')
+  if (src.versionId !== undefined && src.versionId !== 'null') throw s3Error('NoSuchVersion')
+  checkCopySourcePreconditions(
+    {
+      ifMatch: header(ctx, 'x-amz-copy-source-if-match'),
+      ifNoneMatch: header(ctx, 'x-amz-copy-source-if-none-match'),
+      ifModifiedSince: header(ctx, 'x-amz-copy-source-if-modified-since'),
+      ifUnmodifiedSince: header(ctx, 'x-amz-copy-source-if-unmodified-since'),
+    },
+    obj.etag,
+    obj.lastModified,
+  )
+  return { bucket, obj }
+}
+
+export async function copyObject(ctx: RequestContext): Promise<void> {
+  const bucket = requireBucket(ctx)
+  validateKey(ctx.key)
+  const src = copySource(ctx)
+  const directive = (header(ctx, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase()
+  if (directive !== 'COPY' && directive !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown metadata directive.')
+  const encryption = encryptionFor(ctx, bucket)
+  const sameObject = src.bucket.name === bucket.name && src.obj.key === ctx.key
+  if (sameObject && directive === 'COPY' && !encryption && !src.obj.encryption && header(ctx, 'x-amz-checksum-algorithm') === undefined) {
+    throw s3Error(
+      'InvalidRequest',
+      "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+    )
+  }
+  const stored = directive === 'REPLACE' ? storedHeadersFrom(ctx.req.headers) : { headers: src.obj.headers, meta: src.obj.meta }
+  checkWritePreconditions(ctx, bucket.name, ctx.key)
+  // The copy keeps the source's checksum algorithm unless the request names one.
+  const algorithm: ChecksumAlgorithm | undefined =
+    parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm')) ?? src.obj.checksum?.algorithm
+  const md5 = createDigest('MD5')
+  const digest = algorithm ? createDigest(algorithm) : undefined
+  const plain = await readObject(
+    ctx.state.files,
+    { manifest: decodeManifest(src.obj.manifest), files: src.obj.files, context: { bucket: src.bucket.name, key: src.obj.key } },
+    kmsAccess(ctx),
+  )
+  const tapped = tapStream(plain, (chunk) => {
+    md5.update(chunk)
+    digest?.update(chunk)
+  })
+  const staged = await stageObject(ctx.state.files, tapped, { context: { bucket: bucket.name, key: ctx.key }, encryption })
+  const manifest = staged.result
+  const checksum: StoredChecksum | undefined =
+    algorithm && digest ? { algorithm, type: 'FULL_OBJECT', value: (await digest.digest()).toString('base64') } : undefined
+  const row: ObjectRow = {
+    bucket: bucket.name,
+    key: ctx.key,
+    size: manifest.size,
+    etag: (await md5.digest()).toString('hex'),
+    lastModified: Date.now(),
+    headers: stored.headers,
+    meta: stored.meta,
+    checksum,
+    partsCount: 1,
+    manifest: encodeManifest(manifest),
+    files: [staged.file.id],
+    encryption: encryptionOf(manifest),
+  }
+  await commitObject(ctx, row, staged.file)
+  sendXml(
+    ctx,
+    200,
+    s3Document('CopyObjectResult', {
+      ETag: `"${row.etag}"`,
+      LastModified: isoDate(row.lastModified),
+      ...(checksum ? { ChecksumType: checksum.type, [`Checksum${checksum.algorithm}`]: checksum.value } : {}),
+    }),
+    sseResponseHeaders(ctx.state.config.mode, row.encryption),
+  )
+}

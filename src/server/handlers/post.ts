@@ -1,0 +1,153 @@
+/**
+ * PostObject: a browser form upload (multipart/form-data) authenticated by a SigV4-signed
+ * POST policy (S3 API reference, "PostObject" and "Browser-Based Uploads Using POST").
+ * Fields come first; the `file` field is the data and ends the form.
+ */
+import busboy from 'busboy'
+import type { Readable } from 'node:stream'
+import { s3Error } from '../../s3/errors.js'
+import { createDigest } from '../../s3/checksums.js'
+import { storedHeadersFrom, validateKey } from '../../s3/objects.js'
+import { evaluatePostPolicy, postObjectKey } from '../../s3/post-policy.js'
+import { s3Document } from '../../s3/xml.js'
+import { verifyOptions } from '../auth/index.js'
+import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
+import type { ObjectRow } from '../db.js'
+import { encryptionFor, sseResponseHeaders } from '../encryption.js'
+import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
+import { lookupUser } from '../state.js'
+import { encodeManifest, stageObject, tapStream } from '../store.js'
+import { requireBucket } from './common.js'
+
+interface FormFile {
+  stream: Readable
+  filename?: string
+}
+
+/** Reads fields up to the file; resolves with both (the file stream still unread). */
+function readForm(ctx: RequestContext): Promise<{ fields: Map<string, string>; file: FormFile }> {
+  return new Promise((resolve, reject) => {
+    let bb: busboy.Busboy
+    try {
+      bb = busboy({ headers: ctx.req.headers, limits: { fieldSize: 64 * 1024, fields: 100, files: 1 } })
+    } catch (err) {
+      reject(s3Error('MalformedPOSTRequest', undefined, err))
+      return
+    }
+    const fields = new Map<string, string>()
+    let gotFile = false
+    bb.on('field', (name, value) => {
+      if (!gotFile) fields.set(name.toLowerCase(), value)
+    })
+    bb.on('file', (name, stream, info) => {
+      if (name.toLowerCase() !== 'file' || gotFile) {
+        stream.resume()
+        return
+      }
+      gotFile = true
+      resolve({ fields, file: { stream, filename: info.filename } })
+    })
+    bb.on('error', (err) => reject(s3Error('MalformedPOSTRequest', undefined, err)))
+    bb.on('close', () => {
+      if (!gotFile) reject(s3Error('InvalidArgument', 'POST requires exactly one file upload per request.'))
+    })
+    continueBody(ctx)
+    ctx.req.pipe(bb)
+  })
+}
+
+export async function postObject(ctx: RequestContext): Promise<void> {
+  const bucket = ctx.state.meta.getBucket(ctx.bucket)
+  const { fields, file } = await readForm(ctx)
+  try {
+    const policy = fields.get('policy')
+    const signature = fields.get('x-amz-signature')
+    const credential = fields.get('x-amz-credential')
+    const amzDate = fields.get('x-amz-date')
+    if (!policy || !signature || !credential || !amzDate) {
+      throw s3Error('AccessDenied', 'Bucket POST must contain a policy and its SigV4 fields (x-amz-credential, x-amz-date, x-amz-signature).')
+    }
+    if (fields.get('x-amz-algorithm') !== ALGORITHM) throw s3Error('InvalidArgument', 'x-amz-algorithm must be AWS4-HMAC-SHA256.')
+    const accessKey = await verifyPostPolicySignature(policy, credential, amzDate, signature, verifyOptions(ctx.state))
+    ctx.user = lookupUser(ctx.state, accessKey)
+    if (!bucket) throw s3Error('NoSuchBucket')
+    requireBucket(ctx)
+    const template = fields.get('key')
+    if (template === undefined) throw s3Error('InvalidArgument', 'Bucket POST must contain a field named \'key\'.')
+    const key = postObjectKey(template, file.filename)
+    validateKey(key)
+    ctx.key = key
+    const limits = evaluatePostPolicy(policy, new Map([...fields, ['bucket', bucket.name]]), Date.now())
+
+    const headerFields: Record<string, string> = {}
+    for (const [name, value] of fields) headerFields[name] = value
+    const stored = storedHeadersFrom(headerFields)
+    const encryption = encryptionFor(ctx, bucket)
+    const md5 = createDigest('MD5')
+    let size = 0
+    const data = tapStream(file.stream as AsyncIterable<Buffer>, (chunk) => {
+      size += chunk.length
+      md5.update(chunk)
+      if (size > limits.maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
+    })
+    const staged = await stageObject(ctx.state.files, data, { context: { bucket: bucket.name, key }, encryption })
+    if ((file.stream as Readable & { truncated?: boolean }).truncated || size < limits.minSize) {
+      await ctx.state.files.discard([staged.file])
+      throw s3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size')
+    }
+    const manifest = staged.result
+    const row: ObjectRow = {
+      bucket: bucket.name,
+      key,
+      size,
+      etag: (await md5.digest()).toString('hex'),
+      lastModified: Date.now(),
+      headers: stored.headers,
+      meta: stored.meta,
+      partsCount: 1,
+      manifest: encodeManifest(manifest),
+      files: [staged.file.id],
+      encryption: manifest.encryption ? { algorithm: manifest.encryption.algorithm, keyId: manifest.encryption.keyId } : undefined,
+    }
+    await ctx.state.files.publish([staged.file])
+    const put = ctx.state.meta.putObject(row)
+    if (put === null) {
+      await ctx.state.files.remove([staged.file.id])
+      throw s3Error('NoSuchBucket')
+    }
+    await ctx.state.files.remove(put.replacedFiles)
+    respond(ctx, fields, row)
+  } finally {
+    file.stream.resume()
+  }
+}
+
+function respond(ctx: RequestContext, fields: Map<string, string>, row: ObjectRow): void {
+  const etag = `"${row.etag}"`
+  const location = `/${row.bucket}/${encodeURIComponent(row.key).replace(/%2F/g, '/')}`
+  const headers = { etag, location, ...sseResponseHeaders(ctx.state.config.mode, row.encryption) }
+  const redirect = fields.get('success_action_redirect') ?? fields.get('redirect')
+  if (redirect) {
+    let target: URL | undefined
+    try {
+      target = new URL(redirect)
+    } catch {
+      target = undefined
+    }
+    if (target) {
+      target.searchParams.set('bucket', row.bucket)
+      target.searchParams.set('key', row.key)
+      target.searchParams.set('etag', etag)
+      sendEmpty(ctx, 303, { ...headers, location: target.toString() })
+      return
+    }
+  }
+  const status = fields.get('success_action_status')
+  if (status === '201') {
+    sendXml(ctx, 201, s3Document('PostResponse', { Location: location, Bucket: row.bucket, Key: row.key, ETag: etag }, false), headers)
+  } else if (status === '200') {
+    sendEmpty(ctx, 200, headers)
+  } else {
+    sendEmpty(ctx, 204, headers)
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The S3 endpoint: HTTPS (and plain HTTP unless turned off) over one request handler.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { resolve } from 'node:path'
+import { authenticate } from './auth/index.js'
+import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
+import { MetaStore } from './db.js'
+import * as buckets from './handlers/buckets.js'
+import * as multipart from './handlers/multipart.js'
+import * as objects from './handlers/objects.js'
+import { postObject } from './handlers/post.js'
+import { parseQuery, sendError, type RequestContext } from './http.js'
+import { resolveTarget, selectOperation, type Operation } from './router.js'
+import type { Logger, ServerConfig, ServerState } from './state.js'
+import { FileStore } from './store.js'
+import { loadTls, type TlsMaterial } from './tls.js'
+
+type Handler = (ctx: RequestContext) => Promise<void>
+
+const HANDLERS: Record<Operation, Handler> = {
+  ListBuckets: buckets.listBuckets,
+  CreateBucket: buckets.createBucket,
+  HeadBucket: buckets.headBucket,
+  DeleteBucket: buckets.deleteBucket,
+  GetBucketLocation: buckets.getBucketLocation,
+  GetBucketVersioning: buckets.getBucketVersioning,
+  ListObjects: buckets.listObjects,
+  ListObjectsV2: buckets.listObjectsV2,
+  ListObjectVersions: buckets.listObjectVersions,
+  ListMultipartUploads: buckets.listMultipartUploads,
+  DeleteObjects: objects.deleteObjects,
+  PostObject: postObject,
+  PutObject: objects.putObject,
+  CopyObject: objects.copyObject,
+  GetObject: objects.getObject,
+  HeadObject: objects.headObject,
+  DeleteObject: objects.deleteObject,
+  CreateMultipartUpload: multipart.createMultipartUpload,
+  UploadPart: multipart.uploadPart,
+  UploadPartCopy: multipart.uploadPartCopy,
+  CompleteMultipartUpload: multipart.completeMultipartUpload,
+  AbortMultipartUpload: multipart.abortMultipartUpload,
+  ListParts: multipart.listParts,
+}
+
+export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {
+  host: '127.0.0.1',
+  httpsPort: 9443,
+  httpPort: 9000,
+  region: 'us-east-1',
+  mode: 'oss',
+  domains: ['s3.localhost', 'localhost'],
+}
+
+export interface RunningServer {
+  state: ServerState
+  tls: TlsMaterial
+  rootCredentials: RootCredentials
+  httpsUrl: string
+  httpUrl?: string
+  /** Orphan files removed at start. */
+  swept: number
+  /** Stops accepting, lets in-flight requests finish, then closes the metadata store. */
+  close(): Promise<void>
+}
+
+async function handle(state: ServerState, req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
+  const requestId = randomBytes(8).toString('hex').toUpperCase()
+  const url = req.url ?? '/'
+  const ctx: RequestContext = {
+    req,
+    res,
+    state,
+    requestId,
+    method: (req.method ?? 'GET').toUpperCase(),
+    secure,
+    bucket: '',
+    key: '',
+    rawPath: url.split('?')[0],
+    queryPairs: [],
+    query: new Map(),
+  }
+  try {
+    if (ctx.rawPath === '/-/health') {
+      const body = JSON.stringify({ status: 'ok' })
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) })
+      res.end(ctx.method === 'HEAD' ? undefined : body)
+      return
+    }
+    const target = resolveTarget(url, req.headers.host, state.config.domains)
+    ctx.bucket = target.bucket
+    ctx.key = target.key
+    ctx.rawPath = target.rawPath
+    ctx.queryPairs = parseQuery(target.rawQuery)
+    for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
+    const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
+    if (op !== 'PostObject') await authenticate(ctx)
+    await HANDLERS[op](ctx)
+  } catch (err) {
+    sendError(ctx, err)
+  }
+}
+
+const consoleLogger: Logger = {
+  info: (m) => process.stdout.write(m + '\n'),
+  error: (m) => process.stderr.write(m + '\n'),
+}
+
+export async function startServer(config: ServerConfig, log: Logger = consoleLogger): Promise<RunningServer> {
+  const dataDir = resolve(config.dataDir)
+  // The data dir holds credentials and the TLS key: private to the server's user.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const rootCredentials = loadRootCredentials(dataDir)
+  const tls = await loadTls(dataDir, { certPath: config.tlsCert, keyPath: config.tlsKey })
+  const files = new FileStore(dataDir)
+  await files.init()
+  const meta = new MetaStore(dataDir)
+  const swept = await files.sweep(meta.referencedFiles())
+  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log }
+
+  const inFlight = new Set<Promise<void>>()
+  const track = (secure: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+    const p = handle(state, req, res, secure).catch((err) => log.error(`unhandled: ${String(err)}`))
+    inFlight.add(p)
+    void p.finally(() => inFlight.delete(p))
+  }
+  const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }
+  const https = createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, track(true))
+  const servers: Server[] = [https]
+  let http: Server | undefined
+  if (config.httpPort !== null) {
+    http = createHttpServer(serverOptions, track(false))
+    servers.push(http)
+  }
+  // Expect: 100-continue is answered by the handler once it is ready for the body (continueBody).
+  https.on('checkContinue', track(true))
+  http?.on('checkContinue', track(false))
+  const listen = (s: Server, port: number) =>
+    new Promise<number>((ok, fail) => {
+      s.once('error', fail)
+      s.listen(port, config.host, () => {
+        s.off('error', fail)
+        ok((s.address() as AddressInfo).port)
+      })
+    })
+  const urlHost = config.host.includes(':') ? `[${config.host}]` : config.host
+  let httpsPort: number
+  let httpPort: number | undefined
+  try {
+    httpsPort = await listen(https, config.httpsPort)
+    if (http && config.httpPort !== null) httpPort = await listen(http, config.httpPort)
+  } catch (err) {
+    for (const s of servers) s.close()
+    meta.close()
+    throw err
+  }
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      const closed = Promise.all(servers.map((s) => new Promise<void>((ok) => s.close(() => ok()))))
+      for (const s of servers) s.closeIdleConnections()
+      await Promise.all([...inFlight])
+      // Keep-alive connections whose last request just finished are idle now.
+      for (const s of servers) s.closeIdleConnections()
+      const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), 10_000)
+      await closed
+      clearTimeout(timer)
+      meta.close()
+    })()
+    return closing
+  }
+  return {
+    state,
+    tls,
+    rootCredentials,
+    httpsUrl: `https://${urlHost}:${httpsPort}`,
+    httpUrl: httpPort !== undefined ? `http://${urlHost}:${httpPort}` : undefined,
+    swept,
+    close,
+  }
+}
+

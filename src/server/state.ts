@@ -1,0 +1,44 @@
+/**
+ * What a running server holds: its configuration, metadata, files and identities.
+ */
+import type { Kms } from '../keys/kms.js'
+import type { ServerMode } from '../s3/sse.js'
+import type { User, UserStore } from './credentials.js'
+import type { MetaStore } from './db.js'
+import type { FileStore } from './store.js'
+
+export interface ServerConfig {
+  dataDir: string
+  host: string
+  /** 0 picks a free port. */
+  httpsPort: number
+  /** Plain HTTP: null turns it off, 0 picks a free port. */
+  httpPort: number | null
+  region: string
+  mode: ServerMode
+  /** Host names under which `<bucket>.<domain>` is virtual-hosted-style addressing. */
+  domains: string[]
+  tlsCert?: string
+  tlsKey?: string
+}
+
+export interface Logger {
+  info(msg: string): void
+  error(msg: string): void
+}
+
+export interface ServerState {
+  config: ServerConfig
+  meta: MetaStore
+  files: FileStore
+  users: UserStore
+  root: User
+  log: Logger
+  /** The KMS the object layer uses; the encryption issue sets it. */
+  kms?: Kms
+}
+
+export function lookupUser(state: ServerState, accessKey: string): User | undefined {
+  if (accessKey === state.root.accessKey) return state.root
+  return state.users.lookup(accessKey)
+}

@@ -1,0 +1,235 @@
+/**
+ * End-to-end helpers: start the real server process on ephemeral ports in a fresh data
+ * dir, and S3 clients that trust its self-signed certificate.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import https from 'node:https'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
+
+// We run Node 20 on purpose (DESIGN.md); the SDK's notice about its future Node 22 floor is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
+
+const ENTRY = fileURLToPath(new URL('./serve-entry.ts', import.meta.url))
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+export const ROOT_KEY = 'S3SSETESTROOTKEY0001'
+export const ROOT_SECRET = 'test-root-secret-key-0123456789abcdef'
+
+export interface TestServer {
+  dataDir: string
+  httpsUrl: string
+  httpUrl: string
+  httpsPort: number
+  ca: Buffer
+  proc: ChildProcess
+  output(): string
+  client(opts?: Partial<S3ClientConfig> & { accessKeyId?: string; secretAccessKey?: string; http?: boolean }): S3Client
+  /** Sends SIGTERM and waits for the process to exit; returns its exit code. */
+  stop(): Promise<number | null>
+}
+
+/** Every server process a test file started, so none outlives it even when a test fails. */
+const running = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL')
+})
+
+/** Stops every server this file started and still running (call from afterAll). */
+export async function stopAll(): Promise<void> {
+  await Promise.all(
+    [...running].map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve()
+          p.once('exit', () => resolve())
+          p.kill('SIGTERM')
+        }),
+    ),
+  )
+}
+
+export function tempDir(prefix = 's3sse-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { cwd: ROOT, env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d) => (stdout += d))
+    p.stderr.on('data', (d) => (stderr += d))
+    p.on('error', reject)
+    p.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+export async function startServer(
+  opts: { dataDir?: string; env?: NodeJS.ProcessEnv; args?: string[]; rootFromEnv?: boolean; caFile?: string } = {},
+): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? tempDir()
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
+  if (opts.rootFromEnv !== false) {
+    env.S3SSE_ACCESS_KEY = ROOT_KEY
+    env.S3SSE_SECRET_KEY = ROOT_SECRET
+  } else {
+    delete env.S3SSE_ACCESS_KEY
+    delete env.S3SSE_SECRET_KEY
+  }
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', ENTRY, 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--https-port', 'auto', '--http-port', 'auto', ...(opts.args ?? [])],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  running.add(proc)
+  proc.on('exit', () => running.delete(proc))
+  let out = ''
+  proc.stdout!.on('data', (d) => (out += d))
+  proc.stderr!.on('data', (d) => (out += d))
+  const urls = await new Promise<{ httpsUrl: string; httpUrl: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 30_000)
+    const onData = () => {
+      const m = /listening on (https:\/\/\S+) and (http:\/\/\S+)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        proc.stdout!.off('data', onData)
+        resolve({ httpsUrl: m[1], httpUrl: m[2] })
+      }
+    }
+    proc.stdout!.on('data', onData)
+    proc.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`server exited with ${code}:\n${out}`))
+    })
+  })
+  const ca = readFileSync(opts.caFile ?? join(dataDir, 'tls-cert.pem'))
+  let exited: Promise<number | null> | undefined
+  const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
+  return {
+    dataDir,
+    ...urls,
+    httpsPort: Number(new URL(urls.httpsUrl).port),
+    ca,
+    proc,
+    output: () => out,
+    client(o = {}) {
+      const { accessKeyId = ROOT_KEY, secretAccessKey = ROOT_SECRET, http: plain, ...rest } = o
+      return new S3Client({
+        region: 'us-east-1',
+        endpoint: plain ? urls.httpUrl : urls.httpsUrl,
+        forcePathStyle: true,
+        credentials: { accessKeyId, secretAccessKey },
+        requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca, keepAlive: true }) }),
+        maxAttempts: 1,
+        ...rest,
+      })
+    },
+    stop() {
+      exited ??= (async () => {
+        if (proc.exitCode === null) proc.kill('SIGTERM')
+        return exit
+      })()
+      return exited
+    },
+  }
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true })
+}
+
+export interface RawResponse {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: Buffer
+}
+
+/** A raw HTTPS request (for what SDKs never send: unsigned, malformed, hand-signed). */
+export function rawRequest(
+  server: TestServer,
+  opts: { method: string; path: string; headers?: Record<string, string>; body?: Buffer | string; plain?: boolean; host?: string; agent?: http.Agent },
+): Promise<RawResponse> {
+  const url = new URL(opts.plain ? server.httpUrl : server.httpsUrl)
+  const lib = opts.plain ? http : https
+  return new Promise((resolve, reject) => {
+    const req = lib.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method: opts.method,
+        path: opts.path,
+        headers: { ...(opts.host ? { host: opts.host } : {}), ...opts.headers },
+        ...(opts.plain ? {} : { ca: server.ca }),
+        ...(opts.agent ? { agent: opts.agent } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(opts.body)
+  })
+}
+
+/** The Code of an S3 error from the SDK (or undefined when the call succeeded). */
+export async function errorCode(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+    return undefined
+  } catch (err) {
+    const e = err as { Code?: string; name?: string; $metadata?: { httpStatusCode?: number } }
+    return e.Code ?? e.name
+  }
+}
+
+export async function errorStatus(p: Promise<unknown>): Promise<number | undefined> {
+  try {
+    await p
+    return undefined
+  } catch (err) {
+    return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+  }
+}
+
+export function randomBuffer(size: number): Buffer {
+  return randomBytes(size)
+}
+
+/** node:crypto SHA-256 / HMAC in the shape @smithy/signature-v4 expects. */
+export class TestSha256 {
+  private readonly h: ReturnType<typeof createHash> | ReturnType<typeof createHmac>
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret))
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.h.update(toBytes(data))
+  }
+  async digest(): Promise<Uint8Array> {
+    return this.h.digest()
+  }
+  reset(): void {}
+}
+
+function toBytes(d: string | ArrayBuffer | ArrayBufferView): string | Buffer {
+  if (typeof d === 'string') return d
+  if (ArrayBuffer.isView(d)) return Buffer.from(d.buffer, d.byteOffset, d.byteLength)
+  return Buffer.from(d)
+}
+
+/** SigV4 signing key, derived independently of the server's code (AWS docs, "Derive a signing key"). */
+export function signingKey(secret: string, date: string, region = 'us-east-1', service = 's3'): Buffer {
+  const kDate = createHmac('sha256', 'AWS4' + secret).update(date).digest()
+  const kRegion = createHmac('sha256', kDate).update(region).digest()
+  const kService = createHmac('sha256', kRegion).update(service).digest()
+  return createHmac('sha256', kService).update('aws4_request').digest()
+}
