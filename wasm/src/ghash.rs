@@ -40,9 +40,8 @@ fn split(y: u64) -> Split {
     [y & M0, y & M1, y & M2, y & M3]
 }
 
-/// Low 64 bits of the carry-less product of `x` and the pre-split `y`. Not inlined: as a
-/// function its 16 multiplies fit the registers; inlined six times per block, V8 spills.
-#[inline(never)]
+/// Low 64 bits of the carry-less product of `x` and the pre-split `y`.
+#[inline(always)]
 fn bmul(x: u64, y: &Split) -> u64 {
     let x0 = x & M0;
     let x1 = x & M1;
@@ -89,6 +88,21 @@ fn load_block(b: &[u8]) -> (u64, u64, u64, u64) {
 #[inline(always)]
 fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// Adds one block's six half-products (block words a1, a0 and their reversals r1, r0, times
+/// the power `p`) into the unreduced sums `acc` = [L_lo, L_hi, L_mid, R_lo, R_hi, R_mid].
+/// Out of line on purpose: one block per call keeps V8's register pressure low enough that it
+/// spills little (measured 7% faster per MiB than inlining it into the group loop, or than
+/// calling each `bmul` out of line).
+#[inline(never)]
+fn absorb_block(acc: &mut [u64; 6], p: &Power, a1: u64, a0: u64, r1: u64, r0: u64) {
+    acc[0] ^= bmul(a0, &p.lo);
+    acc[1] ^= bmul(a1, &p.hi);
+    acc[2] ^= bmul(a0 ^ a1, &p.mid);
+    acc[3] ^= bmul(r0, &p.rlo);
+    acc[4] ^= bmul(r1, &p.rhi);
+    acc[5] ^= bmul(r0 ^ r1, &p.rmid);
 }
 
 /// One power of H, ready to multiply: the Karatsuba operands lo, hi, lo^hi and their bit
@@ -156,10 +170,8 @@ impl GhashKey {
     #[inline(always)]
     fn absorb(&self, y: (u64, u64), blocks: &[u8], k: usize) -> (u64, u64) {
         // Unreduced sums of the six half-products: low halves, and reversed high halves.
-        let (mut l_lo, mut l_hi, mut l_mid) = (0u64, 0u64, 0u64);
-        let (mut r_lo, mut r_hi, mut r_mid) = (0u64, 0u64, 0u64);
+        let mut acc = [0u64; 6];
         for j in 0..k {
-            let p = &self.pow[k - 1 - j];
             let (mut a1, mut a0, mut r1, mut r0) = load_block(&blocks[16 * j..16 * j + 16]);
             if j == 0 {
                 a1 ^= y.0;
@@ -167,13 +179,9 @@ impl GhashKey {
                 r1 ^= rev64(y.0);
                 r0 ^= rev64(y.1);
             }
-            l_lo ^= bmul(a0, &p.lo);
-            l_hi ^= bmul(a1, &p.hi);
-            l_mid ^= bmul(a0 ^ a1, &p.mid);
-            r_lo ^= bmul(r0, &p.rlo);
-            r_hi ^= bmul(r1, &p.rhi);
-            r_mid ^= bmul(r0 ^ r1, &p.rmid);
+            absorb_block(&mut acc, &self.pow[k - 1 - j], a1, a0, r1, r0);
         }
+        let [l_lo, l_hi, l_mid, r_lo, r_hi, r_mid] = acc;
         // Each 64x64 product P, shifted left by one (the reflected bit order of GCM makes the
         // 255-bit product one bit short of its 256-bit image): high word rev(R), low word L<<1.
         let (lo_h, lo_l) = (rev64(r_lo), l_lo << 1);
