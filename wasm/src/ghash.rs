@@ -182,6 +182,11 @@ impl GhashKey {
             absorb_block(&mut acc, &self.pow[k - 1 - j], a1, a0, r1, r0);
         }
         let [l_lo, l_hi, l_mid, r_lo, r_hi, r_mid] = acc;
+        // `acc` went through memory (the shadow stack) for the call; it carries H-dependent sums.
+        for x in acc.iter_mut() {
+            // SAFETY: a valid, aligned, exclusive place.
+            unsafe { core::ptr::write_volatile(x, 0) };
+        }
         // Each 64x64 product P, shifted left by one (the reflected bit order of GCM makes the
         // 255-bit product one bit short of its 256-bit image): high word rev(R), low word L<<1.
         let (lo_h, lo_l) = (rev64(r_lo), l_lo << 1);

@@ -88,8 +88,8 @@ export function createWasmBackendFromInstance(instance: WebAssembly.Instance): W
     if (r !== 0) failure('begin', r)
   }
 
+  /** A refusal by the module; the caller's `finally` ends the session (wipes). */
   function failure(what: string, code: number): never {
-    ex.s3sse_end()
     const why = code === ERR_ARGUMENT ? 'refused its arguments' : code === ERR_NO_KEY ? 'had no key loaded' : `returned ${code}`
     throw new S3sseError('S3SSE_CRYPTO_FAILURE', `the wasm module ${why} in ${what}`)
   }
@@ -105,8 +105,8 @@ export function createWasmBackendFromInstance(instance: WebAssembly.Instance): W
     // and never more than the arena holds.
     const perSlice = Math.max(1, Math.min(Math.floor(SLICE_BYTES / inUnit), Math.floor(capacity / Math.max(inUnit, outUnit))))
     const call = direction === 'seal' ? ex.s3sse_seal : ex.s3sse_open
-    begin(key, noncePrefix.subarray(0, NONCE_PREFIX_SIZE))
     try {
+      begin(key, noncePrefix.subarray(0, NONCE_PREFIX_SIZE))
       let done = 0
       let inPos = 0
       let outPos = 0
@@ -142,8 +142,8 @@ export function createWasmBackendFromInstance(instance: WebAssembly.Instance): W
     if (aad.length + input.length > capacity || outLen > capacity) {
       throw new S3sseError('S3SSE_BAD_ARGUMENT', `a single wasm GCM message (AAD and data) is limited to ${capacity} bytes; use the package API for more`)
     }
-    begin(key, iv.subarray(0, NONCE_SIZE))
     try {
+      begin(key, iv.subarray(0, NONCE_SIZE))
       const m = mem()
       m.set(aad, inPtr)
       m.set(input, inPtr + aad.length)
