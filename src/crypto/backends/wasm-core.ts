@@ -9,14 +9,14 @@ import { NONCE_PREFIX_SIZE, NONCE_SIZE, TAG_SIZE } from '../constants.js'
 export const WASM_ABI_VERSION = 1
 
 /** Input bytes copied into the arena per call into the module, when a call is larger. */
-const SLICE_BYTES = 1024 * 1024
+export const SLICE_BYTES = 1024 * 1024
 
 // Return codes of the module (wasm/src/lib.rs).
 const ERR_ARGUMENT = -1
 const ERR_NO_KEY = -2
 const ERR_AUTH = -3
 
-interface Exports {
+export interface WasmExports {
   memory: WebAssembly.Memory
   s3sse_abi_version(): number
   s3sse_capacity(): number
@@ -41,6 +41,18 @@ export interface WasmBackend extends Backend {
   readonly memory: WebAssembly.Memory
 }
 
+/** The number of bytes a run wrote, or the error it came to (`first` = its first package). */
+export function sliceOutcome(r: SliceResult, direction: 'seal' | 'open', first: number): number {
+  if ('written' in r) return r.written
+  if ('failed' in r) throw authFailed(first + r.failed)
+  throw refusal(direction, r.refused)
+}
+
+function refusal(what: string, code: number): S3sseError {
+  const why = code === ERR_ARGUMENT ? 'refused its arguments' : code === ERR_NO_KEY ? 'had no key loaded' : `returned ${code}`
+  return new S3sseError('S3SSE_CRYPTO_FAILURE', `the wasm module ${why} in ${what}`)
+}
+
 /** Compiles and instantiates asynchronously: the way for a browser's main thread. */
 export async function instantiateWasmBackend(source: BufferSource | WebAssembly.Module): Promise<WasmBackend> {
   const module = source instanceof WebAssembly.Module ? source : await WebAssembly.compile(source)
@@ -56,8 +68,75 @@ export function createWasmBackendSync(source: BufferSource | WebAssembly.Module)
   return createWasmBackendFromInstance(new WebAssembly.Instance(module, {}))
 }
 
+/** What one run of packages through the module came to. */
+export type SliceResult =
+  | { written: number }
+  /** The tag of package `failed` (index in the run) did not verify; `released` bytes before it did. */
+  | { failed: number; released: number }
+  /** The module refused the call or the key (one of its negative return codes). */
+  | { refused: number }
+
+/**
+ * Seals or opens `packages` packages of `input` into `out` through the module's arena, in
+ * slices of whole packages of about `sliceBytes`, then wipes the module's session. The
+ * arguments were checked (checkCall). Self-contained on purpose: the Node worker pool runs
+ * this function's source text in its workers, so it uses nothing but its parameters.
+ */
+export function runSlices(ex: WasmExports, seal: boolean, key: Uint8Array, nonce: Uint8Array, first: number,
+  final: boolean, input: Uint8Array, out: Uint8Array, packageSize: number, packages: number, sliceBytes: number): SliceResult {
+  const tag = 16 // TAG_SIZE; the module checks it too
+  let view = new Uint8Array(ex.memory.buffer)
+  // The module never grows its memory, but a view made before a growth would be detached,
+  // so every use goes through mem(), which makes a new one when that happens.
+  const mem = (): Uint8Array => {
+    if (view.buffer !== ex.memory.buffer) view = new Uint8Array(ex.memory.buffer)
+    return view
+  }
+  const capacity = ex.s3sse_capacity()
+  const inPtr = ex.s3sse_in_ptr()
+  const outPtr = ex.s3sse_out_ptr()
+  const inUnit = seal ? packageSize : packageSize + tag
+  const outUnit = seal ? packageSize + tag : packageSize
+  // Whole packages per slice: about sliceBytes of input (stays in cache), at least one, and
+  // never more than the arena holds.
+  const perSlice = Math.max(1, Math.min(Math.floor(sliceBytes / inUnit), Math.floor(capacity / Math.max(inUnit, outUnit))))
+  const call = seal ? ex.s3sse_seal : ex.s3sse_open
+  try {
+    mem().set(key, ex.s3sse_key_ptr())
+    mem().set(nonce, ex.s3sse_nonce_ptr())
+    const begun = ex.s3sse_begin()
+    if (begun !== 0) return { refused: begun }
+    let done = 0
+    let inPos = 0
+    let outPos = 0
+    while (done < packages) {
+      const k = Math.min(perSlice, packages - done)
+      const inLen = Math.min(k * inUnit, input.length - inPos)
+      const last = done + k === packages
+      mem().set(input.subarray(inPos, inPos + inLen), inPtr)
+      // Package numbers above 2^31 pass as negative i32s and arrive as the same u32.
+      const r = call(first + done, k, final && last ? 1 : 0, inLen, packageSize)
+      if (r === -3) {
+        // The packages before the bad one verified and are released, as by the other
+        // backends; nothing of the bad one left the module (it decrypted none of it).
+        const good = ex.s3sse_failed_index()
+        out.set(mem().subarray(outPtr, outPtr + good * packageSize), outPos)
+        return { failed: done + good, released: outPos + good * packageSize }
+      }
+      if (r < 0) return { refused: r }
+      out.set(mem().subarray(outPtr, outPtr + r), outPos)
+      done += k
+      inPos += inLen
+      outPos += r
+    }
+    return { written: outPos }
+  } finally {
+    ex.s3sse_end()
+  }
+}
+
 export function createWasmBackendFromInstance(instance: WebAssembly.Instance): WasmBackend {
-  const ex = instance.exports as unknown as Exports
+  const ex = instance.exports as unknown as WasmExports
   if (!(ex.memory instanceof WebAssembly.Memory) || typeof ex.s3sse_abi_version !== 'function') {
     throw new Error('not the s3-sse WebAssembly module (no s3sse_abi_version export)')
   }
@@ -79,61 +158,13 @@ export function createWasmBackendFromInstance(instance: WebAssembly.Instance): W
     return view
   }
 
-  /** Loads the key (and nonce bytes) into the module; the module wipes its key slot. */
-  function begin(key: Uint8Array, nonce: Uint8Array): void {
-    const m = mem()
-    m.set(key, keyPtr)
-    m.set(nonce, noncePtr)
-    const r = ex.s3sse_begin()
-    if (r !== 0) failure('begin', r)
-  }
-
-  /** A refusal by the module; the caller's `finally` ends the session (wipes). */
-  function failure(what: string, code: number): never {
-    const why = code === ERR_ARGUMENT ? 'refused its arguments' : code === ERR_NO_KEY ? 'had no key loaded' : `returned ${code}`
-    throw new S3sseError('S3SSE_CRYPTO_FAILURE', `the wasm module ${why} in ${what}`)
-  }
-
   function run(direction: 'seal' | 'open', key: Uint8Array, noncePrefix: Uint8Array, firstPackage: number,
     final: boolean, input: Uint8Array, out: Uint8Array, packageSize?: number): number {
     const c = checkCall(direction, key, noncePrefix, firstPackage, final, input, out, packageSize)
     if (c.packages === 0) return 0
-    const p = c.packageSize
-    const inUnit = direction === 'seal' ? p : p + TAG_SIZE
-    const outUnit = direction === 'seal' ? p + TAG_SIZE : p
-    // Whole packages per slice: about SLICE_BYTES of input (stays in cache), at least one,
-    // and never more than the arena holds.
-    const perSlice = Math.max(1, Math.min(Math.floor(SLICE_BYTES / inUnit), Math.floor(capacity / Math.max(inUnit, outUnit))))
-    const call = direction === 'seal' ? ex.s3sse_seal : ex.s3sse_open
-    try {
-      begin(key, noncePrefix.subarray(0, NONCE_PREFIX_SIZE))
-      let done = 0
-      let inPos = 0
-      let outPos = 0
-      while (done < c.packages) {
-        const k = Math.min(perSlice, c.packages - done)
-        const inLen = Math.min(k * inUnit, input.length - inPos)
-        const last = done + k === c.packages
-        mem().set(input.subarray(inPos, inPos + inLen), inPtr)
-        // Package numbers above 2^31 pass as negative i32s and arrive as the same u32.
-        const r = call(firstPackage + done, k, final && last ? 1 : 0, inLen, p)
-        if (r === ERR_AUTH) {
-          // The packages before the bad one verified and are released, as by the other
-          // backends; nothing of the bad one left the module (it wrote none of it).
-          const good = ex.s3sse_failed_index()
-          out.set(mem().subarray(outPtr, outPtr + good * p), outPos)
-          throw authFailed(firstPackage + done + good)
-        }
-        if (r < 0) failure(direction, r)
-        out.set(mem().subarray(outPtr, outPtr + r), outPos)
-        done += k
-        inPos += inLen
-        outPos += r
-      }
-      return outPos
-    } finally {
-      ex.s3sse_end()
-    }
+    const r = runSlices(ex, direction === 'seal', key, noncePrefix.subarray(0, NONCE_PREFIX_SIZE), firstPackage, final,
+      input, out, c.packageSize, c.packages, SLICE_BYTES)
+    return sliceOutcome(r, direction, firstPackage)
   }
 
   function message(direction: 'seal' | 'open', key: Uint8Array, iv: Uint8Array, aad: Uint8Array, input: Uint8Array): Uint8Array {
@@ -143,13 +174,16 @@ export function createWasmBackendFromInstance(instance: WebAssembly.Instance): W
       throw new S3sseError('S3SSE_BAD_ARGUMENT', `a single wasm GCM message (AAD and data) is limited to ${capacity} bytes; use the package API for more`)
     }
     try {
-      begin(key, iv.subarray(0, NONCE_SIZE))
+      mem().set(key, keyPtr)
+      mem().set(iv.subarray(0, NONCE_SIZE), noncePtr)
+      const begun = ex.s3sse_begin()
+      if (begun !== 0) throw refusal(`gcm ${direction}`, begun)
       const m = mem()
       m.set(aad, inPtr)
       m.set(input, inPtr + aad.length)
       const r = direction === 'seal' ? ex.s3sse_gcm_seal(aad.length, input.length) : ex.s3sse_gcm_open(aad.length, input.length)
       if (r === ERR_AUTH) throw new S3sseError('S3SSE_AUTH_FAILED', 'message failed authentication')
-      if (r < 0) failure(`gcm ${direction}`, r)
+      if (r < 0) throw refusal(`gcm ${direction}`, r)
       return mem().slice(outPtr, outPtr + r)
     } finally {
       ex.s3sse_end()
