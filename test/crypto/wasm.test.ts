@@ -2,11 +2,12 @@
 // calls, wiping, the module loaders. The shared suite (Wycheproof, cross-backend, stream
 // vectors, tamper) runs on wasm through test/helpers/backends.ts.
 import { randomBytes } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { MAX_PACKAGE_SIZE, S3sseError, sealedLength, TAG_SIZE } from '../../src/index.js'
 import { createWasmBackendSync, instantiateWasmBackend, type WasmBackend } from '../../src/crypto/backends/wasm-core.js'
-import { WASM_MODULE_URL } from '../../src/crypto/backends/wasm.js'
+import { createWasmBackend, WASM_MODULE_URL } from '../../src/crypto/backends/wasm.js'
 import { referenceSeal } from '../helpers/backends.js'
 
 const bytes = readFileSync(WASM_MODULE_URL)
@@ -163,6 +164,75 @@ describe('wasm backend: random shapes against node:crypto', () => {
       expect(b.open(key, prefix, first, final, expected, back, p), where).toBe(n)
       expect(back.equals(pt), where).toBe(true)
     }
+  })
+})
+
+describe('wasm backend: async calls on worker threads (Node)', () => {
+  it('seals and opens 16 MiB on 1 and 2 workers like the reference, while the event loop keeps running', async () => {
+    const b = createWasmBackend()
+    try {
+      const key = randomBytes(32)
+      const prefix = randomBytes(7)
+      const pt = randomBytes(16 * 1024 * 1024 + 99)
+      const expected = referenceSeal(key, prefix, 77, true, pt, 65536)
+      for (const threads of [1, 2]) {
+        let ticks = 0
+        const timer = setInterval(() => ticks++, 1)
+        const out = Buffer.alloc(expected.length)
+        const n = await b.sealAsync(key, prefix, 77, true, pt, out, 65536, { threads })
+        clearInterval(timer)
+        expect(n).toBe(expected.length)
+        expect(out.equals(expected), `threads=${threads}`).toBe(true)
+        // A call on this thread would have let no timer fire until it returned.
+        expect(ticks, `threads=${threads}`).toBeGreaterThan(0)
+        const back = Buffer.alloc(pt.length)
+        expect(await b.openAsync(key, prefix, 77, true, expected, back, 65536, { threads })).toBe(pt.length)
+        expect(back.equals(pt), `threads=${threads}`).toBe(true)
+      }
+      // The caller's buffers were copied, not moved: still attached and unchanged.
+      expect(pt.buffer.byteLength).toBeGreaterThan(0)
+      expect(key.length).toBe(32)
+    } finally {
+      await b.pool.close()
+    }
+  })
+
+  it('a bad tag in the second worker\'s run: the first run is released, nothing from the bad run on, and the package number is absolute', async () => {
+    const b = createWasmBackend()
+    try {
+      const key = randomBytes(32)
+      const prefix = randomBytes(7)
+      const p = 65536
+      const pt = randomBytes(32 * p)
+      const sealed = referenceSeal(key, prefix, 500, true, pt, p)
+      sealed[20 * (p + TAG_SIZE) + 9] ^= 4 // package 20 of 32: the second half
+      const out = Buffer.alloc(pt.length, 0xee)
+      let err: unknown
+      try {
+        await b.openAsync(key, prefix, 500, true, sealed, out, p, { threads: 2 })
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(S3sseError)
+      expect((err as S3sseError).code).toBe('S3SSE_AUTH_FAILED')
+      expect((err as S3sseError).packageNumber).toBe(520)
+      expect(out.subarray(0, 16 * p).equals(pt.subarray(0, 16 * p))).toBe(true)
+      expect(out.subarray(16 * p).every((x) => x === 0)).toBe(true)
+    } finally {
+      await b.pool.close()
+    }
+  })
+
+  it('idle workers do not keep a process alive', () => {
+    const code = `import { loadBackend } from 's3-sse'
+const b = loadBackend('wasm')
+const pt = Buffer.alloc(1 << 20, 7)
+const out = Buffer.alloc(pt.length + 16 * 16)
+console.log(await b.sealAsync(Buffer.alloc(32, 1), Buffer.alloc(7), 0, true, pt, out, 65536, { threads: 2 }))`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: root, encoding: 'utf8', timeout: 30_000 })
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    expect(r.stdout.trim()).toBe(String((1 << 20) + 16 * 16))
   })
 })
 
