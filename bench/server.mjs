@@ -4,15 +4,18 @@
 // client: a bare Node HTTPS endpoint that only moves bytes (discards PUT bodies, serves GET
 // bodies from memory), i.e. what TLS + HTTP + the SDK cost on this machine.
 //
-// Every variant is a bucket setup; `plaintext` is today's only one. The encryption issue
-// adds an `sse-kms` variant (bucket default encryption on) to VARIANTS, and summarize()
-// then reports it against plaintext in the same run.
+// Every variant is a bucket setup: `plaintext`, and `sse-kms` (bucket default encryption
+// on), measured scenario by scenario in turn so that both see the same machine; the encrypted
+// side is reported against plaintext. Also: the latency of a 1-byte range GET from the middle
+// of a 1 GiB object, encrypted against plaintext, and the KMS calls 1000 encrypted PUTs cost
+// with and without bucket keys (read from the server's /-/metrics).
 //
 //   npm run bench:server [-- --quick]
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
+import { Readable } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,8 +26,19 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ACCESS_KEY = 'S3SSEBENCHKEY0000001'
 const SECRET_KEY = 'bench-secret-key-0123456789abcdefghij'
 
-/** Bucket setups measured against each other; the encryption issue adds `sse-kms` here. */
-export const VARIANTS = [{ name: 'plaintext', bucket: 'bench-plaintext', setup: async () => {} }]
+const kmsDefault = (bucketKey) => async (s3, bucket) => {
+  const { PutBucketEncryptionCommand } = sdk
+  await s3.send(new PutBucketEncryptionCommand({
+    Bucket: bucket,
+    ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: bucketKey }] },
+  }))
+}
+
+/** Bucket setups measured against each other. */
+export const VARIANTS = [
+  { name: 'plaintext', bucket: 'bench-plaintext', setup: async () => {} },
+  { name: 'sse-kms', bucket: 'bench-sse-kms', setup: kmsDefault(false) },
+]
 
 const SCENARIOS = (quick) => [
   { size: 1 * MiB, parallel: 1, count: quick ? 32 : 128 },
@@ -163,6 +177,7 @@ async function measureTarget(s3, bucket, data, scenarios, pid, onStep) {
   const { PutObjectCommand, GetObjectCommand } = sdk
   const rows = []
   for (const sc of scenarios) {
+    if (!sc) continue
     const payload = data.subarray(0, sc.size)
     const key = (i) => `size-${sc.size}/p${sc.parallel}/obj-${i % Math.max(sc.parallel, 8)}`
     const canReset = pid ? resetPeak(pid) : false
@@ -197,10 +212,73 @@ async function verify(s3, bucket, data, sizes) {
   }
 }
 
+/** Median and 99th percentile of `count` sequential runs of `op`, in milliseconds. */
+async function latency(count, op) {
+  const ms = []
+  for (let i = 0; i < count; i++) {
+    const t = process.hrtime.bigint()
+    await op()
+    ms.push(Number(process.hrtime.bigint() - t) / 1e6)
+  }
+  ms.sort((a, b) => a - b)
+  return { median: ms[Math.floor(ms.length / 2)], p99: ms[Math.min(ms.length - 1, Math.floor(ms.length * 0.99))], count }
+}
+
+/** A 1-byte range from the middle of a big object, per variant. */
+async function measureRange(s3, data, size, count) {
+  const { PutObjectCommand, GetObjectCommand } = sdk
+  const out = {}
+  const mid = Math.floor(size / 2) + 12345
+  for (const v of VARIANTS) {
+    const key = `range-${size}`
+    const body = (async function* () {
+      for (let left = size; left > 0; left -= data.length) yield data.subarray(0, Math.min(left, data.length))
+    })()
+    await s3.send(new PutObjectCommand({ Bucket: v.bucket, Key: key, Body: Readable.from(body), ContentLength: size }))
+    const get = async () => {
+      const r = await s3.send(new GetObjectCommand({ Bucket: v.bucket, Key: key, Range: `bytes=${mid}-${mid}` }))
+      const bytes = Buffer.from(await r.Body.transformToByteArray())
+      if (bytes.length !== 1 || bytes[0] !== data[mid % data.length]) throw new Error(`range GET returned the wrong byte (${v.name})`)
+    }
+    await get()
+    out[v.name] = { size, offset: mid, ...(await latency(count, get)) }
+  }
+  return out
+}
+
+async function kmsCallsTotal(server) {
+  const text = await new Promise((resolve, reject) => {
+    https.get(`${server.url}/-/metrics`, { ca: server.ca }, (res) => {
+      let b = ''
+      res.on('data', (d) => (b += d))
+      res.on('end', () => resolve(b))
+    }).on('error', reject)
+  })
+  let total = 0
+  for (const m of text.matchAll(/^s3sse_kms_calls_total\{[^}]*\} (\d+)$/gm)) total += Number(m[1])
+  return total
+}
+
+/** KMS calls that `count` 1 KiB PUTs (8 in parallel) cost, without and with bucket keys. */
+async function measureKmsCalls(s3, server, data, count) {
+  const { CreateBucketCommand, PutObjectCommand } = sdk
+  const out = {}
+  for (const [name, bucketKey] of [['without bucket keys', false], ['with bucket keys', true]]) {
+    const bucket = `bench-kms-${bucketKey ? 'bk' : 'nobk'}`
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }))
+    await kmsDefault(bucketKey)(s3, bucket)
+    const before = await kmsCallsTotal(server)
+    await timed(count, 8, (i) => s3.send(new PutObjectCommand({ Bucket: bucket, Key: `o${i}`, Body: data.subarray(0, 1024) })))
+    const calls = (await kmsCallsTotal(server)) - before
+    out[name] = { puts: count, kmsCalls: calls, per1000: (calls * 1000) / count }
+  }
+  return out
+}
+
 export async function run({ quick = false, onProgress = () => {} } = {}) {
   const { CreateBucketCommand } = await loadSdk()
   const scenarios = SCENARIOS(quick)
-  const total = scenarios.length * 2 * (VARIANTS.length + 1) + 1
+  const total = scenarios.length * 2 * (VARIANTS.length + 1) + 3
   let done = 0
   const step = (label) => onProgress(++done, total, label)
   const data = randomBytes(256 * MiB)
@@ -214,8 +292,19 @@ export async function run({ quick = false, onProgress = () => {} } = {}) {
       await v.setup(s3, v.bucket)
       await verify(s3, v.bucket, data, [...new Set(scenarios.map((s) => s.size))])
       result.checks.push(`${v.name}: PUT then GET returned identical bytes for every size`)
-      result.variants[v.name] = await measureTarget(s3, v.bucket, data, scenarios, server.pid, (l) => step(`${v.name} ${l}`))
+      result.variants[v.name] = []
     }
+    // Scenario by scenario, each variant in turn, so drift in the machine hits both alike.
+    for (const sc of scenarios) {
+      for (const v of VARIANTS) {
+        result.variants[v.name].push(...(await measureTarget(s3, v.bucket, data, [sc], server.pid, (l) => step(`${v.name} ${l}`))))
+      }
+    }
+    const rangeSize = quick ? 64 * MiB : 1024 * MiB
+    result.range = await measureRange(s3, data, rangeSize, quick ? 30 : 200)
+    step(`1-byte range GET from the middle of ${sizeName(rangeSize)}`)
+    result.kms = await measureKmsCalls(s3, server, data, quick ? 200 : 1000)
+    step('KMS calls per 1000 PUTs')
     s3.destroy()
     const sink = await startSink(server.cert, server.key)
     try {
@@ -242,6 +331,7 @@ export function summarize(result) {
   const plain = result.variants.plaintext ?? []
   for (const [name, vrows] of Object.entries(result.variants)) {
     for (const r of vrows) {
+      if (name !== 'plaintext' && name !== 'sse-kms') continue
       const ref = name === 'plaintext' ? result.reference?.find((x) => same(x, r)) : plain.find((x) => same(x, r))
       rows.push({
         name: `server ${name}: ${label(r)}`,
@@ -252,19 +342,33 @@ export function summarize(result) {
       })
     }
   }
+  if (result.range?.['sse-kms'] && result.range.plaintext) {
+    const e = result.range['sse-kms']
+    const p = result.range.plaintext
+    rows.push({
+      name: `server sse-kms: 1-byte range GET from the middle of ${sizeName(e.size)}`,
+      value: `median ${fmt(e.median, 2)} ms, p99 ${fmt(e.p99, 2)} ms`,
+      reference: `plaintext ${fmt(p.median, 2)} ms`,
+      vsReference: p.median / e.median,
+      chart: false,
+    })
+  }
+  for (const [name, k] of Object.entries(result.kms ?? {})) {
+    rows.push({ name: `server sse-kms: KMS calls per 1000 PUTs, ${name}`, value: `${fmt(k.per1000, 0)} calls`, chart: false })
+  }
   return rows
 }
 
 export function printServerReport(result, out = process.stdout) {
   const rows = summarize(result).map((r) => ({
     measure: r.name,
-    'MB/s': fmt(r.bytesPerSecond / 1e6, 0),
-    'GB/s': fmt(gbps(r.bytesPerSecond), 3),
-    'peak RSS': r.value.replace('peak RSS ', ''),
+    'MB/s': r.bytesPerSecond ? fmt(r.bytesPerSecond / 1e6, 0) : '',
+    'GB/s': r.bytesPerSecond ? fmt(gbps(r.bytesPerSecond), 3) : '',
+    'peak RSS / value': (r.value ?? '').replace('peak RSS ', ''),
     reference: r.reference,
     '×reference': fmt(r.vsReference),
   }))
-  printTable(rows, ['measure', 'MB/s', 'GB/s', 'peak RSS', 'reference', '×reference'], out)
+  printTable(rows, ['measure', 'MB/s', 'GB/s', 'peak RSS / value', 'reference', '×reference'], out)
   for (const r of result.reference ?? []) out.write(`  reference ${label(r)}: ${fmt(r.bytesPerSecond / 1e6, 0)} MB/s\n`)
 }
 

@@ -50,6 +50,7 @@ export type S3ErrorCode =
   | 'PreconditionFailed'
   | 'RequestTimeTooSkewed'
   | 'RequestTimeout'
+  | 'ServerSideEncryptionConfigurationNotFoundError'
   | 'ServiceUnavailable'
   | 'SignatureDoesNotMatch'
   | 'XAmzContentSHA256Mismatch'
@@ -125,6 +126,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
     status: 400,
     message: 'Your socket connection to the server was not read from or written to within the timeout period.',
   },
+  ServerSideEncryptionConfigurationNotFoundError: { status: 404, message: 'The server side encryption configuration was not found' },
   ServiceUnavailable: { status: 503, message: 'Please reduce your request rate.' },
   SignatureDoesNotMatch: {
     status: 403,

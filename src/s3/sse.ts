@@ -12,6 +12,7 @@
  * Errors are S3sseError whose code is the S3 error code (the server's one error table maps
  * them to status and XML).
  */
+import { randomBytes } from 'node:crypto'
 import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser'
 import { S3sseError } from '../errors.js'
 
@@ -376,4 +377,15 @@ export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | nul
     if (enc.bucketKey) out['x-amz-server-side-encryption-bucket-key-enabled'] = 'true'
   }
   return out
+}
+
+/**
+ * The ETag of an object or part. A plain one's is the MD5 of its data, as S3 clients expect;
+ * an encrypted one's is an opaque random value (S3: the ETag of an SSE-KMS object "is not an
+ * MD5 digest of the object data"), so it says nothing about the plaintext.
+ */
+export function objectEtag(plainMd5Hex: string | undefined, encrypted: boolean): string {
+  if (encrypted) return randomBytes(16).toString('hex')
+  if (plainMd5Hex === undefined) throw new Error('a plain object needs the MD5 of its data for its ETag')
+  return plainMd5Hex
 }

@@ -19,8 +19,8 @@ import { decodeAwsChunked } from './auth/chunked.js'
 import { continueBody, header, type RequestContext } from './http.js'
 
 export interface VerifiedBody {
-  /** Hex MD5 of the plaintext: the ETag of a single-part object or part. */
-  md5: string
+  /** Hex MD5 of the plaintext (the ETag of a plain object or part); absent when not asked for. */
+  md5?: string
   size: number
   checksum?: { algorithm: ChecksumAlgorithm; value: string }
 }
@@ -45,6 +45,11 @@ export function checksumFromHeaders(headers: Record<string, string | string[] | 
 export interface WriteBodyOptions {
   /** The algorithm the object must carry (an upload's), computed even if the client sends none. */
   requiredAlgorithm?: ChecksumAlgorithm
+  /**
+   * Whether the ETag needs the plaintext's MD5 (default true). An encrypted object's ETag is
+   * not its MD5, so its body is hashed only when the client sent a Content-MD5 to check.
+   */
+  etagMd5?: boolean
 }
 
 export class WriteBody {
@@ -53,7 +58,7 @@ export class WriteBody {
   private readonly trailerName?: string
   private readonly contentMd5?: string
   private readonly decodedLength?: number
-  private readonly md5 = createDigest('MD5')
+  private readonly md5?: Digest
   private readonly sha256?: Digest
   private readonly checksum?: Digest
   private trailers?: Map<string, string>
@@ -67,6 +72,7 @@ export class WriteBody {
       if (Buffer.from(md5, 'base64').length !== 16) throw s3Error('InvalidDigest')
       this.contentMd5 = md5
     }
+    if (opts.etagMd5 !== false || this.contentMd5 !== undefined) this.md5 = createDigest('MD5')
     const fromHeader = checksumFromHeaders(headers)
     const trailer = header(ctx, 'x-amz-trailer')?.trim().toLowerCase()
     let algorithm = fromHeader?.algorithm
@@ -128,7 +134,7 @@ export class WriteBody {
     return (async function* () {
       for await (const chunk of source) {
         self.size += chunk.length
-        self.md5.update(chunk)
+        self.md5?.update(chunk)
         self.sha256?.update(chunk)
         self.checksum?.update(chunk)
         yield chunk
@@ -139,8 +145,8 @@ export class WriteBody {
   /** Checks every digest the client gave against what was received. */
   async verify(): Promise<VerifiedBody> {
     if (this.decodedLength !== undefined && this.decodedLength !== this.size) throw s3Error('IncompleteBody')
-    const md5 = await this.md5.digest()
-    if (this.contentMd5 !== undefined && md5.toString('base64') !== this.contentMd5) throw s3Error('BadDigest')
+    const md5 = await this.md5?.digest()
+    if (this.contentMd5 !== undefined && md5?.toString('base64') !== this.contentMd5) throw s3Error('BadDigest')
     const payload = this.ctx.payload
     if (this.sha256 && payload?.kind === 'sha256') {
       const got = (await this.sha256.digest()).toString('hex')
@@ -160,6 +166,6 @@ export class WriteBody {
       }
       checksum = { algorithm: this.checksumAlgorithm, value }
     }
-    return { md5: md5.toString('hex'), size: this.size, checksum }
+    return { md5: md5?.toString('hex'), size: this.size, checksum }
   }
 }

@@ -1,23 +1,149 @@
 /**
- * Where a write decides whether to encrypt: every write handler (PutObject, CopyObject,
- * PostObject, CreateMultipartUpload) calls `encryptionFor` once and passes the result to
- * the object layer (UploadPart and UploadPartCopy inherit their upload's). The rule is
- * `decideWriteEncryption` in src/s3/sse.ts; the bucket-default-encryption issue connects
- * it here (bucket default from the bucket's settings, request SSE headers, the KMS).
- * Until then every object is stored as plaintext.
+ * Where the server applies bucket default encryption (the rules themselves are pure, in
+ * src/s3/sse.ts):
+ *
+ * - `encryptionFor`: the one place a write (PutObject, CopyObject, PostObject,
+ *   CreateMultipartUpload) decides whether and how to encrypt; UploadPart and UploadPartCopy
+ *   inherit their upload's.
+ * - `enforceTransport`: the one place that refuses encrypted data over plain HTTP or
+ *   without SigV4, for every operation that moves it.
+ * - the bucket's configuration, kept in the bucket's settings.
  */
+import { s3Error } from '../s3/errors.js'
+import {
+  checkTransport,
+  decideWriteEncryption,
+  sseRequestHeaders,
+  type BucketEncryption,
+  type StoredEncryption,
+} from '../s3/sse.js'
+import { parseCopySource } from '../s3/objects.js'
 import type { BucketRow } from './db.js'
-import type { RequestContext } from './http.js'
-import type { EncryptionRequest, KmsAccess } from './store.js'
+import { header, type RequestContext } from './http.js'
+import type { Operation } from './router.js'
+import type { EncryptionRequest, KmsAccess, Manifest } from './store.js'
 
-export function encryptionFor(_ctx: RequestContext, _bucket: BucketRow): EncryptionRequest | null {
-  return null
+export { sseResponseHeaders } from '../s3/sse.js'
+
+type HeaderSource = Record<string, string | string[] | undefined>
+
+/** A bucket's default encryption, or null when it has none. */
+export function bucketEncryption(bucket: BucketRow): BucketEncryption | null {
+  const e = bucket.settings.encryption as BucketEncryption | undefined
+  return e ?? null
 }
 
-/** Response headers that report how a stored object is encrypted (none for plaintext). */
-export { sseResponseHeaders } from '../s3/sse.js'
+export function setBucketEncryption(ctx: RequestContext, bucket: BucketRow, config: BucketEncryption | null): void {
+  const settings = { ...bucket.settings }
+  if (config) settings.encryption = config
+  else delete settings.encryption
+  ctx.state.meta.setBucketSettings(bucket.name, settings)
+}
+
+/**
+ * The encryption of a write into `bucket`, from the bucket's setting now and (aws mode) the
+ * request's SSE headers — or a PostObject's form fields, given as `source`.
+ */
+export function encryptionFor(ctx: RequestContext, bucket: BucketRow, source: HeaderSource = ctx.req.headers): EncryptionRequest | null {
+  const decision = decideWriteEncryption({
+    mode: ctx.state.config.mode,
+    bucket: bucket.name,
+    bucketDefault: bucketEncryption(bucket),
+    headers: sseRequestHeaders(source),
+  })
+  if (!decision) return null
+  return {
+    algorithm: decision.algorithm,
+    kms: ctx.state.kms!,
+    keyId: decision.keyId,
+    createKey: decision.createKey,
+    bucketKey: decision.bucketKey,
+    ...(decision.extraContext ? { extraContext: decision.extraContext } : {}),
+  }
+}
+
+/** The stored form of a write's encryption (what its responses report). */
+export function storedEncryption(e: EncryptionRequest | null): StoredEncryption | undefined {
+  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
+}
+
+/** How a stored object is encrypted, from its manifest. */
+export function manifestEncryption(m: Manifest): StoredEncryption | undefined {
+  const e = m.encryption
+  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
+}
 
 /** The KMS access the object layer needs to read or extend what was written. */
 export function kmsAccess(ctx: RequestContext): KmsAccess {
   return ctx.state.kms === undefined ? {} : { kms: ctx.state.kms }
+}
+
+const isKms = (e: StoredEncryption | BucketEncryption | EncryptionRequest | null | undefined) => e?.algorithm === 'aws:kms'
+
+/** The source object of a copy, if the request names one that exists. */
+function copySourceEncryption(ctx: RequestContext): StoredEncryption | undefined {
+  const raw = header(ctx, 'x-amz-copy-source')
+  if (raw === undefined) return undefined
+  try {
+    const src = parseCopySource(raw)
+    return ctx.state.meta.getObject(src.bucket, src.key)?.encryption
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Whether a request uploads or downloads data of an SSE-KMS object: written into one
+ * (the decision for its bucket and headers), part of an encrypted upload, or read or copied
+ * from one. Looks only at metadata; errors (no such bucket, bad headers) are left to the
+ * handler, which reports them properly.
+ */
+export function carriesKmsData(ctx: RequestContext, op: Operation): boolean {
+  const meta = ctx.state.meta
+  const bucket = meta.getBucket(ctx.bucket)
+  if (!bucket) return false
+  const writeIsKms = () => {
+    try {
+      return isKms(encryptionFor(ctx, bucket))
+    } catch {
+      return false
+    }
+  }
+  const uploadIsKms = () => isKms(meta.getUpload(ctx.query.get('uploadId') ?? '')?.encryption)
+  switch (op) {
+    case 'PutObject':
+    case 'CreateMultipartUpload':
+      return writeIsKms()
+    case 'CopyObject':
+      return writeIsKms() || isKms(copySourceEncryption(ctx))
+    case 'UploadPart':
+      return uploadIsKms()
+    case 'UploadPartCopy':
+      return uploadIsKms() || isKms(copySourceEncryption(ctx))
+    case 'GetObject':
+      return isKms(meta.getObject(bucket.name, ctx.key)?.encryption)
+    default:
+      return false
+  }
+}
+
+/** Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's messages). */
+export function enforceTransport(ctx: RequestContext, op: Operation, sigV4: boolean): void {
+  checkTransport({ carriesKmsData: carriesKmsData(ctx, op), secure: ctx.secure, sigV4 })
+}
+
+/**
+ * Signature Version 2 (`Authorization: AWS key:sig`, or `AWSAccessKeyId`/`Signature` in the
+ * query) is not accepted. A request that would move SSE-KMS data hears why in S3's words;
+ * any other is told to use SigV4.
+ */
+export function refuseSigV2(ctx: RequestContext, op: Operation): never {
+  enforceTransport(ctx, op, false)
+  throw s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.')
+}
+
+export function isSigV2(ctx: RequestContext): boolean {
+  const authorization = header(ctx, 'authorization')
+  if (authorization !== undefined) return /^AWS [^\s:]+:/.test(authorization)
+  return ctx.query.has('AWSAccessKeyId') && ctx.query.has('Signature')
 }

@@ -71,12 +71,15 @@ export type Operation =
   | 'CompleteMultipartUpload'
   | 'AbortMultipartUpload'
   | 'ListParts'
+  | 'GetBucketEncryption'
+  | 'PutBucketEncryption'
+  | 'DeleteBucketEncryption'
 
 /** Bucket subresources this server does not implement: answered NotImplemented rather than misread. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
   'acl', 'policy', 'policyStatus', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification',
   'replication', 'requestPayment', 'object-lock', 'ownershipControls', 'publicAccessBlock', 'accelerate',
-  'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'encryption', 'versioning', 'restore', 'select',
+  'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'versioning', 'restore', 'select',
   'attributes', 'retention', 'legal-hold', 'torrent',
 ]
 
@@ -91,6 +94,7 @@ export function selectOperation(method: string, target: Target, query: Map<strin
       case 'GET':
       case 'HEAD':
         if (method === 'HEAD') return 'HeadBucket'
+        if (query.has('encryption')) return 'GetBucketEncryption'
         if (query.has('location')) return 'GetBucketLocation'
         if (query.has('versioning')) return 'GetBucketVersioning'
         if (query.has('versions')) return 'ListObjectVersions'
@@ -98,9 +102,11 @@ export function selectOperation(method: string, target: Target, query: Map<strin
         rejectUnsupported(query)
         return query.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects'
       case 'PUT':
+        if (query.has('encryption')) return 'PutBucketEncryption'
         rejectUnsupported(query)
         return 'CreateBucket'
       case 'DELETE':
+        if (query.has('encryption')) return 'DeleteBucketEncryption'
         rejectUnsupported(query)
         return 'DeleteBucket'
       case 'POST':

@@ -8,9 +8,12 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { authenticate } from './auth/index.js'
+import { enforceTransport, isSigV2, refuseSigV2 } from './encryption.js'
+import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
 import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
 import { MetaStore } from './db.js'
 import * as buckets from './handlers/buckets.js'
+import * as encryption from './handlers/encryption.js'
 import * as multipart from './handlers/multipart.js'
 import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
@@ -46,6 +49,9 @@ const HANDLERS: Record<Operation, Handler> = {
   CompleteMultipartUpload: multipart.completeMultipartUpload,
   AbortMultipartUpload: multipart.abortMultipartUpload,
   ListParts: multipart.listParts,
+  GetBucketEncryption: encryption.getBucketEncryption,
+  PutBucketEncryption: encryption.putBucketEncryption,
+  DeleteBucketEncryption: encryption.deleteBucketEncryption,
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {
@@ -92,6 +98,12 @@ async function handle(state: ServerState, req: IncomingMessage, res: ServerRespo
       res.end(ctx.method === 'HEAD' ? undefined : body)
       return
     }
+    if (ctx.rawPath === '/-/metrics') {
+      const body = metrics(state)
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': String(Buffer.byteLength(body)) })
+      res.end(ctx.method === 'HEAD' ? undefined : body)
+      return
+    }
     const target = resolveTarget(url, req.headers.host, state.config.domains)
     ctx.bucket = target.bucket
     ctx.key = target.key
@@ -99,11 +111,28 @@ async function handle(state: ServerState, req: IncomingMessage, res: ServerRespo
     ctx.queryPairs = parseQuery(target.rawQuery)
     for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
-    if (op !== 'PostObject') await authenticate(ctx)
+    if (op !== 'PostObject') {
+      if (isSigV2(ctx)) refuseSigV2(ctx, op)
+      await authenticate(ctx)
+      enforceTransport(ctx, op, true)
+    }
     await HANDLERS[op](ctx)
   } catch (err) {
     sendError(ctx, err)
   }
+}
+
+/**
+ * Counters in the Prometheus text format: KMS calls that reached the KMS (past the key
+ * cache and bucket keys), by method. No names, keys or secrets.
+ */
+function metrics(state: ServerState): string {
+  const lines = [
+    '# HELP s3sse_kms_calls_total Calls that reached the KMS (after the key cache and bucket keys), by method.',
+    '# TYPE s3sse_kms_calls_total counter',
+    ...KMS_METHODS.map((m) => `s3sse_kms_calls_total{method="${m}"} ${state.kmsCalls?.counts[m] ?? 0}`),
+  ]
+  return lines.join('\n') + '\n'
 }
 
 const consoleLogger: Logger = {
@@ -121,7 +150,11 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   await files.init()
   const meta = new MetaStore(dataDir)
   const swept = await files.sweep(meta.referencedFiles())
-  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log }
+  // The embedded KMS (keyring in the data dir), cached so that bucket keys and repeated
+  // reads of one object cost no KMS call each; the calls that do reach it are counted.
+  const kmsCalls = countingKms(await openEmbeddedKms(dataDir, { create: true }))
+  const kms = cachedKms(kmsCalls)
+  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms, kmsCalls }
 
   const inFlight = new Set<Promise<void>>()
   const track = (secure: boolean) => (req: IncomingMessage, res: ServerResponse) => {

@@ -2,6 +2,7 @@
  * What a running server holds: its configuration, metadata, files and identities.
  */
 import type { Kms } from '../keys/kms.js'
+import type { CountingKms } from '../keys/cache.js'
 import type { ServerMode } from '../s3/sse.js'
 import type { User, UserStore } from './credentials.js'
 import type { MetaStore } from './db.js'
@@ -34,8 +35,10 @@ export interface ServerState {
   users: UserStore
   root: User
   log: Logger
-  /** The KMS the object layer uses; the encryption issue sets it. */
-  kms?: Kms
+  /** The KMS the object layer uses (the embedded one, cached). */
+  kms: Kms
+  /** The calls that reach the KMS behind the cache, counted for /-/metrics. */
+  kmsCalls?: CountingKms
 }
 
 export function lookupUser(state: ServerState, accessKey: string): User | undefined {

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises'
+import { link, mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
@@ -69,6 +69,27 @@ export class FileStore {
       throw err
     }
     return { id, tmpPath }
+  }
+
+  /**
+   * New names for the files of a stored object, staged like written ones: hard links, so a
+   * copy whose bytes do not change (a re-wrapped encrypted object) copies no data, and
+   * either object can be deleted without the other losing its files.
+   */
+  async linkCopies(ids: string[]): Promise<StagedFile[]> {
+    const staged: StagedFile[] = []
+    try {
+      for (const id of ids) {
+        const copy = randomBytes(16).toString('hex')
+        const tmpPath = join(this.tmpDir, copy)
+        await link(this.pathOf(id), tmpPath)
+        staged.push({ id: copy, tmpPath })
+      }
+    } catch (err) {
+      await this.discard(staged)
+      throw err
+    }
+    return staged
   }
 
   /** Makes staged files durable under their final names (rename, then fsync the directory). */

@@ -19,19 +19,19 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { createPresignedPost } from '@aws-sdk/s3-presigned-post'
-import { SignatureV4 } from '@smithy/signature-v4'
 import {
   errorCode,
+  postForm,
   randomBuffer,
   rawRequest,
   removeDir,
-  ROOT_KEY,
   ROOT_SECRET,
   runCli,
   signingKey,
+  signRequest,
   startServer,
   stopAll,
-  TestSha256,
+  xmlCode,
   type RawResponse,
   type TestServer,
 } from './helpers.js'
@@ -57,47 +57,7 @@ afterAll(async () => {
   expect(code).toBe(0) // a graceful SIGTERM exit
 })
 
-function xmlCode(res: RawResponse): string | undefined {
-  return /<Code>([^<]+)<\/Code>/.exec(res.body.toString())?.[1]
-}
-
-/** Signs a request the way the SDK does (smithy's SignatureV4), optionally at another time. */
-async function signedRequest(opts: {
-  method: string
-  path: string
-  headers?: Record<string, string>
-  body?: Buffer
-  payloadHash: string
-  date?: Date
-  secret?: string
-}): Promise<Record<string, string>> {
-  const host = new URL(server.httpsUrl).host
-  const signer = new SignatureV4({
-    credentials: { accessKeyId: ROOT_KEY, secretAccessKey: opts.secret ?? ROOT_SECRET },
-    region: 'us-east-1',
-    service: 's3',
-    sha256: TestSha256,
-    uriEscapePath: false,
-    applyChecksum: true,
-  })
-  const [path, query] = opts.path.split('?')
-  const queryObj: Record<string, string> = {}
-  for (const [k, v] of new URLSearchParams(query ?? '')) queryObj[k] = v
-  const signed = await signer.sign(
-    {
-      method: opts.method,
-      protocol: 'https:',
-      hostname: host.split(':')[0],
-      port: Number(host.split(':')[1]),
-      path,
-      query: queryObj,
-      headers: { host, 'x-amz-content-sha256': opts.payloadHash, ...opts.headers },
-      body: opts.body,
-    },
-    { signingDate: opts.date },
-  )
-  return signed.headers as Record<string, string>
-}
+const signedRequest = (opts: Parameters<typeof signRequest>[1]) => signRequest(server, opts)
 
 describe('header signatures', () => {
   it('refuses anonymous requests, unknown keys and wrong secrets', async () => {
@@ -405,20 +365,8 @@ describe('users', () => {
 })
 
 describe('browser POST uploads', () => {
-  /** multipart/form-data as a browser sends it: fields in order, the file last. */
-  function form(fields: Record<string, string>, file: Buffer, filename = 'photo.jpg'): { body: Buffer; contentType: string } {
-    const boundary = '----s3sseFormBoundary' + Math.random().toString(16).slice(2)
-    const parts: Buffer[] = []
-    for (const [name, value] of Object.entries(fields)) {
-      parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`))
-    }
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: image/jpeg\r\n\r\n`))
-    parts.push(file, Buffer.from(`\r\n--${boundary}--\r\n`))
-    return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` }
-  }
-
   async function post(fields: Record<string, string>, file: Buffer, filename?: string): Promise<RawResponse> {
-    const { body, contentType } = form(fields, file, filename)
+    const { body, contentType } = postForm(fields, file, filename)
     return rawRequest(server, { method: 'POST', path: `/${BUCKET}`, headers: { 'content-type': contentType }, body })
   }
 

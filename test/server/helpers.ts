@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { SignatureV4 } from '@smithy/signature-v4'
 
 // We run Node 20 on purpose (DESIGN.md); the SDK's notice about its future Node 22 floor is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
@@ -232,4 +233,54 @@ export function signingKey(secret: string, date: string, region = 'us-east-1', s
   const kRegion = createHmac('sha256', kDate).update(region).digest()
   const kService = createHmac('sha256', kRegion).update(service).digest()
   return createHmac('sha256', kService).update('aws4_request').digest()
+}
+
+/** The Code element of an S3 error body. */
+export function xmlCode(res: RawResponse): string | undefined {
+  return /<Code>([^<]+)<\/Code>/.exec(res.body.toString())?.[1]
+}
+
+/** Signs a request the way the SDK does (smithy's SignatureV4), optionally at another time; returns its headers. */
+export async function signRequest(
+  server: TestServer,
+  opts: { method: string; path: string; headers?: Record<string, string>; body?: Buffer; payloadHash: string; date?: Date; secret?: string },
+): Promise<Record<string, string>> {
+  const host = new URL(server.httpsUrl).host
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: ROOT_KEY, secretAccessKey: opts.secret ?? ROOT_SECRET },
+    region: 'us-east-1',
+    service: 's3',
+    sha256: TestSha256,
+    uriEscapePath: false,
+    applyChecksum: true,
+  })
+  const [path, query] = opts.path.split('?')
+  const queryObj: Record<string, string> = {}
+  for (const [k, v] of new URLSearchParams(query ?? '')) queryObj[k] = v
+  const signed = await signer.sign(
+    {
+      method: opts.method,
+      protocol: 'https:',
+      hostname: host.split(':')[0],
+      port: Number(host.split(':')[1]),
+      path,
+      query: queryObj,
+      headers: { host, 'x-amz-content-sha256': opts.payloadHash, ...opts.headers },
+      body: opts.body,
+    },
+    { signingDate: opts.date },
+  )
+  return signed.headers as Record<string, string>
+}
+
+/** multipart/form-data as a browser sends it: fields in order, the file last. */
+export function postForm(fields: Record<string, string>, file: Buffer, filename = 'photo.jpg'): { body: Buffer; contentType: string } {
+  const boundary = '----s3sseFormBoundary' + Math.random().toString(16).slice(2)
+  const parts: Buffer[] = []
+  for (const [name, value] of Object.entries(fields)) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`))
+  }
+  parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: image/jpeg\r\n\r\n`))
+  parts.push(file, Buffer.from(`\r\n--${boundary}--\r\n`))
+  return { body: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` }
 }

@@ -29,7 +29,8 @@ import {
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
 import { checksumFromHeaders, WriteBody } from '../body.js'
 import type { ObjectRow, PartRow, StoredChecksum, UploadRow } from '../db.js'
-import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
+import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
+import { objectEtag } from '../../s3/sse.js'
 import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import {
   beginUpload,
@@ -85,7 +86,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     meta: stored.meta,
     checksumAlgorithm: algorithm,
     checksumType: type,
-    encryption: encryption ? { algorithm: encryption.algorithm, keyId: encryption.keyId, bucketKey: encryption.bucketKey } : undefined,
+    encryption: storedEncryption(encryption),
   }
   ctx.state.meta.createUpload(upload)
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
@@ -110,7 +111,7 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
   requireBucket(ctx)
   const upload = requireUpload(ctx)
   const partNumber = parsePartNumber(ctx.query.get('partNumber'))
-  const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm })
+  const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm, etagMd5: !upload.encryption })
   const staged = await stagePart(ctx.state.files, upload.state as UploadState, kmsAccess(ctx), partNumber, body.stream())
   let verified
   try {
@@ -124,7 +125,7 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
     uploadId: upload.uploadId,
     partNumber,
     size: verified.size,
-    etag: verified.md5,
+    etag: objectEtag(verified.md5, upload.encryption !== undefined),
     lastModified: Date.now(),
     checksum: verified.checksum,
     record: staged.result,
@@ -145,7 +146,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
   const src = copySource(ctx)
   const range = parseCopySourceRange(header(ctx, 'x-amz-copy-source-range'), src.obj.size) ?? { start: 0, end: src.obj.size - 1 }
   if (range.end - range.start + 1 > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
-  const md5 = createDigest('MD5')
+  const md5 = upload.encryption ? undefined : createDigest('MD5')
   const digest = upload.checksumAlgorithm ? createDigest(upload.checksumAlgorithm) : undefined
   let size = 0
   const staged = await stageCopiedPart(
@@ -157,7 +158,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
     partNumber,
     (chunk) => {
       size += chunk.length
-      md5.update(chunk)
+      md5?.update(chunk)
       digest?.update(chunk)
     },
   )
@@ -165,7 +166,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
     uploadId: upload.uploadId,
     partNumber,
     size,
-    etag: (await md5.digest()).toString('hex'),
+    etag: objectEtag(md5 && (await md5.digest()).toString('hex'), upload.encryption !== undefined),
     lastModified: Date.now(),
     checksum: upload.checksumAlgorithm && digest ? { algorithm: upload.checksumAlgorithm, value: (await digest.digest()).toString('base64') } : undefined,
     record: staged.result,

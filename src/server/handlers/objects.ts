@@ -18,16 +18,12 @@ import {
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { WriteBody } from '../body.js'
 import type { BucketRow, ObjectRow, StoredChecksum } from '../db.js'
-import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
+import { encryptionFor, kmsAccess, manifestEncryption, sseResponseHeaders } from '../encryption.js'
+import { checkReadHeaders, objectEtag } from '../../s3/sse.js'
+import { rewrap } from '../../object/index.js'
 import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext } from '../http.js'
-import { decodeManifest, encodeManifest, readObject, stageObject, tapStream, type Manifest } from '../store.js'
+import { decodeManifest, encodeManifest, readObject, stageObject, tapStream, type Manifest, type StagedFile } from '../store.js'
 import { isoDate, readXmlBody, requireBucket, requireObject, viewOf } from './common.js'
-
-/** The encryption headers of a stored object, for write responses. */
-function encryptionOf(manifest: Manifest): ObjectRow['encryption'] {
-  const e = manifest.encryption
-  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
-}
 
 function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, string> {
   return c ? { [checksumHeader(c.algorithm)]: c.value, 'x-amz-checksum-type': c.type } : {}
@@ -37,12 +33,13 @@ function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, 
  * Commits a staged single-file object: publish the file, then write the row. The bucket
  * may have been deleted meanwhile; then the file goes and the client hears NoSuchBucket.
  */
-async function commitObject(ctx: RequestContext, row: ObjectRow, staged: { id: string; tmpPath: string }): Promise<void> {
+async function commitObject(ctx: RequestContext, row: ObjectRow, staged: StagedFile | StagedFile[]): Promise<void> {
   const { files, meta } = ctx.state
-  await files.publish([staged])
+  const list = Array.isArray(staged) ? staged : [staged]
+  await files.publish(list)
   const put = meta.putObject(row)
   if (put === null) {
-    await files.remove([staged.id])
+    await files.remove(list.map((f) => f.id))
     throw s3Error('NoSuchBucket')
   }
   await files.remove(put.replacedFiles)
@@ -70,7 +67,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
   const stored = storedHeadersFrom(ctx.req.headers)
   checkWritePreconditions(ctx, bucket.name, ctx.key)
   const encryption = encryptionFor(ctx, bucket)
-  const body = new WriteBody(ctx)
+  const body = new WriteBody(ctx, { etagMd5: !encryption })
   const context = { bucket: bucket.name, key: ctx.key }
   const staged = await stageObject(ctx.state.files, body.stream(), { context, encryption })
   let verified
@@ -87,7 +84,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     bucket: bucket.name,
     key: ctx.key,
     size: verified.size,
-    etag: verified.md5,
+    etag: objectEtag(verified.md5, encryption !== null),
     lastModified: Date.now(),
     headers: stored.headers,
     meta: stored.meta,
@@ -95,7 +92,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     partsCount: 1,
     manifest: encodeManifest(manifest),
     files: [staged.file.id],
-    encryption: encryptionOf(manifest),
+    encryption: manifestEncryption(manifest),
   }
   await commitObject(ctx, row, staged.file)
   sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
@@ -115,6 +112,7 @@ function partRange(obj: ObjectRow, manifest: Manifest, partNumber: number): Byte
 async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void> {
   const bucket = requireBucket(ctx)
   validateKey(ctx.key)
+  checkReadHeaders(ctx.state.config.mode, ctx.req.headers)
   const versionId = ctx.query.get('versionId')
   for (let attempt = 0; ; attempt++) {
     const obj = requireObject(ctx, bucket.name, ctx.key)
@@ -238,6 +236,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   const src = copySource(ctx)
   const directive = (header(ctx, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase()
   if (directive !== 'COPY' && directive !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown metadata directive.')
+  // The destination's encryption follows its bucket's setting now, whatever the source's was.
   const encryption = encryptionFor(ctx, bucket)
   const sameObject = src.bucket.name === bucket.name && src.obj.key === ctx.key
   if (sameObject && directive === 'COPY' && !encryption && !src.obj.encryption && header(ctx, 'x-amz-checksum-algorithm') === undefined) {
@@ -248,39 +247,58 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   }
   const stored = directive === 'REPLACE' ? storedHeadersFrom(ctx.req.headers) : { headers: src.obj.headers, meta: src.obj.meta }
   checkWritePreconditions(ctx, bucket.name, ctx.key)
-  // The copy keeps the source's checksum algorithm unless the request names one.
-  const algorithm: ChecksumAlgorithm | undefined =
-    parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm')) ?? src.obj.checksum?.algorithm
-  const md5 = createDigest('MD5')
-  const digest = algorithm ? createDigest(algorithm) : undefined
-  const plain = await readObject(
-    ctx.state.files,
-    { manifest: decodeManifest(src.obj.manifest), files: src.obj.files, context: { bucket: src.bucket.name, key: src.obj.key } },
-    kmsAccess(ctx),
-  )
-  const tapped = tapStream(plain, (chunk) => {
-    md5.update(chunk)
-    digest?.update(chunk)
-  })
-  const staged = await stageObject(ctx.state.files, tapped, { context: { bucket: bucket.name, key: ctx.key }, encryption })
-  const manifest = staged.result
-  const checksum: StoredChecksum | undefined =
-    algorithm && digest ? { algorithm, type: 'FULL_OBJECT', value: (await digest.digest()).toString('base64') } : undefined
+  const srcManifest = decodeManifest(src.obj.manifest)
+  const srcContext = { bucket: src.bucket.name, key: src.obj.key }
+  const dstContext = { bucket: bucket.name, key: ctx.key }
+  const requested = parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm'))
+
+  let manifest: Manifest
+  let staged: StagedFile[]
+  let checksum: StoredChecksum | undefined
+  let etag: string
+  const keepsChecksum = requested === undefined || (src.obj.checksum?.algorithm === requested && src.obj.checksum.type === 'FULL_OBJECT')
+  if (encryption && srcManifest.encryption && keepsChecksum) {
+    // Encrypted to encrypted, whole object, one KMS: re-wrap the data key for the new
+    // context and keep the sealed bytes (hard-linked, not copied or re-encrypted).
+    if (encryption.createKey) await encryption.kms.ensureKey(encryption.keyId)
+    manifest = await rewrap(srcManifest, {
+      kms: encryption.kms, from: srcContext, to: dstContext, keyId: encryption.keyId,
+      extraContext: encryption.extraContext ?? {}, algorithm: encryption.algorithm,
+    })
+    staged = await ctx.state.files.linkCopies(src.obj.files)
+    checksum = src.obj.checksum?.type === 'FULL_OBJECT' ? src.obj.checksum : undefined
+    etag = objectEtag(undefined, true)
+  } else {
+    // The copy keeps the source's checksum algorithm unless the request names one.
+    const algorithm: ChecksumAlgorithm | undefined = requested ?? src.obj.checksum?.algorithm
+    const md5 = encryption ? undefined : createDigest('MD5')
+    const digest = algorithm ? createDigest(algorithm) : undefined
+    const plain = await readObject(ctx.state.files, { manifest: srcManifest, files: src.obj.files, context: srcContext }, kmsAccess(ctx))
+    const tapped = tapStream(plain, (chunk) => {
+      md5?.update(chunk)
+      digest?.update(chunk)
+    })
+    const one = await stageObject(ctx.state.files, tapped, { context: dstContext, encryption })
+    manifest = one.result
+    staged = [one.file]
+    checksum = algorithm && digest ? { algorithm, type: 'FULL_OBJECT', value: (await digest.digest()).toString('base64') } : undefined
+    etag = objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null)
+  }
   const row: ObjectRow = {
     bucket: bucket.name,
     key: ctx.key,
     size: manifest.size,
-    etag: (await md5.digest()).toString('hex'),
+    etag,
     lastModified: Date.now(),
     headers: stored.headers,
     meta: stored.meta,
     checksum,
     partsCount: 1,
     manifest: encodeManifest(manifest),
-    files: [staged.file.id],
-    encryption: encryptionOf(manifest),
+    files: staged.map((f) => f.id),
+    encryption: manifestEncryption(manifest),
   }
-  await commitObject(ctx, row, staged.file)
+  await commitObject(ctx, row, staged)
   sendXml(
     ctx,
     200,

@@ -13,7 +13,8 @@ import { s3Document } from '../../s3/xml.js'
 import { verifyOptions } from '../auth/index.js'
 import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
 import type { ObjectRow } from '../db.js'
-import { encryptionFor, sseResponseHeaders } from '../encryption.js'
+import { encryptionFor, manifestEncryption, sseResponseHeaders } from '../encryption.js'
+import { checkTransport, objectEtag } from '../../s3/sse.js'
 import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { lookupUser } from '../state.js'
 import { encodeManifest, stageObject, tapStream } from '../store.js'
@@ -82,12 +83,15 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     const headerFields: Record<string, string> = {}
     for (const [name, value] of fields) headerFields[name] = value
     const stored = storedHeadersFrom(headerFields)
-    const encryption = encryptionFor(ctx, bucket)
-    const md5 = createDigest('MD5')
+    // SSE fields of the form are what headers are to PutObject.
+    const encryption = encryptionFor(ctx, bucket, headerFields)
+    // A form upload is always SigV4 (its policy); encrypted data still needs HTTPS.
+    checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: true })
+    const md5 = encryption ? undefined : createDigest('MD5')
     let size = 0
     const data = tapStream(file.stream as AsyncIterable<Buffer>, (chunk) => {
       size += chunk.length
-      md5.update(chunk)
+      md5?.update(chunk)
       if (size > limits.maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
     })
     const staged = await stageObject(ctx.state.files, data, { context: { bucket: bucket.name, key }, encryption })
@@ -100,14 +104,14 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       bucket: bucket.name,
       key,
       size,
-      etag: (await md5.digest()).toString('hex'),
+      etag: objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null),
       lastModified: Date.now(),
       headers: stored.headers,
       meta: stored.meta,
       partsCount: 1,
       manifest: encodeManifest(manifest),
       files: [staged.file.id],
-      encryption: manifest.encryption ? { algorithm: manifest.encryption.algorithm, keyId: manifest.encryption.keyId } : undefined,
+      encryption: manifestEncryption(manifest),
     }
     await ctx.state.files.publish([staged.file])
     const put = ctx.state.meta.putObject(row)
