@@ -29,7 +29,9 @@ interface Job {
 
 interface Reply {
   id: number
-  result: SliceResult
+  /** Absent when the run threw (`error` then says what). */
+  result?: SliceResult
+  error?: string
   out: ArrayBuffer
 }
 
@@ -46,15 +48,16 @@ parentPort.on('message', (job) => {
   const key = new Uint8Array(job.key)
   const out = new Uint8Array(job.outLength)
   let result
+  let error
   try {
     result = runSlices(ex, job.seal, key, job.nonce, job.first, job.final, new Uint8Array(job.input), out,
       job.packageSize, job.packages, ${SLICE_BYTES})
   } catch (e) {
-    result = { refused: -100 }
+    error = String(e && e.message || e)
   } finally {
     key.fill(0)
   }
-  parentPort.postMessage({ id: job.id, result, out: out.buffer }, [out.buffer])
+  parentPort.postMessage({ id: job.id, result, error, out: out.buffer }, [out.buffer])
 })
 `
 
@@ -64,7 +67,7 @@ interface Slot {
 }
 
 export class WasmPool {
-  private slots: Slot[] = []
+  private slots: Array<Slot | undefined> = []
   private nextId = 1
   private next = 0
 
@@ -86,7 +89,7 @@ export class WasmPool {
     })
     const fail = (e: Error) => {
       // A worker that died takes its jobs with it; the next call starts a new one.
-      if (this.slots[i] === slot) this.slots[i] = undefined as unknown as Slot
+      if (this.slots[i] === slot) this.slots[i] = undefined
       for (const p of slot.pending.values()) p.reject(new S3sseError('S3SSE_CRYPTO_FAILURE', `a wasm worker failed: ${e.message}`, { cause: e }))
       slot.pending.clear()
     }
@@ -141,7 +144,7 @@ export class WasmPool {
     for (let i = 0; i < runs.length; i++) {
       const s = settled[i]
       const run = runs[i]
-      if (s.status === 'fulfilled' && 'written' in s.value.result) {
+      if (s.status === 'fulfilled' && s.value.result && 'written' in s.value.result) {
         out.set(new Uint8Array(s.value.out, 0, s.value.result.written), run.start * outStep)
         written += s.value.result.written
         continue
@@ -150,6 +153,7 @@ export class WasmPool {
       out.fill(0, run.start * outStep, outLength)
       if (s.status === 'rejected') throw s.reason
       const r = s.value.result
+      if (!r) throw new S3sseError('S3SSE_CRYPTO_FAILURE', `a wasm worker failed: ${s.value.error}`)
       if ('failed' in r) {
         throw authFailed(first + run.start + r.failed)
       }
@@ -160,7 +164,7 @@ export class WasmPool {
 
   /** Stops the workers (tests; the process does not wait for idle workers anyway). */
   async close(): Promise<void> {
-    const slots = this.slots.filter(Boolean)
+    const slots = this.slots.filter((s): s is Slot => s !== undefined)
     this.slots = []
     await Promise.all(slots.map((s) => s.worker.terminate()))
   }
