@@ -99,6 +99,18 @@ describe('the packed package, installed without scripts or a compiler', () => {
     expect(b).toBe(a)
   })
 
+  it('ships wasm/s3sse.wasm: the wasm backend loads from it and seals the same bytes, also through s3-sse/wasm (the Node-free entry)', () => {
+    expect(existsSync(join(installed(), 'wasm', 's3sse.wasm'))).toBe(true)
+    const seal = `const out = Buffer.alloc(27); b.seal(Buffer.alloc(32, 1), Buffer.alloc(7, 2), 0, true, Buffer.from('s3-sse pack'), out); console.log(b.name, out.toString('hex'))`
+    const native = ok(esm(`import { loadBackend } from 's3-sse'; const b = loadBackend(); ${seal}`)).trim().split(' ')
+    const wasm = ok(esm(`import { loadBackend } from 's3-sse'; const b = loadBackend(); ${seal}`, { S3SSE_BACKEND: 'wasm' })).trim().split(' ')
+    expect(native[0]).toBe('native')
+    expect(wasm).toEqual(['wasm', native[1]])
+    const entry = ok(esm(`import { createWasmBackendSync } from 's3-sse/wasm'; import { readFileSync } from 'node:fs'; import { fileURLToPath } from 'node:url'; ` +
+      `const b = createWasmBackendSync(readFileSync(fileURLToPath(import.meta.resolve('s3-sse/s3sse.wasm')))); ${seal}`)).trim().split(' ')
+    expect(entry).toEqual(['wasm', native[1]])
+  })
+
   it('gives TypeScript types to ESM and CommonJS consumers', () => {
     writeFileSync(join(project, 'esm.mts'), `import { loadBackend, PACKAGE_SIZE, S3sseError } from 's3-sse'\nconst n: number = PACKAGE_SIZE\nconst name: 'native' | 'node' | 'wasm' | 'js' = loadBackend().name\nconst e: S3sseError = new S3sseError('S3SSE_BAD_ARGUMENT', 'x')\nexport { n, name, e }\n`)
     writeFileSync(join(project, 'cjs.cts'), `import s3sse = require('s3-sse')\nconst n: number = s3sse.TAG_SIZE\nconst name: string = s3sse.loadBackend().name\nexport { n, name }\n`)
