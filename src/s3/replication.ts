@@ -408,9 +408,9 @@ export function replicaEncryption(input: ReplicaEncryptionInput): EncryptionDeci
  * (a plaintext ETag is the MD5 of the data, which an encrypted object must not reveal); a
  * multipart object's keeps its `-N` part count.
  */
-export function replicaEtag(source: { etag: string; encrypted: boolean; partsCount: number }, replicaEncrypted: boolean): string {
+export function replicaEtag(source: { etag: string; encrypted: boolean }, replicaEncrypted: boolean): string {
   if (source.encrypted === replicaEncrypted) return source.etag
   if (!replicaEncrypted) throw new Error('replication never stores an encrypted object as plaintext')
-  const opaque = randomBytes(16).toString('hex')
-  return source.partsCount > 1 ? `${opaque}-${source.partsCount}` : opaque
+  const parts = /-\d+$/.exec(source.etag)?.[0] ?? ''
+  return randomBytes(16).toString('hex') + parts
 }

@@ -106,6 +106,16 @@ export class Replicator {
     if (this.stopping) return
     clearTimeout(this.timer)
     this.timer = undefined
+    try {
+      this.fill()
+    } catch (err) {
+      // The database refused (it is checked again on the next write or start); never crash the server.
+      this.state.log.error(`replication: cannot read the queue: ${describe(err)}`)
+    }
+  }
+
+  /** Starts due items in the free slots, and sets a timer for the next one due later. */
+  private fill(): void {
     const { meta } = this.state
     const limit = this.settings.concurrency
     const now = Date.now()
@@ -209,7 +219,7 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     bucket: dest.name,
     key: src.key,
     size: src.size,
-    etag: replicaEtag({ etag: src.etag, encrypted: src.encryption !== undefined, partsCount: src.partsCount }, manifest.encryption !== undefined),
+    etag: replicaEtag({ etag: src.etag, encrypted: src.encryption !== undefined }, manifest.encryption !== undefined),
     // S3 replicas keep the source's metadata, creation time included.
     lastModified: src.lastModified,
     headers: src.headers,

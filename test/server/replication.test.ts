@@ -423,7 +423,7 @@ describe('bucket replication (oss mode)', () => {
       const dst = await bucket(true)
       await replicate(s3, src, [rule('all', 1, '', dst)])
       await s3.send(new PutObjectCommand({ Bucket: src, Key: 'orig', Body: 'original' }))
-      await s3.send(new PutObjectCommand({ Bucket: src, Key: 'empty', Body: '' }))
+      await s3.send(new PutObjectCommand({ Bucket: src, Key: 'empty', Body: new Uint8Array(0) }))
       await s3.send(new CopyObjectCommand({ Bucket: src, Key: 'copy', CopySource: `${src}/orig` }))
       const post = await createPresignedPost(s3, { Bucket: src, Key: 'posted', Expires: 300 })
       const form = postForm(post.fields, Buffer.from('from a form'))
@@ -472,7 +472,7 @@ describe('bucket replication across a restart', () => {
     removeDir(dataDir)
   })
 
-  it('a write still pending when the server stops is replicated after it starts again', async () => {
+  it('writes still pending when the server is killed, or stopped with SIGTERM, are replicated after it starts again', async () => {
     const args = ['--replication-backoff-ms', '100']
     const first = await startServer({ dataDir, args })
     const s3 = first.client()
@@ -481,22 +481,33 @@ describe('bucket replication across a restart', () => {
     await s3.send(new CreateBucketCommand({ Bucket: 'dst' }))
     await replicate(s3, 'src', [rule('all', 1, '', 'dst')])
     await s3.send(new DeleteBucketCommand({ Bucket: 'dst' }))
-    const body = data(newMarker(), 300_000)
-    await s3.send(new PutObjectCommand({ Bucket: 'src', Key: 'pending', Body: body }))
-    expect((await head(s3, 'src', 'pending')).ReplicationStatus).toBe('PENDING')
-    expect(await first.stop()).toBe(0)
-    expect(first.output()).toMatch(/attempt \d+ failed .*does not exist/)
+    const bodies = { killed: data(newMarker(), 300_000), stopped: data(newMarker(), 1000) }
+    await s3.send(new PutObjectCommand({ Bucket: 'src', Key: 'killed', Body: bodies.killed }))
+    expect((await head(s3, 'src', 'killed')).ReplicationStatus).toBe('PENDING')
+    // A crash: no chance to finish anything.
+    const killed = new Promise((resolve) => first.proc.once('exit', resolve))
+    first.proc.kill('SIGKILL')
+    await killed
 
     const second = await startServer({ dataDir, args })
     expect(second.output()).toMatch(/replication: 1 write queued before the last stop, replicating now/)
     const s3b = second.client()
-    expect((await head(s3b, 'src', 'pending')).ReplicationStatus).toBe('PENDING')
-    await s3b.send(new CreateBucketCommand({ Bucket: 'dst' }))
-    await waitForStatus(s3b, 'src', 'pending', 'COMPLETED')
-    const replica = await head(s3b, 'dst', 'pending')
-    expect([replica.ReplicationStatus, replica.ServerSideEncryption]).toEqual(['REPLICA', 'aws:kms'])
-    expect(sha256(await read(s3b, 'dst', 'pending'))).toBe(sha256(body))
+    expect((await head(s3b, 'src', 'killed')).ReplicationStatus).toBe('PENDING')
+    await s3b.send(new PutObjectCommand({ Bucket: 'src', Key: 'stopped', Body: bodies.stopped }))
+    await waitFor('a failed attempt', async () => (/attempt \d+ failed .*does not exist/.test(second.output()) ? true : undefined))
     expect(await second.stop()).toBe(0)
+
+    const third = await startServer({ dataDir, args })
+    expect(third.output()).toMatch(/replication: 2 writes queued before the last stop, replicating now/)
+    const s3c = third.client()
+    await s3c.send(new CreateBucketCommand({ Bucket: 'dst' }))
+    for (const [key, body] of Object.entries(bodies)) {
+      await waitForStatus(s3c, 'src', key, 'COMPLETED')
+      const replica = await head(s3c, 'dst', key)
+      expect([replica.ReplicationStatus, replica.ServerSideEncryption]).toEqual(['REPLICA', 'aws:kms'])
+      expect(sha256(await read(s3c, 'dst', key))).toBe(sha256(body))
+    }
+    expect(await third.stop()).toBe(0)
   })
 })
 
