@@ -82,6 +82,17 @@ describe('the packed package, installed without scripts or a compiler', () => {
     expect(readdirSync(installed()).sort()).not.toContain('src')
   })
 
+  it('ships the web console, and the installed server finds it', () => {
+    for (const f of ['index.html', 'app.js', 'console.css', 'favicon.svg']) {
+      expect(existsSync(join(installed(), 'console', f)), f).toBe(true)
+    }
+    expect(existsSync(join(installed(), 'docs', 'CONSOLE.md'))).toBe(true)
+    // The module that serves it, as installed (dist/server/console/), resolves the folder beside dist/.
+    const assets = join(installed(), 'dist', 'server', 'console', 'assets.js')
+    const out = ok(esm(`const { asset, CONSOLE_DIR } = await import(${JSON.stringify(assets)}); const a = asset('index.html'); console.log(CONSOLE_DIR + ' ' + a.contentType + ' ' + a.body.includes('src="app.js"'))`))
+    expect(out.trim()).toBe(`${join(installed(), 'console')}/ text/html; charset=utf-8 true`)
+  })
+
   it('loads the native backend from import', () => {
     expect(ok(esm(`import { loadBackend } from 's3-sse'; console.log(loadBackend().name)`)).trim()).toBe('native')
   })
