@@ -68,7 +68,8 @@ export async function runCryptoBench({ quick = false, backends, onProgress = () 
       for (const packageSize of packageSizes) {
         if (packageSize > part) continue
         for (const op of ['seal', 'open']) {
-          const modes = name === 'native' ? ['sync', 'async-1t', 'async-2t'] : ['sync']
+          // native and wasm split async calls across threads; node and js run them on this one.
+          const modes = name === 'native' || name === 'wasm' ? ['sync', 'async-1t', 'async-2t'] : ['sync']
           for (const mode of modes) configs.push({ backend: name, op, mode, part, packageSize })
         }
       }

@@ -29,6 +29,7 @@ export {
   type LoadFailure,
 } from './crypto/loader.js'
 export type { CpuFeatures, NativeBackend } from './crypto/backends/native.js'
+export type { WasmBackend } from './crypto/backends/wasm-core.js'
 export { deriveStreamKey, newSalt, hkdfSha256, streamInfo, FORMAT_VERSION, type StreamKey } from './crypto/kdf.js'
 export {
   sealStream,

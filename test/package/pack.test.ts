@@ -1,5 +1,6 @@
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import https from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -82,15 +83,11 @@ describe('the packed package, installed without scripts or a compiler', () => {
     expect(readdirSync(installed()).sort()).not.toContain('src')
   })
 
-  it('ships the web console, and the installed server finds it', () => {
+  it('ships the web console', () => {
     for (const f of ['index.html', 'app.js', 'console.css', 'favicon.svg']) {
       expect(existsSync(join(installed(), 'console', f)), f).toBe(true)
     }
     expect(existsSync(join(installed(), 'docs', 'CONSOLE.md'))).toBe(true)
-    // The module that serves it, as installed (dist/server/console/), resolves the folder beside dist/.
-    const assets = join(installed(), 'dist', 'server', 'console', 'assets.js')
-    const out = ok(esm(`const { asset, CONSOLE_DIR } = await import(${JSON.stringify(assets)}); const a = asset('index.html'); console.log(CONSOLE_DIR + ' ' + a.contentType + ' ' + a.body.includes('src="app.js"'))`))
-    expect(out.trim()).toBe(`${join(installed(), 'console')}/ text/html; charset=utf-8 true`)
   })
 
   it('loads the native backend from import', () => {
@@ -109,6 +106,18 @@ describe('the packed package, installed without scripts or a compiler', () => {
     expect(b).toBe(a)
   })
 
+  it('ships wasm/s3sse.wasm: the wasm backend loads from it and seals the same bytes, also through s3-sse/wasm (the Node-free entry)', () => {
+    expect(existsSync(join(installed(), 'wasm', 's3sse.wasm'))).toBe(true)
+    const seal = `const out = Buffer.alloc(27); b.seal(Buffer.alloc(32, 1), Buffer.alloc(7, 2), 0, true, Buffer.from('s3-sse pack'), out); console.log(b.name, out.toString('hex'))`
+    const native = ok(esm(`import { loadBackend } from 's3-sse'; const b = loadBackend(); ${seal}`)).trim().split(' ')
+    const wasm = ok(esm(`import { loadBackend } from 's3-sse'; const b = loadBackend(); ${seal}`, { S3SSE_BACKEND: 'wasm' })).trim().split(' ')
+    expect(native[0]).toBe('native')
+    expect(wasm).toEqual(['wasm', native[1]])
+    const entry = ok(esm(`import { createWasmBackendSync } from 's3-sse/wasm'; import { readFileSync } from 'node:fs'; import { fileURLToPath } from 'node:url'; ` +
+      `const b = createWasmBackendSync(readFileSync(fileURLToPath(import.meta.resolve('s3-sse/s3sse.wasm')))); ${seal}`)).trim().split(' ')
+    expect(entry).toEqual(['wasm', native[1]])
+  })
+
   it('gives TypeScript types to ESM and CommonJS consumers', () => {
     writeFileSync(join(project, 'esm.mts'), `import { loadBackend, PACKAGE_SIZE, S3sseError } from 's3-sse'\nconst n: number = PACKAGE_SIZE\nconst name: 'native' | 'node' | 'wasm' | 'js' = loadBackend().name\nconst e: S3sseError = new S3sseError('S3SSE_BAD_ARGUMENT', 'x')\nexport { n, name, e }\n`)
     writeFileSync(join(project, 'cjs.cts'), `import s3sse = require('s3-sse')\nconst n: number = s3sse.TAG_SIZE\nconst name: string = s3sse.loadBackend().name\nexport { n, name }\n`)
@@ -116,6 +125,67 @@ describe('the packed package, installed without scripts or a compiler', () => {
     const r = node([tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--typeRoots', join(root, 'node_modules', '@types'), 'esm.mts', 'cjs.cts'])
     expect(r.stdout + r.stderr).toBe('')
     expect(r.status).toBe(0)
+  })
+
+  it('s3-sse serve from the installed package answers a PutObject and a GetObject', async () => {
+    // better-sqlite3's own install step downloads a prebuilt binary (prebuild-install); this
+    // sandbox cannot reach that download, so the binary this repo built stands in for it.
+    const sqliteBuild = join(project, 'node_modules', 'better-sqlite3', 'build', 'Release')
+    mkdirSync(sqliteBuild, { recursive: true })
+    copyFileSync(join(root, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'), join(sqliteBuild, 'better_sqlite3.node'))
+    const dataDir = join(work, 'data')
+    const proc = spawn(process.execPath, [join(project, 'node_modules', '.bin', 's3-sse'), 'serve', '--data-dir', dataDir, '--https-port', 'auto', '--http-port', '0'], {
+      cwd: project,
+      env: { HOME: process.env.HOME, PATH: noCompilerPath, S3SSE_ACCESS_KEY: 'PACKTESTACCESSKEY001', S3SSE_SECRET_KEY: 'pack-test-secret-0123456789abcdefgh' },
+    })
+    try {
+      let out = ''
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 30_000)
+        const onData = (d: Buffer) => {
+          out += d
+          const m = /listening on (https:\/\/\S+)/.exec(out)
+          if (m) {
+            clearTimeout(timer)
+            resolve(m[1])
+          }
+        }
+        proc.stdout.on('data', onData)
+        proc.stderr.on('data', onData)
+        proc.on('exit', (code) => reject(new Error(`serve exited with ${code}:\n${out}`)))
+      })
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
+      const { S3Client, CreateBucketCommand, PutObjectCommand, GetObjectCommand } = await import('@aws-sdk/client-s3')
+      const { NodeHttpHandler } = await import('@smithy/node-http-handler')
+      const ca = readFileSync(join(dataDir, 'tls-cert.pem'))
+      const s3 = new S3Client({
+        region: 'us-east-1', endpoint: url, forcePathStyle: true, maxAttempts: 1,
+        credentials: { accessKeyId: 'PACKTESTACCESSKEY001', secretAccessKey: 'pack-test-secret-0123456789abcdefgh' },
+        requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca }) }),
+      })
+      await s3.send(new CreateBucketCommand({ Bucket: 'from-tarball' }))
+      const put = await s3.send(new PutObjectCommand({ Bucket: 'from-tarball', Key: 'hello.txt', Body: 'served from the packed package' }))
+      expect(put.$metadata.httpStatusCode).toBe(200)
+      const got = await s3.send(new GetObjectCommand({ Bucket: 'from-tarball', Key: 'hello.txt' }))
+      expect(await got.Body!.transformToString()).toBe('served from the packed package')
+      s3.destroy()
+
+      // The web console, from the installed package's console/ folder, and its login.
+      const agent = new https.Agent({ ca })
+      const app = await fetchText(`${url}/-/console/app.js`, agent)
+      expect(app.status).toBe(200)
+      expect(app.body).toBe(readFileSync(join(root, 'console', 'app.js'), 'utf8'))
+      const login = await fetchText(`${url}/-/console/api/session`, agent, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-s3sse-console': '1' },
+        body: JSON.stringify({ accessKey: 'PACKTESTACCESSKEY001', secretKey: 'pack-test-secret-0123456789abcdefgh' }),
+      })
+      expect([login.status, JSON.parse(login.body).user.name]).toEqual([200, 'root'])
+      agent.destroy()
+    } finally {
+      proc.kill('SIGTERM')
+      await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)))
+    }
   })
 
   describe('with the prebuild removed', () => {
@@ -162,3 +232,15 @@ describe('the packed package, installed without scripts or a compiler', () => {
   })
 })
 
+function fetchText(url: string, agent: https.Agent, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { agent, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => (body += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end(opts.body)
+  })
+}
