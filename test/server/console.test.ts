@@ -330,6 +330,17 @@ describe('web console, oss mode', () => {
       expect(Object.keys(k).sort()).toEqual(expect.arrayContaining(['createdAt', 'current', 'enabled', 'keyId', 'managed', 'versions']))
       expect(Object.keys(k).every((f) => ['keyId', 'alias', 'description', 'createdAt', 'enabled', 'versions', 'current', 'managed'].includes(f))).toBe(true)
     }
+
+    // Removing the user (`s3-sse user remove`) ends their open session: the server re-reads
+    // the users file within a second.
+    new UserStore(oss.dataDir).remove(ALICE.name)
+    const deadline = Date.now() + 5000
+    let status = 200
+    while (status === 200 && Date.now() < deadline) {
+      status = (await call(oss, 'GET', '/buckets', { cookie: alice })).status
+      if (status === 200) await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(status).toBe(401)
   })
 
   it('a change needs the session and the X-S3SSE-Console header, from this origin', async () => {
