@@ -44,6 +44,15 @@ export type S3sseErrorCode =
   | 'S3SSE_BAD_CREDENTIALS'
   | 'S3SSE_USER_EXISTS'
   | 'S3SSE_NO_SUCH_USER'
+  // web console (src/server/console/); its API answers with these mapped to short codes
+  | 'S3SSE_CONSOLE_LOGIN_FAILED'
+  | 'S3SSE_CONSOLE_NO_SESSION'
+  | 'S3SSE_CONSOLE_THROTTLED'
+  | 'S3SSE_CONSOLE_HTTPS_ONLY'
+  | 'S3SSE_CONSOLE_FORBIDDEN'
+  | 'S3SSE_CONSOLE_BAD_REQUEST'
+  | 'S3SSE_CONSOLE_NOT_FOUND'
+  | 'S3SSE_CONSOLE_METHOD'
   | (string & {})
 
 export class S3sseError extends Error {

@@ -61,8 +61,15 @@ class BatchCipher {
   private fill = 0
   private pending: Promise<Buffer> | null = null
   private sawInput = false
+  /**
+   * The tail of the last chunk, held by reference instead of copied while no later input has
+   * come (generator form only, whose sources hand over their chunks): a stream that arrives
+   * as one chunk, or in batch-sized chunks, is never copied.
+   */
+  private parked: Uint8Array | null = null
 
-  constructor(private readonly direction: Direction, private readonly sk: StreamKey, opts: StreamOptions = {}) {
+  constructor(private readonly direction: Direction, private readonly sk: StreamKey, opts: StreamOptions = {},
+    private readonly mayPark = false) {
     this.backend = opts.backend ?? loadBackend()
     this.packageSize = opts.packageSize ?? PACKAGE_SIZE
     this.inPackage = direction === 'seal' ? this.packageSize : this.packageSize + TAG_SIZE
@@ -76,8 +83,18 @@ class BatchCipher {
   /** Absorbs `chunk`; returns the outputs of batches that finished meanwhile, in order. */
   async write(chunk: Uint8Array): Promise<Buffer[]> {
     const done: Buffer[] = []
-    let pos = 0
     if (chunk.length > 0) this.sawInput = true
+    if (this.parked) {
+      const p = this.parked
+      this.parked = null
+      await this.absorb(p, done, false)
+    }
+    await this.absorb(chunk, done, this.mayPark)
+    return done
+  }
+
+  private async absorb(chunk: Uint8Array, done: Buffer[], mayPark: boolean): Promise<void> {
+    let pos = 0
     while (pos < chunk.length) {
       // A batch is started only when more input follows it: the final package is held back.
       if (this.fill === 0 && chunk.length - pos > this.batchIn) {
@@ -96,6 +113,10 @@ class BatchCipher {
         await this.start(full, done)
         continue
       }
+      if (mayPark && this.fill === 0) {
+        this.parked = chunk.subarray(pos)
+        return
+      }
       const n = Math.min(this.batchIn - this.fill, chunk.length - pos)
       const buf = this.room(this.fill + n)
       buf.set(chunk.subarray(pos, pos + n), this.fill)
@@ -103,7 +124,6 @@ class BatchCipher {
       this.used[this.current] = Math.max(this.used[this.current], this.fill)
       pos += n
     }
-    return done
   }
 
   /** Ends the input: the rest is processed with the final flag; returns the last outputs. */
@@ -111,7 +131,8 @@ class BatchCipher {
     const done: Buffer[] = []
     if (this.pending) done.push(await this.pending)
     this.pending = null
-    const rest = this.buffers[this.current].subarray(0, this.fill)
+    const rest = this.parked ?? this.buffers[this.current].subarray(0, this.fill)
+    this.parked = null
     if (this.direction === 'open' && this.final && !this.sawInput) {
       throw new S3sseError('S3SSE_TRUNCATED', 'the sealed stream is empty: even an empty stream has one package')
     }
@@ -125,8 +146,11 @@ class BatchCipher {
       throw new S3sseError('S3SSE_TRUNCATED', `the sealed stream ends inside package ${this.nextPackage}, in fewer bytes than a tag`, { packageNumber: this.nextPackage })
     }
     if (rest.length > 0 || this.final) done.push(await this.run(rest, this.final))
-    this.buffers[0].fill(0, 0, this.used[0])
-    this.buffers[1].fill(0, 0, this.used[1])
+    // Plaintext waiting to be sealed is wiped; sealed input is not secret.
+    if (this.direction === 'seal') {
+      this.buffers[0].fill(0, 0, this.used[0])
+      this.buffers[1].fill(0, 0, this.used[1])
+    }
     return done
   }
 
@@ -137,7 +161,7 @@ class BatchCipher {
     const size = Math.min(this.batchIn, Math.max(need, 2 * buf.length, this.inPackage))
     const grown = Buffer.allocUnsafe(size)
     buf.copy(grown, 0, 0, this.fill)
-    buf.fill(0, 0, this.used[this.current])
+    if (this.direction === 'seal') buf.fill(0, 0, this.used[this.current])
     this.buffers[this.current] = grown
     this.used[this.current] = this.fill
     return grown
@@ -213,14 +237,18 @@ class BatchCipher {
 
 async function* runStream(direction: Direction, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   sk: StreamKey, opts?: StreamOptions): AsyncGenerator<Buffer> {
-  const core = new BatchCipher(direction, sk, opts)
+  const core = new BatchCipher(direction, sk, opts, true)
   for await (const chunk of source) {
     for (const out of await core.write(chunk)) yield out
   }
   for (const out of await core.end()) yield out
 }
 
-/** Seals a whole stream of plaintext chunks; yields the sealed stream. */
+/**
+ * Seals a whole stream of plaintext chunks; yields the sealed stream. Chunks are used in
+ * place until the next one is asked for (or the stream ends): a source must not change a
+ * chunk after yielding it, as with any Node stream.
+ */
 export function sealStream(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, sk: StreamKey,
   opts?: StreamOptions): AsyncGenerator<Buffer> {
   return runStream('seal', source, sk, opts)

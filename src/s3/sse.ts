@@ -142,7 +142,7 @@ export function parseBucketEncryption(xml: string, mode: ServerMode): BucketEncr
   const apply = children(only(rule.ApplyServerSideEncryptionByDefault, 'ApplyServerSideEncryptionByDefault', true),
     'ApplyServerSideEncryptionByDefault', ['SSEAlgorithm', 'KMSMasterKeyID'])
   const algorithm = textOf(only(apply.SSEAlgorithm, 'SSEAlgorithm', true), 'SSEAlgorithm')
-  if (!(SSE_ALGORITHMS as readonly string[]).includes(algorithm)) {
+  if (!isSseAlgorithm(algorithm)) {
     throw malformed(`SSEAlgorithm "${algorithm}" is not one of ${SSE_ALGORITHMS.join(', ')}`)
   }
   const keyText = apply.KMSMasterKeyID === undefined ? undefined : textOf(only(apply.KMSMasterKeyID, 'KMSMasterKeyID', false), 'KMSMasterKeyID')
@@ -150,10 +150,25 @@ export function parseBucketEncryption(xml: string, mode: ServerMode): BucketEncr
   if (bucketKeyText !== undefined && bucketKeyText !== 'true' && bucketKeyText !== 'false') {
     throw malformed(`BucketKeyEnabled must be true or false, not "${bucketKeyText}"`)
   }
-  const config: BucketEncryption = { algorithm: algorithm as SseAlgorithm, bucketKeyEnabled: bucketKeyText === 'true' }
-  if (keyText !== undefined) {
-    if (keyText === '') throw err('InvalidArgument', 'KMSMasterKeyID must not be empty')
-    config.kmsMasterKeyId = keyText
+  return makeBucketEncryption({ algorithm, kmsMasterKeyId: keyText, bucketKeyEnabled: bucketKeyText === 'true' }, mode)
+}
+
+export function isSseAlgorithm(v: unknown): v is SseAlgorithm {
+  return (SSE_ALGORITHMS as readonly unknown[]).includes(v)
+}
+
+/**
+ * A configuration from its fields — the XML's, or the web console's — checked against the
+ * mode: the one place both paths get their rules from.
+ */
+export function makeBucketEncryption(
+  fields: { algorithm: SseAlgorithm; kmsMasterKeyId?: string; bucketKeyEnabled: boolean },
+  mode: ServerMode,
+): BucketEncryption {
+  const config: BucketEncryption = { algorithm: fields.algorithm, bucketKeyEnabled: fields.bucketKeyEnabled }
+  if (fields.kmsMasterKeyId !== undefined) {
+    if (fields.kmsMasterKeyId.trim() === '') throw err('InvalidArgument', 'KMSMasterKeyID must not be empty')
+    config.kmsMasterKeyId = fields.kmsMasterKeyId
   }
   checkModeAllows(config, mode)
   return config

@@ -119,6 +119,7 @@ export async function serve(argv: string[]): Promise<number> {
   } else {
     out(`root access key: ${root.user.accessKey} (from ${root.source === 'env' ? 'S3SSE_ACCESS_KEY' : 'the data dir'})`)
   }
+  out(`web console: ${server.httpsUrl}/-/console/`)
   if (server.swept > 0) out(`removed ${server.swept} unreferenced object files left by an earlier stop`)
   // Last, so whoever waits for this line has seen everything above.
   out(`s3-sse listening on ${server.httpsUrl}${server.httpUrl ? ` and ${server.httpUrl}` : ''}`)

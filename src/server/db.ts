@@ -145,6 +145,10 @@ export interface ObjectSummary {
   lastModified: number
 }
 
+export interface ObjectDetails extends ObjectSummary {
+  encryption?: StoredEncryption
+}
+
 export interface UploadRow {
   uploadId: string
   bucket: string
@@ -363,6 +367,11 @@ export class MetaStore {
          WHERE bucket = @bucket AND key > @after AND key >= @prefix AND (@upper IS NULL OR key < @upper)
          ORDER BY key LIMIT @limit`,
       ),
+      listObjectDetails: db.prepare(
+        `SELECT key, size, etag, last_modified AS lastModified, encryption FROM objects
+         WHERE bucket = @bucket AND key > @after AND key >= @prefix AND (@upper IS NULL OR key < @upper)
+         ORDER BY key LIMIT @limit`,
+      ),
       insertUpload: db.prepare(
         `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption)
          VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption)`,
@@ -524,6 +533,12 @@ export class MetaStore {
 
   listObjects(bucket: string, after: string, prefix: string, limit: number): ObjectSummary[] {
     return this.stmts.listObjects.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as ObjectSummary[]
+  }
+
+  /** listObjects plus how each object is encrypted (the web console's listing). */
+  listObjectDetails(bucket: string, after: string, prefix: string, limit: number): ObjectDetails[] {
+    const rows = this.stmts.listObjectDetails.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as Array<ObjectSummary & { encryption: string | null }>
+    return rows.map(({ encryption, ...o }) => (encryption ? { ...o, encryption: JSON.parse(encryption) as StoredEncryption } : o))
   }
 
   // ------------------------------------------------------------------ multipart

@@ -9,10 +9,13 @@
  *   without SigV4, for every operation that moves it.
  * - the bucket's configuration, kept in the bucket's settings.
  */
+import { isS3sseError } from '../errors.js'
 import { s3Error } from '../s3/errors.js'
 import {
+  AWS_MANAGED_KEY_ALIAS,
   checkTransport,
   decideWriteEncryption,
+  kmsKeyRef,
   sseRequestHeaders,
   type BucketEncryption,
   type EncryptionDecision,
@@ -35,9 +38,29 @@ export function bucketEncryption(bucket: BucketRow): BucketEncryption | null {
   return e ?? null
 }
 
-export function setBucketEncryption(ctx: RequestContext, bucket: BucketRow, config: BucketEncryption | null): void {
-  // Read-modify-write in one transaction, so a concurrent change to another setting survives.
-  ctx.state.meta.updateBucketSettings(bucket.name, (settings) => {
+/**
+ * Sets (or, with null, removes) a bucket's default encryption: PutBucketEncryption,
+ * DeleteBucketEncryption and the web console all come here. In aws mode a named KMS key
+ * must exist and be enabled now, not fail every write later.
+ */
+export async function setBucketEncryption(state: ServerState, bucket: BucketRow, config: BucketEncryption | null): Promise<void> {
+  if (config?.kmsMasterKeyId !== undefined) {
+    const ref = kmsKeyRef(config.kmsMasterKeyId)
+    if (ref !== AWS_MANAGED_KEY_ALIAS) {
+      try {
+        const info = await state.kms.describeKey(ref)
+        if (!info.enabled) throw s3Error('InvalidArgument', `The KMS key ${config.kmsMasterKeyId} is disabled.`)
+      } catch (err) {
+        if (isS3sseError(err, 'S3SSE_KMS_KEY_NOT_FOUND')) {
+          throw s3Error('InvalidArgument', `The KMS key ${config.kmsMasterKeyId} named by KMSMasterKeyID does not exist.`)
+        }
+        throw err
+      }
+    }
+  }
+  // Read-modify-write in one transaction: `bucket` was read before the awaits above, and a
+  // concurrent change to another setting (replication) must survive.
+  state.meta.updateBucketSettings(bucket.name, (settings) => {
     if (config) settings.encryption = config
     else delete settings.encryption
   })

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { authenticate } from './auth/index.js'
 import { enforceTransport, isSigV2, refuseSigV2 } from './encryption.js'
+import { ConsoleService, isConsolePath } from './console/index.js'
 import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
 import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
 import { MetaStore } from './db.js'
@@ -80,7 +81,7 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-async function handle(state: ServerState, req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
+async function handle(state: ServerState, web: ConsoleService, req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
   const requestId = randomBytes(8).toString('hex').toUpperCase()
   const url = req.url ?? '/'
   const ctx: RequestContext = {
@@ -109,6 +110,8 @@ async function handle(state: ServerState, req: IncomingMessage, res: ServerRespo
       res.end(ctx.method === 'HEAD' ? undefined : body)
       return
     }
+    // The web console (no bucket name starts with '-', so it shadows none).
+    if (isConsolePath(ctx.rawPath)) return await web.handle(ctx)
     const target = resolveTarget(url, req.headers.host, state.config.domains)
     ctx.bucket = target.bucket
     ctx.key = target.key
@@ -173,9 +176,10 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   const replicator = new Replicator(state, { ...DEFAULT_REPLICATION, ...config.replication })
   state.replicator = replicator
 
+  const web = new ConsoleService(state)
   const inFlight = new Set<Promise<void>>()
   const track = (secure: boolean) => (req: IncomingMessage, res: ServerResponse) => {
-    const p = handle(state, req, res, secure).catch((err) => log.error(`unhandled: ${String(err)}`))
+    const p = handle(state, web, req, res, secure).catch((err) => log.error(`unhandled: ${String(err)}`))
     inFlight.add(p)
     void p.finally(() => inFlight.delete(p))
   }
@@ -203,6 +207,7 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   let httpPort: number | undefined
   try {
     httpsPort = await listen(https, config.httpsPort)
+    web.httpsPort = httpsPort
     if (http && config.httpPort !== null) httpPort = await listen(http, config.httpPort)
   } catch (err) {
     for (const s of servers) s.close()

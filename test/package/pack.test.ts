@@ -83,6 +83,13 @@ describe('the packed package, installed without scripts or a compiler', () => {
     expect(readdirSync(installed()).sort()).not.toContain('src')
   })
 
+  it('ships the web console', () => {
+    for (const f of ['index.html', 'app.js', 'console.css', 'favicon.svg']) {
+      expect(existsSync(join(installed(), 'console', f)), f).toBe(true)
+    }
+    expect(existsSync(join(installed(), 'docs', 'CONSOLE.md'))).toBe(true)
+  })
+
   it('loads the native backend from import', () => {
     expect(ok(esm(`import { loadBackend } from 's3-sse'; console.log(loadBackend().name)`)).trim()).toBe('native')
   })
@@ -162,6 +169,19 @@ describe('the packed package, installed without scripts or a compiler', () => {
       const got = await s3.send(new GetObjectCommand({ Bucket: 'from-tarball', Key: 'hello.txt' }))
       expect(await got.Body!.transformToString()).toBe('served from the packed package')
       s3.destroy()
+
+      // The web console, from the installed package's console/ folder, and its login.
+      const agent = new https.Agent({ ca })
+      const app = await fetchText(`${url}/-/console/app.js`, agent)
+      expect(app.status).toBe(200)
+      expect(app.body).toBe(readFileSync(join(root, 'console', 'app.js'), 'utf8'))
+      const login = await fetchText(`${url}/-/console/api/session`, agent, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-s3sse-console': '1' },
+        body: JSON.stringify({ accessKey: 'PACKTESTACCESSKEY001', secretKey: 'pack-test-secret-0123456789abcdefgh' }),
+      })
+      expect([login.status, JSON.parse(login.body).user.name]).toEqual([200, 'root'])
+      agent.destroy()
     } finally {
       proc.kill('SIGTERM')
       await new Promise((r) => (proc.exitCode !== null ? r(null) : proc.once('exit', r)))
@@ -212,3 +232,15 @@ describe('the packed package, installed without scripts or a compiler', () => {
   })
 })
 
+function fetchText(url: string, agent: https.Agent, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { agent, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d) => (body += d))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end(opts.body)
+  })
+}

@@ -12,14 +12,13 @@ import {
 } from '../../s3/listing.js'
 import { validateBucketName } from '../../s3/objects.js'
 import { encodeKeyForXml, parseCreateBucket, s3Document } from '../../s3/xml.js'
-import { canAccess } from '../auth/index.js'
 import type { ObjectSummary, UploadRow } from '../db.js'
 import { sendEmpty, sendXml, type RequestContext } from '../http.js'
-import { isoDate, ownerXml, readXmlBody, requireBucket } from './common.js'
+import { createBucketFor, isoDate, ownerXml, readXmlBody, requireBucket, visibleBuckets } from './common.js'
 
 export async function listBuckets(ctx: RequestContext): Promise<void> {
   const user = ctx.user!
-  const buckets = ctx.state.meta.listBuckets().filter((b) => canAccess(user, b))
+  const buckets = visibleBuckets(ctx.state, user)
   sendXml(
     ctx,
     200,
@@ -38,12 +37,7 @@ export async function createBucket(ctx: RequestContext): Promise<void> {
   if (locationConstraint !== '' && locationConstraint !== region) {
     throw s3Error('InvalidLocationConstraint', `The ${locationConstraint} location constraint is not valid here; this server's region is ${region}.`)
   }
-  const created = ctx.state.meta.createBucket({ name: ctx.bucket, owner: ctx.user!.name, region, createdAt: Date.now(), settings: {} })
-  if (!created) {
-    const existing = ctx.state.meta.getBucket(ctx.bucket)
-    if (existing && existing.owner === ctx.user!.name) throw s3Error('BucketAlreadyOwnedByYou')
-    throw s3Error('BucketAlreadyExists')
-  }
+  createBucketFor(ctx.state, ctx.user!, ctx.bucket)
   sendEmpty(ctx, 200, { location: `/${ctx.bucket}` })
 }
 

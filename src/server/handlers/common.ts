@@ -2,16 +2,43 @@ import { s3Error } from '../../s3/errors.js'
 import { validateBucketName, type ObjectView } from '../../s3/objects.js'
 import { canAccess } from '../auth/index.js'
 import { WriteBody } from '../body.js'
+import type { User } from '../credentials.js'
 import type { BucketRow, ObjectRow } from '../db.js'
 import { header, readSmallBody, type RequestContext } from '../http.js'
+import type { ServerState } from '../state.js'
 
 /** The bucket a request names, if it exists and the caller may use it. */
 export function requireBucket(ctx: RequestContext, name = ctx.bucket): BucketRow {
+  return findBucket(ctx.state, ctx.user, name)
+}
+
+/** requireBucket for callers without an S3 request (the web console): the same checks. */
+export function findBucket(state: ServerState, user: User | undefined, name: string): BucketRow {
   validateBucketName(name)
-  const bucket = ctx.state.meta.getBucket(name)
+  const bucket = state.meta.getBucket(name)
   if (!bucket) throw s3Error('NoSuchBucket')
-  if (!canAccess(ctx.user, bucket)) throw s3Error('AccessDenied')
+  if (!canAccess(user, bucket)) throw s3Error('AccessDenied')
   return bucket
+}
+
+/** The buckets a user may see: their own, or all of them for root (ListBuckets). */
+export function visibleBuckets(state: ServerState, user: User): BucketRow[] {
+  return state.meta.listBuckets().filter((b) => canAccess(user, b))
+}
+
+/**
+ * Creates a bucket owned by `user` in the server's region (CreateBucket and the web console).
+ * A name taken by the caller is BucketAlreadyOwnedByYou; by anyone else, BucketAlreadyExists.
+ */
+export function createBucketFor(state: ServerState, user: User, name: string): BucketRow {
+  validateBucketName(name)
+  const row: BucketRow = { name, owner: user.name, region: state.config.region, createdAt: Date.now(), settings: {} }
+  if (!state.meta.createBucket(row)) {
+    const existing = state.meta.getBucket(name)
+    if (existing && existing.owner === user.name) throw s3Error('BucketAlreadyOwnedByYou')
+    throw s3Error('BucketAlreadyExists')
+  }
+  return row
 }
 
 export function requireObject(ctx: RequestContext, bucket: string, key: string): ObjectRow {

@@ -1,0 +1,478 @@
+// The s3-sse web console: a small app over the JSON API under /-/console/api/ (docs/CONSOLE.md).
+// Pages are built with createElement and textContent only; the server's Content-Security-Policy
+// requires Trusted Types, so an HTML string could not reach the DOM even by mistake.
+
+const $ = (id) => document.getElementById(id)
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message)
+    this.status = status
+    this.code = code
+  }
+}
+
+/** Thrown when a call found the session gone: the sign-in view is already showing. */
+class SessionEnded extends Error {}
+
+/** Plainer words than the server's for the errors people meet in the console. */
+const PLAIN = {
+  AccessDenied: 'You do not have access to this bucket. Buckets belong to the user who created them.',
+  NoSuchBucket: 'This bucket does not exist (any more).',
+  BucketAlreadyExists: 'That name is already taken by another user\'s bucket. Bucket names are shared by everyone on this server: pick another.',
+  BucketAlreadyOwnedByYou: 'You already have a bucket with this name.',
+  InvalidBucketName: 'That is not a valid bucket name: use 3–63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit.',
+  TooManyFailedLogins: null, // the server's message says how long to wait
+  InternalError: 'The server failed to do this. Its log has the details.',
+  ServiceUnavailable: 'The server (or its KMS) is not available right now. Try again shortly.',
+}
+
+function plain(err) {
+  if (err instanceof ApiError) return PLAIN[err.code] ?? err.message
+  return 'The server could not be reached. Check that it is running, then try again.'
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' }
+  // Every change carries this header: a form on another site cannot send it.
+  if (method !== 'GET') headers['X-S3SSE-Console'] = '1'
+  const init = { method, headers, credentials: 'same-origin', cache: 'no-store' }
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json'
+    init.body = JSON.stringify(body)
+  }
+  const res = await fetch('api/' + path, init)
+  let data = null
+  try {
+    data = await res.json()
+  } catch {
+    data = null
+  }
+  if (!res.ok) {
+    const e = new ApiError(res.status, data?.error?.code ?? 'HttpError', data?.error?.message ?? `The server answered ${res.status}.`)
+    if (res.status === 401 && e.code === 'NoSession') {
+      signedOut('Your session has ended. Sign in again.')
+      throw new SessionEnded()
+    }
+    throw e
+  }
+  return data
+}
+
+// ---------------------------------------------------------------- small DOM helpers
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag)
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null) continue
+    if (k === 'text') node.textContent = v
+    else if (k === 'className') node.className = v
+    else node.setAttribute(k, v)
+  }
+  for (const c of children) node.append(c)
+  return node
+}
+
+function showError(id, message) {
+  const p = $(id)
+  p.textContent = message ?? ''
+  p.hidden = !message
+}
+
+function setStatus(message) {
+  $('status').textContent = message ?? ''
+}
+
+function formatSize(n) {
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let u = -1
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`
+}
+
+function formatDate(iso) {
+  return new Date(iso).toLocaleString()
+}
+
+/** "SSE-KMS" / "AES256" / "none": how an object is encrypted. */
+function objectEncryptionLabel(enc) {
+  if (!enc) return 'none'
+  return enc.algorithm === 'aws:kms' ? 'SSE-KMS' : 'AES256'
+}
+
+/** How a bucket's default encryption reads in lists. */
+function bucketEncryptionLabel(enc) {
+  if (!enc) return 'Disabled'
+  return enc.algorithm === 'aws:kms' ? 'SSE-KMS' : 'SSE-S3 (AES256)'
+}
+
+function badge(text, on, title) {
+  return el('span', { className: `enc ${on ? 'enc-on' : 'enc-off'}`, text, title })
+}
+
+// ---------------------------------------------------------------- session
+
+/** {user: {name, accessKey, root}, mode, region} once signed in. */
+let me = null
+
+const VIEWS = ['view-login', 'view-buckets', 'view-bucket', 'view-keys']
+
+function showView(id, navKey) {
+  for (const v of VIEWS) $(v).hidden = v !== id
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === navKey) a.setAttribute('aria-current', 'page')
+    else a.removeAttribute('aria-current')
+  }
+}
+
+function signedOut(message) {
+  me = null
+  $('nav').hidden = true
+  $('who').hidden = true
+  if ($('enc-dialog').open) $('enc-dialog').close()
+  setStatus('')
+  showView('view-login')
+  showError('login-error', message)
+  $('login-secret').value = ''
+  $('login-access').focus()
+}
+
+function signedIn(who) {
+  me = who
+  $('who-name').textContent = who.user.root ? `${who.user.name} (administrator)` : who.user.name
+  $('who-mode').textContent = `${who.mode} mode`
+  $('who-mode').title = who.mode === 'oss'
+    ? 'oss mode: bucket default encryption is SSE-KMS with each bucket\'s service key'
+    : 'aws mode: SSE-S3, SSE-KMS with chosen keys, and request headers as in Amazon S3'
+  $('nav').hidden = false
+  $('who').hidden = false
+  showError('login-error', null)
+}
+
+async function login(event) {
+  event.preventDefault()
+  const accessKey = $('login-access').value.trim()
+  const secretKey = $('login-secret').value
+  if (!accessKey || !secretKey) {
+    showError('login-error', 'Enter both the access key and the secret key.')
+    return
+  }
+  const button = event.submitter ?? $('login-form').querySelector('button')
+  button.disabled = true
+  try {
+    const who = await api('POST', 'session', { accessKey, secretKey })
+    $('login-secret').value = ''
+    signedIn(who)
+    await route(true)
+  } catch (err) {
+    showError('login-error', err instanceof ApiError && err.code === 'LoginFailed'
+      ? 'The access key or the secret key is wrong.'
+      : plain(err))
+    $('login-secret').select()
+  } finally {
+    button.disabled = false
+  }
+}
+
+async function logout() {
+  try {
+    await api('DELETE', 'session')
+  } catch {
+    // Signed out locally either way; the server drops idle sessions on its own.
+  }
+  signedOut('You have signed out.')
+}
+
+// ---------------------------------------------------------------- buckets
+
+async function showBuckets(focus) {
+  showView('view-buckets', 'buckets')
+  if (focus) $('buckets-title').focus()
+  setStatus('Loading buckets…')
+  const { buckets } = await api('GET', 'buckets')
+  const rows = buckets.map((b) =>
+    el('tr', {},
+      el('td', {}, el('a', { href: `#/buckets/${encodeURIComponent(b.name)}/objects`, text: b.name })),
+      el('td', { text: b.owner }),
+      el('td', { text: formatDate(b.createdAt) }),
+      el('td', {}, badge(bucketEncryptionLabel(b.encryption), b.encryption !== null)),
+    ))
+  $('bucket-rows').replaceChildren(...rows)
+  $('buckets-empty').hidden = buckets.length > 0
+  setStatus('')
+}
+
+async function createBucket(event) {
+  event.preventDefault()
+  const name = $('create-name').value.trim()
+  showError('create-error', null)
+  if (!name) {
+    showError('create-error', 'Enter a name for the new bucket.')
+    return
+  }
+  try {
+    await api('POST', 'buckets', { name })
+    $('create-name').value = ''
+    await showBuckets(false)
+    setStatus(`Bucket ${name} created.`)
+  } catch (err) {
+    if (err instanceof SessionEnded) return
+    showError('create-error', plain(err))
+    $('create-name').focus()
+  }
+}
+
+// ---------------------------------------------------------------- one bucket
+
+const bucketState = { name: '', tab: 'objects', encryption: null, next: undefined }
+
+async function showBucket(name, tab, focus) {
+  const changed = bucketState.name !== name || $('view-bucket').hidden
+  bucketState.name = name
+  showView('view-bucket', 'buckets')
+  $('bucket-title').textContent = name
+  selectTab(tab)
+  if (focus) $(`tab-${tab}`).focus()
+  if (tab === 'objects') await loadObjects(true)
+  else await loadEncryption()
+  if (changed) setStatus('')
+}
+
+function selectTab(tab) {
+  bucketState.tab = tab
+  for (const t of ['objects', 'settings']) {
+    const button = $(`tab-${t}`)
+    const on = t === tab
+    button.setAttribute('aria-selected', String(on))
+    button.tabIndex = on ? 0 : -1
+    $(`panel-${t}`).hidden = !on
+  }
+}
+
+function goTab(tab) {
+  location.hash = `#/buckets/${encodeURIComponent(bucketState.name)}/${tab}`
+}
+
+/** Arrow keys, Home and End move between tabs (WAI-ARIA Authoring Practices, "Tabs"). */
+function tabKeys(event) {
+  const order = ['objects', 'settings']
+  let i = order.indexOf(bucketState.tab)
+  if (event.key === 'ArrowRight') i = (i + 1) % order.length
+  else if (event.key === 'ArrowLeft') i = (i + order.length - 1) % order.length
+  else if (event.key === 'Home') i = 0
+  else if (event.key === 'End') i = order.length - 1
+  else return
+  event.preventDefault()
+  $(`tab-${order[i]}`).focus()
+  goTab(order[i])
+}
+
+async function loadObjects(reset) {
+  if (reset) {
+    bucketState.next = undefined
+    $('object-rows').replaceChildren()
+  }
+  setStatus('Loading objects…')
+  const q = new URLSearchParams({ limit: '200' })
+  if (bucketState.next !== undefined) q.set('after', bucketState.next)
+  const page = await api('GET', `buckets/${encodeURIComponent(bucketState.name)}/objects?${q}`)
+  const rows = page.objects.map((o) =>
+    el('tr', {},
+      el('td', { className: 'key mono', text: o.key }),
+      el('td', { className: 'num', text: formatSize(o.size), title: `${o.size} bytes` }),
+      el('td', { text: formatDate(o.lastModified) }),
+      el('td', {}, badge(objectEncryptionLabel(o.encryption), o.encryption !== null, o.encryption ? `KMS key: ${o.encryption.keyId}` : 'Stored as sent')),
+    ))
+  $('object-rows').append(...rows)
+  bucketState.next = page.truncated ? page.next : undefined
+  $('objects-more').hidden = !page.truncated
+  $('objects-empty').hidden = $('object-rows').children.length > 0
+  setStatus('')
+}
+
+function keyName(key, fallback) {
+  if (!key) return fallback
+  return key.alias ? `${key.alias} (${key.keyId})` : key.keyId
+}
+
+function renderEncryption(enc) {
+  bucketState.encryption = enc
+  $('enc-state').textContent = bucketEncryptionLabel(enc)
+  const kms = enc?.algorithm === 'aws:kms'
+  for (const id of ['enc-key-label', 'enc-key']) $(id).hidden = !kms
+  for (const id of ['enc-bk-label', 'enc-bk']) $(id).hidden = !enc
+  if (kms) {
+    const service = me.mode === 'oss'
+    const pending = service ? `this bucket's service key, ${enc.keyId} (created on the first encrypted write)` : `${enc.keyId} (created on first use)`
+    $('enc-key').textContent = service && enc.key ? `this bucket's service key, ${keyName(enc.key)}` : keyName(enc.key, pending)
+  }
+  if (enc) $('enc-bk').textContent = enc.bucketKeyEnabled ? 'On' : 'Off'
+}
+
+async function loadEncryption() {
+  setStatus('Loading settings…')
+  const { encryption } = await api('GET', `buckets/${encodeURIComponent(bucketState.name)}/encryption`)
+  renderEncryption(encryption)
+  setStatus('')
+}
+
+// ---------------------------------------------------------------- the Modify dialog
+
+function modeValue() {
+  return document.querySelector('input[name="enc-mode"]:checked')?.value ?? 'none'
+}
+
+function syncDialog() {
+  const mode = modeValue()
+  $('enc-key-select').disabled = mode !== 'aws:kms'
+  $('enc-bucket-key').disabled = mode === 'none'
+}
+
+async function fillKeySelect(enc) {
+  const select = $('enc-key-select')
+  const { keys } = await api('GET', 'kms/keys')
+  const options = [el('option', { value: '', text: 'aws/s3 (default key)' })]
+  for (const k of keys) {
+    if (k.managed || !k.enabled) continue
+    options.push(el('option', { value: k.keyId, text: k.alias ? `${k.alias} (${k.keyId})` : k.keyId }))
+  }
+  let selected = ''
+  if (enc?.kmsMasterKeyId !== undefined) {
+    selected = enc.key?.keyId ?? enc.kmsMasterKeyId
+    if (!options.some((o) => o.value === selected)) options.push(el('option', { value: selected, text: `${enc.kmsMasterKeyId} (as configured)` }))
+  }
+  select.replaceChildren(...options)
+  select.value = selected
+}
+
+async function openDialog() {
+  const enc = bucketState.encryption
+  const dialog = $('enc-dialog')
+  showError('enc-error', null)
+  $('enc-dialog-bucket').textContent = bucketState.name
+  for (const node of dialog.querySelectorAll('[data-mode]')) node.hidden = node.dataset.mode !== me.mode
+  const value = enc ? enc.algorithm : 'none'
+  for (const r of dialog.querySelectorAll('input[name="enc-mode"]')) r.checked = r.value === value
+  $('enc-bucket-key').checked = enc?.bucketKeyEnabled ?? false
+  if (me.mode === 'aws') {
+    try {
+      await fillKeySelect(enc)
+    } catch (err) {
+      if (err instanceof SessionEnded) return
+      $('enc-key-select').replaceChildren(el('option', { value: '', text: 'aws/s3 (default key)' }))
+      showError('enc-error', `The key list could not be loaded: ${plain(err)}`)
+    }
+  }
+  syncDialog()
+  dialog.showModal()
+  dialog.querySelector('input[name="enc-mode"]:checked')?.focus()
+}
+
+async function saveDialog(event) {
+  event.preventDefault()
+  const mode = modeValue()
+  const path = `buckets/${encodeURIComponent(bucketState.name)}/encryption`
+  const ok = $('enc-ok')
+  ok.disabled = true
+  showError('enc-error', null)
+  try {
+    let result
+    if (mode === 'none') {
+      result = await api('DELETE', path)
+    } else {
+      const body = { algorithm: mode }
+      if (me.mode === 'aws') {
+        body.bucketKeyEnabled = $('enc-bucket-key').checked
+        const key = $('enc-key-select').value
+        if (mode === 'aws:kms' && key !== '') body.kmsMasterKeyId = key
+      }
+      result = await api('PUT', path, body)
+    }
+    $('enc-dialog').close()
+    renderEncryption(result.encryption)
+    setStatus(`Default encryption is now ${bucketEncryptionLabel(result.encryption)}. It applies to objects written from now on.`)
+    $('enc-modify').focus()
+  } catch (err) {
+    if (err instanceof SessionEnded) return
+    showError('enc-error', plain(err))
+  } finally {
+    ok.disabled = false
+  }
+}
+
+function cancelDialog() {
+  $('enc-dialog').close()
+  $('enc-modify').focus()
+}
+
+// ---------------------------------------------------------------- KMS keys
+
+async function showKeys(focus) {
+  showView('view-keys', 'keys')
+  if (focus) $('keys-title').focus()
+  setStatus('Loading keys…')
+  const { keys } = await api('GET', 'kms/keys')
+  const rows = keys.map((k) =>
+    el('tr', {},
+      el('td', { className: 'mono', text: k.keyId }),
+      el('td', {}, k.alias ?? '—', ...(k.managed ? [' ', badge('managed', false, 'Created and used by s3-sse itself')] : [])),
+      el('td', { className: 'num', text: String(k.versions), title: `New data keys use version ${k.current}` }),
+      el('td', {}, badge(k.enabled ? 'Enabled' : 'Disabled', k.enabled)),
+      el('td', { text: formatDate(k.createdAt) }),
+    ))
+  $('key-rows').replaceChildren(...rows)
+  $('keys-empty').hidden = keys.length > 0
+  setStatus('')
+}
+
+// ---------------------------------------------------------------- routing
+
+/** #/buckets, #/buckets/NAME/objects, #/buckets/NAME/settings, #/keys */
+async function route(focus = false) {
+  try {
+    if (!me) {
+      const who = await api('GET', 'session')
+      if (!who.user) return signedOut(null)
+      signedIn(who)
+    }
+    const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean)
+    if (parts[0] === 'keys') return await showKeys(focus)
+    if (parts[0] === 'buckets' && parts[1]) {
+      return await showBucket(decodeURIComponent(parts[1]), parts[2] === 'settings' ? 'settings' : 'objects', focus)
+    }
+    return await showBuckets(focus)
+  } catch (err) {
+    if (err instanceof SessionEnded) return
+    setStatus(plain(err))
+  }
+}
+
+function start() {
+  for (const id of ['buckets-title', 'bucket-title', 'keys-title']) $(id).tabIndex = -1
+  $('login-form').addEventListener('submit', login)
+  $('logout').addEventListener('click', logout)
+  $('create-form').addEventListener('submit', createBucket)
+  $('tab-objects').addEventListener('click', () => goTab('objects'))
+  $('tab-settings').addEventListener('click', () => goTab('settings'))
+  document.querySelector('[role="tablist"]').addEventListener('keydown', tabKeys)
+  $('objects-refresh').addEventListener('click', () => loadObjects(true).catch((e) => e instanceof SessionEnded || setStatus(plain(e))))
+  $('objects-more').addEventListener('click', () => loadObjects(false).catch((e) => e instanceof SessionEnded || setStatus(plain(e))))
+  $('enc-modify').addEventListener('click', () => openDialog().catch((e) => e instanceof SessionEnded || setStatus(plain(e))))
+  $('enc-form').addEventListener('submit', saveDialog)
+  $('enc-form').addEventListener('change', syncDialog)
+  $('enc-cancel').addEventListener('click', cancelDialog)
+  // The skip link moves focus without touching the route in the URL.
+  document.querySelector('.skip').addEventListener('click', (e) => {
+    e.preventDefault()
+    $('main').focus()
+  })
+  window.addEventListener('hashchange', () => route(true))
+  route(false)
+}
+
+start()

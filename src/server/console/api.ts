@@ -1,0 +1,206 @@
+/**
+ * What the web console's JSON API does, over the same server code the S3 handlers call:
+ * findBucket (requireBucket's ownership checks), createBucketFor, setBucketEncryption and
+ * makeBucketEncryption (PutBucketEncryption's rules, mode checks and KMS key checks). No HTTP
+ * here: ./index.ts reads requests and writes responses.
+ *
+ * Nothing returned carries key material or credentials: keys are described by id, alias,
+ * versions and state only.
+ */
+import type { KeyInfo } from '../../keys/kms.js'
+import { s3Error } from '../../s3/errors.js'
+import {
+  AWS_MANAGED_KEY_ALIAS,
+  decideWriteEncryption,
+  isSseAlgorithm,
+  makeBucketEncryption,
+  serviceKeyAlias,
+  type BucketEncryption,
+  type SseAlgorithm,
+  type StoredEncryption,
+} from '../../s3/sse.js'
+import { isS3sseError } from '../../errors.js'
+import type { User } from '../credentials.js'
+import type { BucketRow } from '../db.js'
+import { bucketEncryption, setBucketEncryption } from '../encryption.js'
+import { createBucketFor, findBucket, visibleBuckets } from '../handlers/common.js'
+import type { ServerState } from '../state.js'
+
+export interface KeyView {
+  keyId: string
+  /** Without the `alias/` prefix. */
+  alias?: string
+  description?: string
+  createdAt: string
+  enabled: boolean
+  versions: number
+  current: number
+  /** A key the server creates and names itself (bucket service keys, aws/s3, the SSE-S3 key). */
+  managed: boolean
+}
+
+export interface EncryptionView {
+  algorithm: SseAlgorithm
+  /** aws mode: the key named in the configuration, as it was written. */
+  kmsMasterKeyId?: string
+  bucketKeyEnabled: boolean
+  /** The KMS key (id or alias) that new objects' data keys come from. */
+  keyId: string
+  /** That key as the KMS describes it; null while it does not exist yet (created on the first encrypted write). Only from getEncryption. */
+  key?: KeyView | null
+}
+
+export interface BucketView {
+  name: string
+  owner: string
+  region: string
+  createdAt: string
+  encryption: EncryptionView | null
+}
+
+export interface ObjectView {
+  key: string
+  size: number
+  lastModified: string
+  etag: string
+  /** How the stored object is encrypted (from its row); null: stored as plaintext. */
+  encryption: StoredEncryption | null
+}
+
+const MANAGED_PREFIX = 's3-sse/'
+const SERVICE_KEY_PREFIX = serviceKeyAlias('')
+
+function bad(message: string): never {
+  throw s3Error('InvalidArgument', message)
+}
+
+function keyView(k: KeyInfo): KeyView {
+  const alias = k.alias?.replace(/^alias\//, '')
+  return {
+    keyId: k.keyId,
+    ...(alias !== undefined ? { alias } : {}),
+    ...(k.description !== undefined ? { description: k.description } : {}),
+    createdAt: k.createdAt,
+    enabled: k.enabled,
+    versions: k.versions,
+    current: k.current,
+    managed: alias !== undefined && (alias.startsWith(MANAGED_PREFIX) || alias === AWS_MANAGED_KEY_ALIAS),
+  }
+}
+
+function encryptionView(state: ServerState, bucket: BucketRow, config: BucketEncryption): EncryptionView {
+  // The key a write would use now: the same decision PutObject makes, without request headers.
+  const decision = decideWriteEncryption({ mode: state.config.mode, bucket: bucket.name, bucketDefault: config, headers: {} })
+  return {
+    algorithm: config.algorithm,
+    ...(config.kmsMasterKeyId !== undefined ? { kmsMasterKeyId: config.kmsMasterKeyId } : {}),
+    bucketKeyEnabled: config.bucketKeyEnabled,
+    keyId: decision!.keyId,
+  }
+}
+
+function bucketView(state: ServerState, b: BucketRow): BucketView {
+  const config = bucketEncryption(b)
+  return {
+    name: b.name,
+    owner: b.owner,
+    region: b.region,
+    createdAt: new Date(b.createdAt).toISOString(),
+    encryption: config ? encryptionView(state, b, config) : null,
+  }
+}
+
+export function listBuckets(state: ServerState, user: User): { buckets: BucketView[] } {
+  return { buckets: visibleBuckets(state, user).map((b) => bucketView(state, b)) }
+}
+
+export function createBucket(state: ServerState, user: User, body: Record<string, unknown>): { bucket: BucketView } {
+  if (typeof body.name !== 'string') bad('name: the bucket name is required')
+  return { bucket: bucketView(state, createBucketFor(state, user, body.name)) }
+}
+
+export interface ListQuery {
+  after?: string
+  prefix?: string
+  limit?: string
+}
+
+export const MAX_LIST = 1000
+
+export function listObjects(state: ServerState, user: User, name: string, q: ListQuery): { objects: ObjectView[]; truncated: boolean; next?: string } {
+  const bucket = findBucket(state, user, name)
+  const limit = q.limit === undefined ? 200 : Number(q.limit)
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) bad(`limit must be a whole number from 1 to ${MAX_LIST}`)
+  const rows = state.meta.listObjectDetails(bucket.name, q.after ?? '', q.prefix ?? '', limit + 1)
+  const truncated = rows.length > limit
+  const page = rows.slice(0, limit)
+  return {
+    objects: page.map((o) => ({
+      key: o.key,
+      size: o.size,
+      lastModified: new Date(o.lastModified).toISOString(),
+      etag: o.etag,
+      encryption: o.encryption ?? null,
+    })),
+    truncated,
+    ...(truncated ? { next: page[page.length - 1].key } : {}),
+  }
+}
+
+async function describe(state: ServerState, keyId: string): Promise<KeyView | null> {
+  try {
+    return keyView(await state.kms.describeKey(keyId))
+  } catch (err) {
+    if (isS3sseError(err, 'S3SSE_KMS_KEY_NOT_FOUND')) return null
+    throw err
+  }
+}
+
+export async function getEncryption(state: ServerState, user: User, name: string): Promise<{ encryption: EncryptionView | null }> {
+  const bucket = findBucket(state, user, name)
+  const config = bucketEncryption(bucket)
+  if (!config) return { encryption: null }
+  const view = encryptionView(state, bucket, config)
+  return { encryption: { ...view, key: await describe(state, view.keyId) } }
+}
+
+/**
+ * Sets a bucket's default encryption from `{algorithm, kmsMasterKeyId?, bucketKeyEnabled?}`.
+ * Without bucketKeyEnabled the bucket keeps what it had (oss mode's console does not offer it,
+ * and choosing SSE-KMS again must not turn off a bucket key set through the S3 API).
+ */
+export async function putEncryption(state: ServerState, user: User, name: string, body: Record<string, unknown>): Promise<{ encryption: EncryptionView | null }> {
+  const bucket = findBucket(state, user, name)
+  const { algorithm, kmsMasterKeyId, bucketKeyEnabled } = body
+  if (!isSseAlgorithm(algorithm)) bad('algorithm must be "aws:kms" (SSE-KMS) or "AES256" (SSE-S3)')
+  if (kmsMasterKeyId !== undefined && kmsMasterKeyId !== null && typeof kmsMasterKeyId !== 'string') bad('kmsMasterKeyId must be a string')
+  if (bucketKeyEnabled !== undefined && typeof bucketKeyEnabled !== 'boolean') bad('bucketKeyEnabled must be true or false')
+  const config = makeBucketEncryption(
+    {
+      algorithm,
+      ...(typeof kmsMasterKeyId === 'string' ? { kmsMasterKeyId } : {}),
+      bucketKeyEnabled: bucketKeyEnabled ?? bucketEncryption(bucket)?.bucketKeyEnabled ?? false,
+    },
+    state.config.mode,
+  )
+  await setBucketEncryption(state, bucket, config)
+  return getEncryption(state, user, name)
+}
+
+export async function deleteEncryption(state: ServerState, user: User, name: string): Promise<{ encryption: null }> {
+  await setBucketEncryption(state, findBucket(state, user, name), null)
+  return { encryption: null }
+}
+
+/**
+ * The KMS keys, by id, alias, versions and state. A user other than root does not see the
+ * service keys of buckets that are not theirs (their aliases would name those buckets).
+ */
+export async function listKeys(state: ServerState, user: User): Promise<{ keys: KeyView[] }> {
+  const mine = new Set(visibleBuckets(state, user).map((b) => b.name))
+  const keys = (await state.kms.listKeys()).map(keyView).filter((k) => {
+    if (user.root || k.alias === undefined || !k.alias.startsWith(SERVICE_KEY_PREFIX)) return true
+    return mine.has(k.alias.slice(SERVICE_KEY_PREFIX.length))
+  })
+  return { keys }
+}
