@@ -48,6 +48,7 @@ export type S3ErrorCode =
   | 'NotImplemented'
   | 'NotModified'
   | 'PreconditionFailed'
+  | 'ReplicationConfigurationNotFoundError'
   | 'RequestTimeTooSkewed'
   | 'RequestTimeout'
   | 'ServerSideEncryptionConfigurationNotFoundError'
@@ -118,6 +119,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   NotImplemented: { status: 501, message: 'A header or query you provided implies functionality that is not implemented.' },
   NotModified: { status: 304, message: 'Not Modified' },
   PreconditionFailed: { status: 412, message: 'At least one of the pre-conditions you specified did not hold' },
+  ReplicationConfigurationNotFoundError: { status: 404, message: 'The replication configuration was not found' },
   RequestTimeTooSkewed: {
     status: 403,
     message: 'The difference between the request time and the server\'s time is too large.',

@@ -7,6 +7,7 @@ import { s3Error } from './errors.js'
 import type { ChecksumAlgorithm, ChecksumType } from './checksums.js'
 import { checksumHeader } from './checksums.js'
 import { contentRange, type ByteRange } from './conditions.js'
+import type { ReplicationStatus } from './replication.js'
 import { sseResponseHeaders, type ServerMode, type StoredEncryption } from './sse.js'
 
 /** S3 limits (S3 User Guide, "Uploading and copying objects using multipart upload"). */
@@ -110,6 +111,8 @@ export interface ObjectView {
   partsCount?: number
   /** Set for an object stored encrypted (from its manifest). */
   encryption?: StoredEncryption
+  /** Set for an object written under a replication rule, and for a replica. */
+  replicationStatus?: ReplicationStatus
 }
 
 /** `response-*` query parameters of a GET that override stored headers (S3 API reference, GetObject). */
@@ -141,6 +144,7 @@ export function objectResponseHeaders(
   for (const [name, value] of Object.entries(obj.meta)) h[`x-amz-meta-${name}`] = value
   Object.assign(h, sseResponseHeaders(opts.mode, obj.encryption))
   if (obj.partsCount !== undefined && obj.partsCount > 1) h['x-amz-mp-parts-count'] = String(obj.partsCount)
+  if (obj.replicationStatus) h['x-amz-replication-status'] = obj.replicationStatus
   if (opts.range) {
     h['content-range'] = contentRange(opts.range, obj.size)
     h['content-length'] = String(opts.range.end - opts.range.start + 1)

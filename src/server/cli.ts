@@ -19,6 +19,8 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --region NAME       the region clients sign for (us-east-1)
   --mode oss|aws      encryption semantics (oss)
   --domain NAME       base domain for virtual-hosted buckets, repeatable (s3.localhost, localhost)
+  --replication-attempts N    tries per replicated write before it is FAILED (12)
+  --replication-backoff-ms N  wait before the second try, doubling each try up to 64x (1000)
 
 Root credentials come from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY, or are generated on first
 start into DATA_DIR/root-credentials.json (0600) and printed once.
@@ -26,6 +28,14 @@ start into DATA_DIR/root-credentials.json (0600) and printed once.
 
 export const USER_USAGE = `usage: s3-sse user add NAME | list | remove NAME-OR-ACCESS-KEY [--data-dir DIR]
 `
+
+function positive(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new S3sseError('S3SSE_BAD_ARGUMENT', `${name} must be a whole number of at least 1, got "${value}"`)
+  }
+  return Number(value)
+}
 
 function port(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
@@ -47,6 +57,8 @@ export function parseServeArgs(argv: string[]): ServerConfig {
       region: { type: 'string' },
       mode: { type: 'string' },
       domain: { type: 'string', multiple: true },
+      'replication-attempts': { type: 'string' },
+      'replication-backoff-ms': { type: 'string' },
     },
     strict: true,
   })
@@ -63,6 +75,10 @@ export function parseServeArgs(argv: string[]): ServerConfig {
     region: values.region ?? DEFAULT_CONFIG.region,
     mode,
     domains: values.domain ?? DEFAULT_CONFIG.domains,
+    replication: {
+      ...(values['replication-attempts'] !== undefined ? { attempts: positive(values['replication-attempts'], '--replication-attempts') } : {}),
+      ...(values['replication-backoff-ms'] !== undefined ? { backoffMs: positive(values['replication-backoff-ms'], '--replication-backoff-ms') } : {}),
+    },
   }
 }
 

@@ -1,16 +1,20 @@
 /**
- * Metadata in SQLite (better-sqlite3, WAL): buckets, objects, multipart uploads and parts.
- * A row is written only after the object's data is durable on disk, so a crash never
- * exposes a partial object. Keys compare in UTF-8 byte order (SQLite's BINARY collation),
+ * Metadata in SQLite (better-sqlite3, WAL): buckets, objects, multipart uploads and parts,
+ * and the replication queue. A row is written only after the object's data is durable on
+ * disk, so a crash never exposes a partial object; a write that is to be replicated queues
+ * its replication in the same transaction as its row, so a crash never loses one. Keys compare in UTF-8 byte order (SQLite's BINARY collation),
  * which is S3's listing order.
  */
 import Database from 'better-sqlite3'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { ChecksumAlgorithm, ChecksumType } from '../s3/checksums.js'
+import { replicationRuleFor, type ReplicationConfiguration, type ReplicationStatus } from '../s3/replication.js'
 import type { StoredEncryption } from '../s3/sse.js'
 
 export const DB_FILE = 'meta.sqlite'
-const SCHEMA_VERSION = 1
+/** 2: objects.replication and the replication queue. */
+const SCHEMA_VERSION = 2
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
@@ -33,6 +37,7 @@ CREATE TABLE IF NOT EXISTS objects (
   manifest      BLOB NOT NULL,
   files         TEXT NOT NULL,
   encryption    TEXT,
+  replication   TEXT,
   PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
@@ -60,6 +65,20 @@ CREATE TABLE IF NOT EXISTS parts (
   file          TEXT NOT NULL,
   PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replication_queue (
+  bucket       TEXT NOT NULL,
+  key          TEXT NOT NULL,
+  id           TEXT NOT NULL,
+  destination  TEXT NOT NULL,
+  destination_owner TEXT,
+  rule_id      TEXT NOT NULL,
+  enqueued_at  INTEGER NOT NULL,
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  next_attempt INTEGER NOT NULL,
+  last_error   TEXT,
+  PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS replication_due ON replication_queue (next_attempt);
 `
 
 export interface BucketRow {
@@ -90,6 +109,32 @@ export interface ObjectRow {
   /** Stored file id per manifest part, in order. */
   files: string[]
   encryption?: StoredEncryption
+  /**
+   * x-amz-replication-status. Set by putObject, not by the caller, except REPLICA for a
+   * replica (which is never replicated again). `id` names the write a PENDING entry is for.
+   */
+  replication?: ObjectReplication
+}
+
+export interface ObjectReplication {
+  status: ReplicationStatus
+  id?: string
+}
+
+/** One write waiting to be replicated: the latest write of a source key (the primary key). */
+export interface ReplicationItem {
+  bucket: string
+  key: string
+  /** Matches objects.replication.id of the write it is for; a newer write gets a new one. */
+  id: string
+  destination: string
+  /** Who owned the destination when the rule was stored; a replica goes only to that owner. */
+  destinationOwner: string | null
+  ruleId: string
+  enqueuedAt: number
+  attempts: number
+  nextAttempt: number
+  lastError: string | null
 }
 
 /** The columns a listing needs (no manifest). */
@@ -144,6 +189,7 @@ interface RawObject {
   manifest: Buffer
   files: string
   encryption: string | null
+  replication: string | null
 }
 
 interface RawUpload {
@@ -185,6 +231,35 @@ function objectFromRaw(r: RawObject): ObjectRow {
     manifest: r.manifest,
     files: JSON.parse(r.files),
     encryption: r.encryption ? JSON.parse(r.encryption) : undefined,
+    replication: r.replication ? JSON.parse(r.replication) : undefined,
+  }
+}
+
+interface RawReplicationItem {
+  bucket: string
+  key: string
+  id: string
+  destination: string
+  destination_owner: string | null
+  rule_id: string
+  enqueued_at: number
+  attempts: number
+  next_attempt: number
+  last_error: string | null
+}
+
+function itemFromRaw(r: RawReplicationItem): ReplicationItem {
+  return {
+    bucket: r.bucket,
+    key: r.key,
+    id: r.id,
+    destination: r.destination,
+    destinationOwner: r.destination_owner,
+    ruleId: r.rule_id,
+    enqueuedAt: r.enqueued_at,
+    attempts: r.attempts,
+    nextAttempt: r.next_attempt,
+    lastError: r.last_error,
   }
 }
 
@@ -236,6 +311,8 @@ export function prefixUpperBound(prefix: string): string | null {
 export class MetaStore {
   readonly db: Database.Database
   private readonly stmts
+  /** Called after a write queued a replication (the replication worker wakes up). */
+  onReplicationQueued?: () => void
 
   constructor(dataDir: string) {
     this.db = new Database(join(dataDir, DB_FILE))
@@ -247,8 +324,13 @@ export class MetaStore {
     if (version > SCHEMA_VERSION) {
       throw new Error(`${DB_FILE} has schema version ${version}; this s3-sse knows up to ${SCHEMA_VERSION}`)
     }
-    this.db.exec(SCHEMA)
-    this.db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA)
+      // Version 1 had no replication column (its other tables are created above if missing).
+      const columns = this.db.prepare("SELECT name FROM pragma_table_info('objects')").all() as Array<{ name: string }>
+      if (!columns.some((c) => c.name === 'replication')) this.db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    })()
     const db = this.db
     this.stmts = {
       getBucket: db.prepare('SELECT name, owner, region, created_at AS createdAt, settings FROM buckets WHERE name = ?'),
@@ -260,10 +342,26 @@ export class MetaStore {
       anyUpload: db.prepare('SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1'),
       getObject: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
       putObject: db.prepare(
-        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption)
-         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption)`,
+        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication)
+         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption, @replication)`,
       ),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
+      queueReplication: db.prepare(
+        `INSERT OR REPLACE INTO replication_queue (bucket, key, id, destination, destination_owner, rule_id, enqueued_at, attempts, next_attempt, last_error)
+         VALUES (@bucket, @key, @id, @destination, @destinationOwner, @ruleId, @enqueuedAt, 0, @enqueuedAt, NULL)`,
+      ),
+      unqueueKey: db.prepare('DELETE FROM replication_queue WHERE bucket = ? AND key = ?'),
+      unqueueItem: db.prepare('DELETE FROM replication_queue WHERE bucket = ? AND key = ? AND id = ?'),
+      setReplicationStatus: db.prepare(
+        `UPDATE objects SET replication = ? WHERE bucket = ? AND key = ? AND json_extract(replication, '$.id') = ?`,
+      ),
+      dueReplications: db.prepare('SELECT * FROM replication_queue WHERE next_attempt <= ? ORDER BY next_attempt, enqueued_at LIMIT ?'),
+      nextReplication: db.prepare('SELECT MIN(next_attempt) AS at FROM replication_queue'),
+      countReplications: db.prepare('SELECT COUNT(*) AS n FROM replication_queue'),
+      retryReplication: db.prepare(
+        'UPDATE replication_queue SET attempts = ?, next_attempt = ?, last_error = ? WHERE bucket = ? AND key = ? AND id = ?',
+      ),
+      resumeReplications: db.prepare('UPDATE replication_queue SET next_attempt = ? WHERE next_attempt > ?'),
       listObjects: db.prepare(
         `SELECT key, size, etag, last_modified AS lastModified FROM objects
          WHERE bucket = @bucket AND key > @after AND key >= @prefix AND (@upper IS NULL OR key < @upper)
@@ -341,6 +439,17 @@ export class MetaStore {
     this.stmts.setBucketSettings.run(JSON.stringify(settings), name)
   }
 
+  /** Changes a bucket's settings in one transaction; false when the bucket is gone. */
+  updateBucketSettings(name: string, change: (settings: Record<string, unknown>) => void): boolean {
+    return this.db.transaction(() => {
+      const b = this.getBucket(name)
+      if (!b) return false
+      change(b.settings)
+      this.setBucketSettings(name, b.settings)
+      return true
+    })()
+  }
+
   // ------------------------------------------------------------------ objects
 
   getObject(bucket: string, key: string): ObjectRow | undefined {
@@ -351,10 +460,41 @@ export class MetaStore {
   /**
    * Writes (or replaces) an object row if its bucket still exists; returns the files of
    * the object it replaced (to unlink after the commit), or null when the bucket is gone.
+   *
+   * Every write path (PutObject, CopyObject, PostObject, CompleteMultipartUpload, replicas)
+   * comes through here, so this is where a write is matched against its bucket's replication
+   * rules, read in the same transaction: a match marks the row PENDING and queues it,
+   * replacing whatever was queued for an older write of the key; a write that matches no
+   * rule (or is a replica) unqueues the older write, whose data is gone.
    */
   putObject(o: ObjectRow): { replacedFiles: string[] } | null {
-    return this.db.transaction(() => {
-      if (!this.stmts.getBucket.get(o.bucket)) return null
+    let queued = false
+    const result = this.db.transaction(() => {
+      const bucket = this.stmts.getBucket.get(o.bucket) as { settings: string } | undefined
+      if (!bucket) return null
+      let replication: ObjectReplication | undefined
+      if (o.replication?.status === 'REPLICA') {
+        replication = { status: 'REPLICA' }
+        this.stmts.unqueueKey.run(o.bucket, o.key)
+      } else {
+        const config = (JSON.parse(bucket.settings) as { replication?: ReplicationConfiguration }).replication
+        const rule = replicationRuleFor(config, o.key)
+        if (rule) {
+          replication = { status: 'PENDING', id: randomBytes(12).toString('base64url') }
+          this.stmts.queueReplication.run({
+            bucket: o.bucket,
+            key: o.key,
+            id: replication.id,
+            destination: rule.destination.bucket,
+            destinationOwner: rule.destination.owner ?? null,
+            ruleId: rule.id,
+            enqueuedAt: Date.now(),
+          })
+          queued = true
+        } else {
+          this.stmts.unqueueKey.run(o.bucket, o.key)
+        }
+      }
       const old = this.stmts.getObject.get(o.bucket, o.key) as RawObject | undefined
       this.stmts.putObject.run({
         bucket: o.bucket,
@@ -369,17 +509,24 @@ export class MetaStore {
         manifest: Buffer.from(o.manifest.buffer, o.manifest.byteOffset, o.manifest.byteLength),
         files: JSON.stringify(o.files),
         encryption: o.encryption ? JSON.stringify(o.encryption) : null,
+        replication: replication ? JSON.stringify(replication) : null,
       })
       return { replacedFiles: old ? (JSON.parse(old.files) as string[]) : [] }
     })()
+    if (queued) this.onReplicationQueued?.()
+    return result
   }
 
-  /** Deletes an object row; returns its files (to unlink after the commit), or null if absent. */
+  /**
+   * Deletes an object row; returns its files (to unlink after the commit), or null if absent.
+   * A replication still queued for it goes too: deletes are not replicated.
+   */
   deleteObject(bucket: string, key: string): string[] | null {
     return this.db.transaction(() => {
       const old = this.stmts.getObject.get(bucket, key) as RawObject | undefined
       if (!old) return null
       this.stmts.deleteObject.run(bucket, key)
+      this.stmts.unqueueKey.run(bucket, key)
       return JSON.parse(old.files) as string[]
     })()
   }
@@ -480,6 +627,49 @@ export class MetaStore {
       const used = new Set(o.files)
       return { unusedFiles: [...partFiles.filter((f) => !used.has(f)), ...put.replacedFiles] }
     })()
+  }
+
+  // ------------------------------------------------------------------ replication queue
+
+  /** Queued replications due at `now`, oldest due first. */
+  dueReplications(now: number, limit: number): ReplicationItem[] {
+    return (this.stmts.dueReplications.all(now, limit) as RawReplicationItem[]).map(itemFromRaw)
+  }
+
+  /** When the next queued replication is due (ms since the epoch), or null when none is queued. */
+  nextReplicationAt(): number | null {
+    return (this.stmts.nextReplication.get() as { at: number | null }).at
+  }
+
+  pendingReplications(): number {
+    return (this.stmts.countReplications.get() as { n: number }).n
+  }
+
+  /**
+   * Ends a replication: unqueues the item and sets its source object's status, both only if
+   * they are still about the same write. False when a newer write superseded it.
+   */
+  finishReplication(item: ReplicationItem, status: 'COMPLETED' | 'FAILED'): boolean {
+    return this.db.transaction(() => {
+      const unqueued = this.stmts.unqueueItem.run(item.bucket, item.key, item.id).changes > 0
+      this.stmts.setReplicationStatus.run(JSON.stringify({ status, id: item.id }), item.bucket, item.key, item.id)
+      return unqueued
+    })()
+  }
+
+  /** Drops an item whose write no longer exists (deleted or overwritten). */
+  dropReplication(item: ReplicationItem): void {
+    this.stmts.unqueueItem.run(item.bucket, item.key, item.id)
+  }
+
+  /** Records a failed attempt and when to try again (if the item is still the current one). */
+  retryReplication(item: ReplicationItem, attempts: number, nextAttempt: number, error: string): void {
+    this.stmts.retryReplication.run(attempts, nextAttempt, error, item.bucket, item.key, item.id)
+  }
+
+  /** At start: everything queued is due now (attempt counts are kept). */
+  resumeReplications(now: number): number {
+    return this.stmts.resumeReplications.run(now, now).changes
   }
 
   /** Every file id referenced by an object or a part (for the startup sweep of orphans). */

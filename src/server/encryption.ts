@@ -18,6 +18,7 @@ import {
   kmsKeyRef,
   sseRequestHeaders,
   type BucketEncryption,
+  type EncryptionDecision,
   type StoredEncryption,
 } from '../s3/sse.js'
 import { parseCopySource } from '../s3/objects.js'
@@ -57,10 +58,12 @@ export async function setBucketEncryption(state: ServerState, bucket: BucketRow,
       }
     }
   }
-  const settings = { ...bucket.settings }
-  if (config) settings.encryption = config
-  else delete settings.encryption
-  state.meta.setBucketSettings(bucket.name, settings)
+  // Read-modify-write in one transaction: `bucket` was read before the awaits above, and a
+  // concurrent change to another setting (replication) must survive.
+  state.meta.updateBucketSettings(bucket.name, (settings) => {
+    if (config) settings.encryption = config
+    else delete settings.encryption
+  })
 }
 
 /**
@@ -74,10 +77,15 @@ export function encryptionFor(ctx: RequestContext, bucket: BucketRow, source: He
     bucketDefault: bucketEncryption(bucket),
     headers: sseRequestHeaders(source),
   })
+  return encryptionRequest(ctx.state, decision)
+}
+
+/** What the object layer needs to carry out an encryption decision (null: plaintext). */
+export function encryptionRequest(state: ServerState, decision: EncryptionDecision | null): EncryptionRequest | null {
   if (!decision) return null
   return {
     algorithm: decision.algorithm,
-    kms: ctx.state.kms!,
+    kms: state.kms,
     keyId: decision.keyId,
     createKey: decision.createKey,
     bucketKey: decision.bucketKey,

@@ -74,11 +74,14 @@ export type Operation =
   | 'GetBucketEncryption'
   | 'PutBucketEncryption'
   | 'DeleteBucketEncryption'
+  | 'GetBucketReplication'
+  | 'PutBucketReplication'
+  | 'DeleteBucketReplication'
 
 /** Bucket subresources this server does not implement: answered NotImplemented rather than misread. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
   'acl', 'policy', 'policyStatus', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification',
-  'replication', 'requestPayment', 'object-lock', 'ownershipControls', 'publicAccessBlock', 'accelerate',
+  'requestPayment', 'object-lock', 'ownershipControls', 'publicAccessBlock', 'accelerate',
   'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'versioning', 'restore', 'select',
   'attributes', 'retention', 'legal-hold', 'torrent',
 ]
@@ -95,6 +98,7 @@ export function selectOperation(method: string, target: Target, query: Map<strin
       case 'HEAD':
         if (method === 'HEAD') return 'HeadBucket'
         if (query.has('encryption')) return 'GetBucketEncryption'
+        if (query.has('replication')) return 'GetBucketReplication'
         if (query.has('location')) return 'GetBucketLocation'
         if (query.has('versioning')) return 'GetBucketVersioning'
         if (query.has('versions')) return 'ListObjectVersions'
@@ -103,10 +107,12 @@ export function selectOperation(method: string, target: Target, query: Map<strin
         return query.get('list-type') === '2' ? 'ListObjectsV2' : 'ListObjects'
       case 'PUT':
         if (query.has('encryption')) return 'PutBucketEncryption'
+        if (query.has('replication')) return 'PutBucketReplication'
         rejectUnsupported(query)
         return 'CreateBucket'
       case 'DELETE':
         if (query.has('encryption')) return 'DeleteBucketEncryption'
+        if (query.has('replication')) return 'DeleteBucketReplication'
         rejectUnsupported(query)
         return 'DeleteBucket'
       case 'POST':

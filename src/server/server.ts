@@ -18,7 +18,9 @@ import * as encryption from './handlers/encryption.js'
 import * as multipart from './handlers/multipart.js'
 import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
+import * as replication from './handlers/replication.js'
 import { parseQuery, sendError, type RequestContext } from './http.js'
+import { DEFAULT_REPLICATION, Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
 import type { Logger, ServerConfig, ServerState } from './state.js'
 import { FileStore } from './store.js'
@@ -53,6 +55,9 @@ const HANDLERS: Record<Operation, Handler> = {
   GetBucketEncryption: encryption.getBucketEncryption,
   PutBucketEncryption: encryption.putBucketEncryption,
   DeleteBucketEncryption: encryption.deleteBucketEncryption,
+  GetBucketReplication: replication.getBucketReplication,
+  PutBucketReplication: replication.putBucketReplication,
+  DeleteBucketReplication: replication.deleteBucketReplication,
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {
@@ -127,13 +132,23 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
 
 /**
  * Counters in the Prometheus text format: KMS calls that reached the KMS (past the key
- * cache and bucket keys), by method. No names, keys or secrets.
+ * cache and bucket keys), by method; the replication queue and its outcomes. No names, keys
+ * or secrets.
  */
 function metrics(state: ServerState): string {
+  const r = state.replicator
   const lines = [
     '# HELP s3sse_kms_calls_total Calls that reached the KMS (after the key cache and bucket keys), by method.',
     '# TYPE s3sse_kms_calls_total counter',
     ...KMS_METHODS.map((m) => `s3sse_kms_calls_total{method="${m}"} ${state.kmsCalls?.counts[m] ?? 0}`),
+    '# HELP s3sse_replication_queued Writes waiting to be replicated.',
+    '# TYPE s3sse_replication_queued gauge',
+    `s3sse_replication_queued ${state.meta.pendingReplications()}`,
+    '# HELP s3sse_replication_total Replication attempts since start, by outcome: completed, failed (given up), retry (failed, to be tried again).',
+    '# TYPE s3sse_replication_total counter',
+    `s3sse_replication_total{outcome="completed"} ${r?.completed ?? 0}`,
+    `s3sse_replication_total{outcome="failed"} ${r?.failed ?? 0}`,
+    `s3sse_replication_total{outcome="retry"} ${r?.retried ?? 0}`,
   ]
   return lines.join('\n') + '\n'
 }
@@ -158,6 +173,8 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   const kmsCalls = countingKms(await openEmbeddedKms(dataDir, { create: true }))
   const kms = cachedKms(kmsCalls)
   const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms, kmsCalls }
+  const replicator = new Replicator(state, { ...DEFAULT_REPLICATION, ...config.replication })
+  state.replicator = replicator
 
   const web = new ConsoleService(state)
   const inFlight = new Set<Promise<void>>()
@@ -197,6 +214,8 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
     meta.close()
     throw err
   }
+  // Writes queued before a stop or crash are picked up now; new ones as they commit.
+  replicator.start()
 
   let closing: Promise<void> | undefined
   const close = () => {
@@ -209,6 +228,8 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
       const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), 10_000)
       await closed
       clearTimeout(timer)
+      // Requests are done; replications in flight finish, the queued rest waits for the next start.
+      await replicator.stop()
       meta.close()
     })()
     return closing

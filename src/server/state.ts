@@ -6,6 +6,7 @@ import type { CountingKms } from '../keys/cache.js'
 import type { ServerMode } from '../s3/sse.js'
 import type { User, UserStore } from './credentials.js'
 import type { MetaStore } from './db.js'
+import type { ReplicationSettings, Replicator } from './replication.js'
 import type { FileStore } from './store.js'
 
 export interface ServerConfig {
@@ -21,6 +22,8 @@ export interface ServerConfig {
   domains: string[]
   tlsCert?: string
   tlsKey?: string
+  /** Retries and parallelism of the replication worker (defaults: DEFAULT_REPLICATION). */
+  replication?: Partial<ReplicationSettings>
 }
 
 export interface Logger {
@@ -39,6 +42,8 @@ export interface ServerState {
   kms: Kms
   /** The calls that reach the KMS behind the cache, counted for /-/metrics. */
   kmsCalls?: CountingKms
+  /** The replication worker (started once the server listens). */
+  replicator?: Replicator
 }
 
 export function lookupUser(state: ServerState, accessKey: string): User | undefined {

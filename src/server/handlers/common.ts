@@ -4,7 +4,7 @@ import { canAccess } from '../auth/index.js'
 import { WriteBody } from '../body.js'
 import type { User } from '../credentials.js'
 import type { BucketRow, ObjectRow } from '../db.js'
-import { readSmallBody, type RequestContext } from '../http.js'
+import { header, readSmallBody, type RequestContext } from '../http.js'
 import type { ServerState } from '../state.js'
 
 /** The bucket a request names, if it exists and the caller may use it. */
@@ -57,6 +57,17 @@ export function viewOf(obj: ObjectRow): ObjectView {
     checksum: obj.checksum,
     partsCount: obj.partsCount,
     encryption: obj.encryption,
+    replicationStatus: obj.replication?.status,
+  }
+}
+
+/** S3 requires an integrity check on some bodies (bucket configurations): Content-MD5 or a checksum. */
+export function requireBodyDigest(ctx: RequestContext): void {
+  const h = ctx.req.headers
+  const hasChecksum = Object.keys(h).some((n) => n.startsWith('x-amz-checksum-') && n !== 'x-amz-checksum-mode')
+  const trailer = (header(ctx, 'x-amz-trailer') ?? '').toLowerCase().startsWith('x-amz-checksum-')
+  if (h['content-md5'] === undefined && !hasChecksum && !trailer) {
+    throw s3Error('InvalidRequest', 'Missing required header for this request: Content-MD5 (or an x-amz-checksum-* header).')
   }
 }
 

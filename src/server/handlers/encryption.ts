@@ -6,18 +6,8 @@
 import { s3Error } from '../../s3/errors.js'
 import { encryptionNotFound, parseBucketEncryption, renderBucketEncryption } from '../../s3/sse.js'
 import { bucketEncryption, setBucketEncryption } from '../encryption.js'
-import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
-import { readXmlBody, requireBucket } from './common.js'
-
-/** S3 requires an integrity check on this body: Content-MD5 or a checksum. */
-function requireBodyDigest(ctx: RequestContext): void {
-  const h = ctx.req.headers
-  const hasChecksum = Object.keys(h).some((n) => n.startsWith('x-amz-checksum-') && n !== 'x-amz-checksum-mode')
-  const trailer = (header(ctx, 'x-amz-trailer') ?? '').toLowerCase().startsWith('x-amz-checksum-')
-  if (h['content-md5'] === undefined && !hasChecksum && !trailer) {
-    throw s3Error('InvalidRequest', 'Missing required header for this request: Content-MD5 (or an x-amz-checksum-* header).')
-  }
-}
+import { sendEmpty, sendXml, type RequestContext } from '../http.js'
+import { readXmlBody, requireBodyDigest, requireBucket } from './common.js'
 
 export async function putBucketEncryption(ctx: RequestContext): Promise<void> {
   const bucket = requireBucket(ctx)
