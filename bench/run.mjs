@@ -3,6 +3,7 @@
 // all cores), writes <out>/*.json and draws <out>/summary.svg.
 //
 //   s3-sse bench [--only crypto|objects|server] [--quick] [--out DIR]
+import { fork } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
@@ -11,12 +12,26 @@ import { drawSummarySvg } from './svg.mjs'
 
 export const SUITES = ['crypto', 'objects', 'server']
 
-/** Each suite module exports run(opts) → result, and summarize(result) → summary rows. */
-async function loadSuite(name) {
-  const file = new URL(`./${name}.mjs`, import.meta.url)
-  if (!existsSync(file)) return null
-  const m = await import(file.href)
-  return { run: m.run, summarize: m.summarize }
+/**
+ * Each suite module exports run(opts) → result and summarize(result) → summary rows; it runs
+ * in a child process of its own (suite-child.mjs), one after the other.
+ */
+function runSuite(name, { quick, openssl, onProgress }) {
+  return new Promise((resolve, reject) => {
+    const child = fork(new URL('./suite-child.mjs', import.meta.url), [name, quick ? '1' : '0', openssl ? JSON.stringify(openssl) : ''], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    })
+    let outcome
+    child.on('message', (m) => {
+      if (m.progress) onProgress(...m.progress)
+      else outcome = m
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      if (outcome?.result) resolve(outcome)
+      else reject(new Error(`the ${name} benchmark failed${outcome?.error ? `: ${outcome.error}` : ` (exit ${code})`}`))
+    })
+  })
 }
 
 /** Progress: a bar on a terminal, one plain line per step otherwise. */
@@ -69,18 +84,17 @@ export async function runBench({ only, quick = false, out = resolve('bench/resul
   let openssl
   try {
     for (const name of names) {
-      const suite = await loadSuite(name)
-      if (!suite) {
+      if (!existsSync(new URL(`./${name}.mjs`, import.meta.url))) {
         stderr.write(`s3-sse bench: the ${name} suite is not available in this build\n`)
         continue
       }
       progress.suite(name, 1)
-      const result = await suite.run({ quick, onProgress: (d, t, l) => progress.step(d, t, l), openssl })
+      const { result, summary: rows } = await runSuite(name, { quick, openssl, onProgress: (d, t, l) => progress.step(d, t, l) })
       results[name] = result
       machine ??= result.machine
       openssl ??= result.openssl
       writeFileSync(join(out, `${name}.json`), JSON.stringify(result, null, 2) + '\n')
-      summary.push(...suite.summarize(result).map((r) => ({ suite: name, ...r })))
+      summary.push(...rows.map((r) => ({ suite: name, ...r })))
     }
   } finally {
     progress.end()

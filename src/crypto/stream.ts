@@ -87,19 +87,23 @@ class BatchCipher {
     if (this.parked) {
       const p = this.parked
       this.parked = null
-      await this.absorb(p, done, false)
+      await this.absorb(p, done, false, chunk.length > 0)
     }
-    await this.absorb(chunk, done, this.mayPark)
+    await this.absorb(chunk, done, this.mayPark, false)
     return done
   }
 
-  private async absorb(chunk: Uint8Array, done: Buffer[], mayPark: boolean): Promise<void> {
+  /**
+   * `moreFollows`: input is known to follow this chunk, so even its last whole batch can be
+   * started now; otherwise the last package is held back, as it may be the final one.
+   */
+  private async absorb(chunk: Uint8Array, done: Buffer[], mayPark: boolean, moreFollows: boolean): Promise<void> {
     let pos = 0
     while (pos < chunk.length) {
-      // A batch is started only when more input follows it: the final package is held back.
-      if (this.fill === 0 && chunk.length - pos > this.batchIn) {
+      const left = chunk.length - pos
+      if (this.fill === 0 && (left > this.batchIn || (moreFollows && left === this.batchIn))) {
         // Whole batches straight from the caller's chunk, without a copy.
-        const whole = Math.floor((chunk.length - pos - 1) / this.batchIn) * this.batchIn
+        const whole = Math.floor((moreFollows ? left : left - 1) / this.batchIn) * this.batchIn
         for (let off = 0; off < whole; off += this.batchIn) {
           await this.start(chunk.subarray(pos + off, pos + off + this.batchIn), done)
         }

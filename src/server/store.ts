@@ -21,7 +21,12 @@ import type { Kms } from '../keys/kms.js'
 export type { EncryptionRequest, Manifest, ObjectContext, PartRecord, UploadState }
 export const { encodeManifest, decodeManifest } = objectLayer
 
-const READ_CHUNK = 1024 * 1024
+/**
+ * Reads of stored files: 16 sealed packages of the default size (16 × (64 KiB + 16)), so
+ * the chunks of a default-sized encrypted object line up with the stream layer's batches
+ * and are opened in place, never copied.
+ */
+const READ_CHUNK = 16 * (65536 + 16)
 
 /** A file written to tmp/ and fsynced, not yet visible. */
 export interface StagedFile {

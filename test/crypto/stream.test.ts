@@ -103,6 +103,20 @@ describe.each(testBackends())('streams on %s', (name, backend) => {
     }
   })
 
+  it('input in chunks of exactly one batch (aligned reads) seals and opens like one-shot', async () => {
+    const sk = deriveStreamKey(randomBytes(32), newSalt(), 4)
+    for (const n of [3 * P, 6 * P, 6 * P + 1, 7 * P - 1]) {
+      const pt = randomBytes(n)
+      const oneShot = referenceSeal(sk.key, sk.noncePrefix, 0, true, pt, P)
+      const opts = { backend, packageSize: P, batchPackages: 3 }
+      expect((await collect(sealStream(chunks(pt, [3 * P]), sk, opts))).equals(oneShot), `seal n=${n}`).toBe(true)
+      expect((await collect(openStream(chunks(oneShot, [3 * (P + 16)]), sk, opts))).equals(pt), `open n=${n}`).toBe(true)
+      // Twice a batch per chunk, and a batch and a bit.
+      expect((await collect(openStream(chunks(oneShot, [6 * (P + 16)]), sk, opts))).equals(pt), `open 2x n=${n}`).toBe(true)
+      expect((await collect(openStream(chunks(oneShot, [3 * (P + 16) + 1]), sk, opts))).equals(pt), `open +1 n=${n}`).toBe(true)
+    }
+  })
+
   it('opens any run of packages of a stream with firstPackage and final (what a range read does)', async () => {
     const sk = deriveStreamKey(randomBytes(32), newSalt(), 1)
     const n = 9 * P + 123
