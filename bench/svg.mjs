@@ -1,45 +1,82 @@
-// The summary chart of `s3-sse bench`: horizontal bars of throughput, each beside the
-// machine's limit (openssl speed), grouped by suite, with the machine under the chart.
-// Plain SVG, no fonts or scripts to load, so the README can show it as an image.
+// The summary chart of `s3-sse bench`, two panels of horizontal bars:
+//   1. crypto and object throughput (GB/s) beside the machine's limit (openssl speed on one
+//      core and on all cores; the one-core limit is the dashed line);
+//   2. the server, encrypted (SSE-KMS) beside plaintext for each scenario, on its own MB/s
+//      scale, so the cost of encryption is visible where HTTPS dominates.
+// Plain SVG with the machine and versions under it; no fonts or scripts to load.
 import { fmt, gbps } from './lib.mjs'
 
 const esc = (s) => String(s).replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c])
 
-const COLORS = { crypto: '#2f6db3', objects: '#4c9a2a', server: '#c0582b', limit: '#9a9a9a' }
+const COLORS = { crypto: '#2f6db3', objects: '#4c9a2a', limit: '#9a9a9a', plaintext: '#e0a15a', 'sse-kms': '#c0582b' }
+const LABEL_W = 330
+const BAR_W = 420
+const ROW_H = 22
+
+function bar(out, y, label, value, max, color, text, opacity = 1) {
+  const w = Math.max(1, (value / max) * BAR_W)
+  out.push(`<text x="${LABEL_W - 8}" y="${y + 14}" text-anchor="end">${esc(label)}</text>`)
+  out.push(`<rect x="${LABEL_W}" y="${y + 3}" width="${w.toFixed(1)}" height="${ROW_H - 6}" fill="${color}"${opacity < 1 ? ` fill-opacity="${opacity}"` : ''}/>`)
+  out.push(`<text x="${(LABEL_W + w + 6).toFixed(1)}" y="${y + 14}">${esc(text)}</text>`)
+}
 
 export function drawSummarySvg(record) {
-  const rows = record.summary.filter((r) => r.bytesPerSecond && r.chart !== false)
-  const limits = []
-  if (record.openssl?.oneCore) limits.push({ name: 'openssl speed, 1 core (limit)', bytesPerSecond: record.openssl.oneCore, suite: 'limit' })
-  if (record.openssl?.allCores) limits.push({ name: 'openssl speed, all cores (limit)', bytesPerSecond: record.openssl.allCores, suite: 'limit' })
-  const bars = [...limits, ...rows]
-  const max = Math.max(1, ...bars.map((b) => b.bytesPerSecond))
-  const labelW = 330
-  const barW = 420
-  const rowH = 22
-  const top = 46
-  const width = labelW + barW + 90
+  const out = []
+  let y = 46
+  const o = record.openssl
+  const top = [
+    ...(o?.oneCore ? [{ name: 'openssl speed, 1 core (limit)', bytesPerSecond: o.oneCore, suite: 'limit' }] : []),
+    ...(o?.allCores ? [{ name: 'openssl speed, all cores (limit)', bytesPerSecond: o.allCores, suite: 'limit' }] : []),
+    ...record.summary.filter((r) => r.bytesPerSecond && r.chart !== false && r.suite !== 'server'),
+  ]
+  const server = record.summary.filter((r) => r.bytesPerSecond && r.chart !== false && r.suite === 'server')
+
+  const body = []
+  if (top.length > 0) {
+    const max = Math.max(...top.map((b) => b.bytesPerSecond))
+    body.push(`<text x="12" y="${y + 4}" font-weight="bold">Crypto and objects, GB/s (dashed: openssl speed on one core)</text>`)
+    y += 14
+    const y0 = y
+    for (const b of top) {
+      bar(body, y, b.name, b.bytesPerSecond, max, COLORS[b.suite] ?? '#555555', fmt(gbps(b.bytesPerSecond), 2), b.suite === 'limit' ? 0.6 : 1)
+      y += ROW_H
+    }
+    if (o?.oneCore) {
+      const x = LABEL_W + (o.oneCore / max) * BAR_W
+      body.push(`<line x1="${x.toFixed(1)}" y1="${y0}" x2="${x.toFixed(1)}" y2="${y}" stroke="#555555" stroke-dasharray="4 3"/>`)
+    }
+    y += 18
+  }
+  if (server.length > 0) {
+    const max = Math.max(...server.map((b) => b.bytesPerSecond))
+    body.push(`<text x="12" y="${y + 4}" font-weight="bold">Server over HTTPS with the AWS SDK, MB/s: SSE-KMS (dark) beside plaintext (light)</text>`)
+    y += 14
+    // Pair the variants of each scenario: "server <variant>: <scenario>".
+    const scenarios = new Map()
+    for (const r of server) {
+      const m = /^server ([^:]+): (.*)$/.exec(r.name)
+      const [variant, scenario] = m ? [m[1], m[2]] : ['', r.name]
+      if (!scenarios.has(scenario)) scenarios.set(scenario, [])
+      scenarios.get(scenario).push({ variant, r })
+    }
+    for (const [scenario, rows] of scenarios) {
+      rows.sort((a, b) => (a.variant === 'plaintext' ? -1 : 1) - (b.variant === 'plaintext' ? -1 : 1))
+      for (const { variant, r } of rows) {
+        const ratio = variant !== 'plaintext' && r.vsReference != null ? ` (${fmt(r.vsReference)}×)` : ''
+        bar(body, y, `${scenario}, ${variant}`, r.bytesPerSecond, max, COLORS[variant] ?? '#555555', `${fmt(r.bytesPerSecond / 1e6, 0)}${ratio}`)
+        y += ROW_H
+      }
+    }
+    y += 8
+  }
   const m = record.machine
   const footer = m ? [`${m.cpu}, ${m.cores} cores (${m.flags.join(' ')})`, `Node ${m.node}, OpenSSL ${m.openssl}, ${m.platform}, ${m.date}`] : []
-  const height = top + bars.length * rowH + 30 + footer.length * 16
-  const out = []
+  footer.forEach((line, i) => body.push(`<text x="12" y="${y + 16 + i * 16}" fill="#444444">${esc(line)}</text>`))
+  const height = y + 24 + footer.length * 16
+  const width = LABEL_W + BAR_W + 110
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`)
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`)
-  out.push(`<text x="12" y="22" font-size="15" font-weight="bold">s3-sse bench: throughput (GB/s) against the machine's limit</text>`)
-  bars.forEach((b, i) => {
-    const y = top + i * rowH
-    const w = Math.max(1, (b.bytesPerSecond / max) * barW)
-    const color = COLORS[b.suite] ?? '#555555'
-    out.push(`<text x="${labelW - 8}" y="${y + 14}" text-anchor="end">${esc(b.name)}</text>`)
-    out.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${color}"${b.suite === 'limit' ? ' fill-opacity="0.6"' : ''}/>`)
-    out.push(`<text x="${(labelW + w + 6).toFixed(1)}" y="${y + 14}">${fmt(gbps(b.bytesPerSecond), 2)}</text>`)
-  })
-  // The one-core limit as a dashed line across every bar.
-  if (record.openssl?.oneCore) {
-    const x = labelW + (record.openssl.oneCore / max) * barW
-    out.push(`<line x1="${x.toFixed(1)}" y1="${top}" x2="${x.toFixed(1)}" y2="${top + bars.length * rowH}" stroke="#555555" stroke-dasharray="4 3"/>`)
-  }
-  footer.forEach((line, i) => out.push(`<text x="12" y="${top + bars.length * rowH + 24 + i * 16}" fill="#444444">${esc(line)}</text>`))
-  out.push('</svg>')
+  out.push(`<text x="12" y="22" font-size="15" font-weight="bold">s3-sse bench: throughput against the machine's limit</text>`)
+  out.push(...body, '</svg>')
   return out.join('\n') + '\n'
 }
