@@ -17,7 +17,8 @@
  * Errors are S3sseError whose code is the S3 error code.
  */
 import { randomBytes } from 'node:crypto'
-import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser'
+import { XMLBuilder } from 'fast-xml-parser'
+import { elements, malformed, optionalText, parseConfigDocument, single, text, type XmlNode } from './config-xml.js'
 import { S3sseError } from '../errors.js'
 import { validateBucketName } from './objects.js'
 import {
@@ -81,60 +82,13 @@ export type ReplicationStatus = 'PENDING' | 'COMPLETED' | 'FAILED' | 'REPLICA'
 const XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/'
 const err = (code: string, message: string) => new S3sseError(code, message)
 
-function malformed(detail: string): S3sseError {
-  return err('MalformedXML', `The XML you provided was not well-formed or did not validate against our published schema: ${detail}`)
-}
-
 function notImplemented(what: string): S3sseError {
   return err('NotImplemented', `${what} is not implemented by this server's replication.`)
 }
 
 // ---------------------------------------------------------------- parsing
 
-// Every element is parsed as a list, so a repeated element is seen (and refused) wherever it is.
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  trimValues: true,
-  removeNSPrefix: true,
-  isArray: (name) => name !== '?xml',
-})
-
-type Node = Record<string, unknown[]>
-
-function elements(v: unknown, where: string, allowed: readonly string[]): Node {
-  if (v === '' || v === undefined) return {}
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw malformed(`${where} must contain elements`)
-  const o = v as Record<string, unknown>
-  for (const k of Object.keys(o)) {
-    if (k === '#text') throw malformed(`${where} must not contain text`)
-    if (!allowed.includes(k)) throw malformed(`${where} does not take ${k}`)
-  }
-  return o as Node
-}
-
-function single(node: Node, name: string, where: string, required: true): unknown
-function single(node: Node, name: string, where: string, required: false): unknown | undefined
-function single(node: Node, name: string, where: string, required: boolean): unknown | undefined {
-  const list = node[name]
-  if (list === undefined || list.length === 0) {
-    if (required) throw malformed(`${where} needs ${name}`)
-    return undefined
-  }
-  if (list.length > 1) throw malformed(`${name} may appear only once in ${where}`)
-  return list[0]
-}
-
-function text(v: unknown, name: string): string {
-  if (typeof v === 'string') return v
-  if (typeof v === 'object' && v !== null && Object.keys(v).length === 0) return ''
-  throw malformed(`${name} must be text`)
-}
-
-function optionalText(node: Node, name: string, where: string): string | undefined {
-  const v = single(node, name, where, false)
-  return v === undefined ? undefined : text(v, name)
-}
+type Node = XmlNode
 
 /** A `<X><Status>Enabled|Disabled</Status></X>` element. */
 function statusOf(v: unknown, name: string, allowed: readonly string[] = ['Status']): RuleStatus {
@@ -269,19 +223,7 @@ function parseRule(v: unknown, index: number): ReplicationRule {
  * and may be written by the caller is the server's check.
  */
 export function parseReplicationConfiguration(xml: string, sourceBucket: string): ReplicationConfiguration {
-  if (xml.trim() === '') throw malformed('the body is empty')
-  if (XMLValidator.validate(xml) !== true) throw malformed('the body is not well-formed XML')
-  let doc: Record<string, unknown>
-  try {
-    doc = parser.parse(xml) as Record<string, unknown>
-  } catch {
-    throw malformed('the body is not well-formed XML')
-  }
-  const rootNames = Object.keys(doc).filter((k) => k !== '?xml')
-  if (rootNames.length !== 1 || rootNames[0] !== 'ReplicationConfiguration' || (doc.ReplicationConfiguration as unknown[]).length !== 1) {
-    throw malformed('the root element must be ReplicationConfiguration')
-  }
-  const root = elements((doc.ReplicationConfiguration as unknown[])[0], 'ReplicationConfiguration', ['Role', 'Rule'])
+  const root = elements(parseConfigDocument(xml, 'ReplicationConfiguration'), 'ReplicationConfiguration', ['Role', 'Rule'])
   const ruleNodes = root.Rule ?? []
   if (ruleNodes.length === 0) throw malformed('ReplicationConfiguration needs at least one Rule')
   if (ruleNodes.length > MAX_REPLICATION_RULES) {

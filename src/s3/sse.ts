@@ -13,7 +13,8 @@
  * them to status and XML).
  */
 import { randomBytes } from 'node:crypto'
-import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser'
+import { XMLBuilder } from 'fast-xml-parser'
+import { elements, malformed, optionalText, parseConfigDocument, single, text } from './config-xml.js'
 import { S3sseError } from '../errors.js'
 
 export type ServerMode = 'oss' | 'aws'
@@ -78,75 +79,26 @@ export function kmsKeyRef(value: string): string {
 
 // ---------------------------------------------------------------- the configuration XML
 
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  trimValues: true,
-  removeNSPrefix: true,
-  isArray: (name) => ['Rule', 'ApplyServerSideEncryptionByDefault', 'SSEAlgorithm', 'KMSMasterKeyID', 'BucketKeyEnabled'].includes(name),
-})
-
-function malformed(detail: string): S3sseError {
-  return err('MalformedXML', `The XML you provided was not well-formed or did not validate against our published schema: ${detail}`)
-}
-
-function only<T>(list: T[] | undefined, name: string, required: boolean): T | undefined {
-  if (list === undefined || list.length === 0) {
-    if (required) throw malformed(`${name} is required`)
-    return undefined
-  }
-  if (list.length > 1) throw malformed(`${name} may appear only once`)
-  return list[0]
-}
-
-function children(v: unknown, where: string, allowed: string[]): Record<string, unknown[]> {
-  if (v === '' || v === undefined) return {}
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw malformed(`${where} must contain elements`)
-  const o = v as Record<string, unknown>
-  for (const k of Object.keys(o)) {
-    if (k === '#text') throw malformed(`${where} must not contain text`)
-    if (!allowed.includes(k)) throw malformed(`${where} does not take ${k}`)
-  }
-  return o as Record<string, unknown[]>
-}
-
-function textOf(v: unknown, name: string): string {
-  if (typeof v === 'string') return v
-  if (typeof v === 'object' && v !== null && Object.keys(v).length === 0) return ''
-  throw malformed(`${name} must be text`)
-}
-
 /**
  * Parses a PutBucketEncryption body and checks it against the schema and the mode.
  * Schema errors → MalformedXML; a value the mode does not allow → InvalidArgument; both
  * with a message that says which element.
  */
 export function parseBucketEncryption(xml: string, mode: ServerMode): BucketEncryption {
-  if (xml.trim() === '') throw malformed('the body is empty')
-  if (XMLValidator.validate(xml) !== true) throw malformed('the body is not well-formed XML')
-  let doc: Record<string, unknown>
-  try {
-    doc = parser.parse(xml) as Record<string, unknown>
-  } catch {
-    throw malformed('the body is not well-formed XML')
-  }
-  const rootNames = Object.keys(doc).filter((k) => k !== '?xml')
-  if (rootNames.length !== 1 || rootNames[0] !== 'ServerSideEncryptionConfiguration') {
-    throw malformed('the root element must be ServerSideEncryptionConfiguration')
-  }
-  const root = children(doc.ServerSideEncryptionConfiguration, 'ServerSideEncryptionConfiguration', ['Rule'])
+  const where = 'ServerSideEncryptionConfiguration'
+  const root = elements(parseConfigDocument(xml, where), where, ['Rule'])
   const rules = root.Rule ?? []
   if (rules.length === 0) throw malformed('ServerSideEncryptionConfiguration needs one Rule')
   if (rules.length > 1) throw malformed(`ServerSideEncryptionConfiguration takes exactly one Rule, not ${rules.length}`)
-  const rule = children(rules[0], 'Rule', ['ApplyServerSideEncryptionByDefault', 'BucketKeyEnabled'])
-  const apply = children(only(rule.ApplyServerSideEncryptionByDefault, 'ApplyServerSideEncryptionByDefault', true),
+  const rule = elements(rules[0], 'Rule', ['ApplyServerSideEncryptionByDefault', 'BucketKeyEnabled'])
+  const apply = elements(single(rule, 'ApplyServerSideEncryptionByDefault', 'Rule', true),
     'ApplyServerSideEncryptionByDefault', ['SSEAlgorithm', 'KMSMasterKeyID'])
-  const algorithm = textOf(only(apply.SSEAlgorithm, 'SSEAlgorithm', true), 'SSEAlgorithm')
+  const algorithm = text(single(apply, 'SSEAlgorithm', 'ApplyServerSideEncryptionByDefault', true), 'SSEAlgorithm')
   if (!isSseAlgorithm(algorithm)) {
     throw malformed(`SSEAlgorithm "${algorithm}" is not one of ${SSE_ALGORITHMS.join(', ')}`)
   }
-  const keyText = apply.KMSMasterKeyID === undefined ? undefined : textOf(only(apply.KMSMasterKeyID, 'KMSMasterKeyID', false), 'KMSMasterKeyID')
-  const bucketKeyText = rule.BucketKeyEnabled === undefined ? undefined : textOf(only(rule.BucketKeyEnabled, 'BucketKeyEnabled', false), 'BucketKeyEnabled')
+  const keyText = optionalText(apply, 'KMSMasterKeyID', 'ApplyServerSideEncryptionByDefault')
+  const bucketKeyText = optionalText(rule, 'BucketKeyEnabled', 'Rule')
   if (bucketKeyText !== undefined && bucketKeyText !== 'true' && bucketKeyText !== 'false') {
     throw malformed(`BucketKeyEnabled must be true or false, not "${bucketKeyText}"`)
   }
