@@ -7,7 +7,7 @@
  * worker cannot finish until the test creates it again. Waiting is polling with a timeout.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -44,6 +44,7 @@ import {
   tempDir,
   xmlCode,
   type TestServer,
+  allFiles,
 } from './helpers.js'
 
 const MiB = 1024 * 1024
@@ -101,16 +102,6 @@ function objectFiles(server: TestServer, bucket: string, key: string): string[] 
   } finally {
     db.close()
   }
-}
-
-function allFiles(dir: string): string[] {
-  const out: string[] = []
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) out.push(...allFiles(p))
-    else if (e.isFile()) out.push(p)
-  }
-  return out
 }
 
 /** Every file under the data dir (objects, SQLite and its WAL, keyring, tmp) that contains `marker`. */

@@ -8,7 +8,7 @@
  * finds no trace of it, while the unencrypted control object's PLAIN_MARKER is there.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -42,6 +42,7 @@ import {
   stopAll,
   xmlCode,
   type TestServer,
+  allFiles,
 } from './helpers.js'
 
 const MiB = 1024 * 1024
@@ -70,16 +71,6 @@ async function sse(s3: S3Client, Bucket: string, Key: string): Promise<ServerSid
 }
 
 const KMS_RULE = { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' as const } }] }
-
-function allFiles(dir: string): string[] {
-  const out: string[] = []
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name)
-    if (e.isDirectory()) out.push(...allFiles(p))
-    else if (e.isFile()) out.push(p)
-  }
-  return out
-}
 
 /** The stored object files and their contents, to show a setting change rewrote nothing. */
 function storedObjects(dataDir: string): Map<string, string> {
