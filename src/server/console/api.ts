@@ -26,15 +26,8 @@ import { bucketEncryption, setBucketEncryption } from '../encryption.js'
 import { createBucketFor, findBucket, visibleBuckets } from '../handlers/common.js'
 import type { ServerState } from '../state.js'
 
-export interface KeyView {
-  keyId: string
-  /** Without the `alias/` prefix. */
-  alias?: string
-  description?: string
-  createdAt: string
-  enabled: boolean
-  versions: number
-  current: number
+/** A KMS key as the console shows it (never key material). */
+export interface KeyView extends KeyInfo {
   /** A key the server creates and names itself (bucket service keys, aws/s3, the SSE-S3 key). */
   managed: boolean
 }
