@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { XMLBuilder } from 'fast-xml-parser'
 import { elements, malformed, optionalText, parseConfigDocument, single, text } from './config-xml.js'
 import { S3sseError } from '../errors.js'
+import { parseKeyRef } from '../keys/kms.js'
 
 export type ServerMode = 'oss' | 'aws'
 export type SseAlgorithm = 'aws:kms' | 'AES256'
@@ -66,15 +67,11 @@ export const SSE_S3_KEY_ALIAS = 's3-sse/sse-s3'
 
 /**
  * A KMS key reference as clients write it — a key id, `alias/name`, or the ARN of either —
- * reduced to what the KMS looks up: the key id, or the alias name.
+ * reduced to what the KMS looks up: the key id, or the alias name (src/keys/kms.ts, parseKeyRef).
  */
 export function kmsKeyRef(value: string): string {
-  let v = value.trim()
-  const arn = /^arn:[^:]+:kms:[^:]*:[^:]*:(.+)$/.exec(v)
-  if (arn) v = arn[1]
-  if (v.startsWith('key/')) return v.slice('key/'.length)
-  if (v.startsWith('alias/')) return v.slice('alias/'.length)
-  return v
+  const ref = parseKeyRef(value.trim())
+  return 'keyId' in ref ? ref.keyId : 'alias' in ref ? ref.alias.slice('alias/'.length) : ref.name
 }
 
 // ---------------------------------------------------------------- the configuration XML

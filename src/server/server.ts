@@ -10,7 +10,7 @@ import { resolve } from 'node:path'
 import { authenticate } from './auth/index.js'
 import { enforceTransport, isSigV2, refuseSigV2 } from './encryption.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
-import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
+import { cachedKms, countingKms, isKmsAdmin, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
 import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
 import { MetaStore } from './db.js'
 import * as buckets from './handlers/buckets.js'
@@ -170,9 +170,13 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   const swept = await files.sweep(meta.referencedFiles())
   // The embedded KMS (keyring in the data dir), cached so that bucket keys and repeated
   // reads of one object cost no KMS call each; the calls that do reach it are counted.
-  const kmsCalls = countingKms(await openEmbeddedKms(dataDir, { create: true }))
+  const embedded = await openEmbeddedKms(dataDir, { create: true })
+  const kmsCalls = countingKms(embedded)
   const kms = cachedKms(kmsCalls)
-  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms, kmsCalls }
+  const state: ServerState = {
+    config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms, kmsCalls,
+    ...(isKmsAdmin(embedded) ? { kmsAdmin: embedded } : {}),
+  }
   const replicator = new Replicator(state, { ...DEFAULT_REPLICATION, ...config.replication })
   state.replicator = replicator
 

@@ -1,7 +1,7 @@
 /**
  * What a running server holds: its configuration, metadata, files and identities.
  */
-import type { Kms } from '../keys/kms.js'
+import type { Kms, KmsAdmin } from '../keys/kms.js'
 import type { CountingKms } from '../keys/cache.js'
 import type { ServerMode } from '../s3/sse.js'
 import type { User, UserStore } from './credentials.js'
@@ -38,8 +38,10 @@ export interface ServerState {
   users: UserStore
   root: User
   log: Logger
-  /** The KMS the object layer uses (the embedded one, cached). */
+  /** The KMS the object layer uses (the injected one, cached). */
   kms: Kms
+  /** The injected KMS's admin surface, when it has one (the console's key listing). */
+  kmsAdmin?: KmsAdmin
   /** The calls that reach the KMS behind the cache, counted for /-/metrics. */
   kmsCalls?: CountingKms
   /** The replication worker (started once the server listens). */

@@ -188,12 +188,15 @@ export async function deleteEncryption(state: ServerState, user: User, name: str
 /**
  * The KMS keys, by id, alias, versions and state. A user other than root does not see the
  * service keys of buckets that are not theirs (their aliases would name those buckets).
+ * A KMS without an admin surface (an external one behind the data-path interface only) has
+ * no listing: `listing: false`, and the console hides its keys page.
  */
-export async function listKeys(state: ServerState, user: User): Promise<{ keys: KeyView[] }> {
+export async function listKeys(state: ServerState, user: User): Promise<{ keys: KeyView[]; listing: boolean }> {
+  if (!state.kmsAdmin) return { keys: [], listing: false }
   const mine = new Set(visibleBuckets(state, user).map((b) => b.name))
-  const keys = (await state.kms.listKeys()).map(keyView).filter((k) => {
+  const keys = (await state.kmsAdmin.listKeys()).map(keyView).filter((k) => {
     if (user.root || k.alias === undefined || !k.alias.startsWith(SERVICE_KEY_PREFIX)) return true
     return mine.has(k.alias.slice(SERVICE_KEY_PREFIX.length))
   })
-  return { keys }
+  return { keys, listing: true }
 }

@@ -254,7 +254,8 @@ export class ConsoleService {
 
   private whoami(user: User) {
     const { mode, region } = this.state.config
-    return { user: { name: user.name, accessKey: user.accessKey, root: user.root === true }, mode, region }
+    // keyListing: whether the KMS has an admin surface to list keys with (an external one may not).
+    return { user: { name: user.name, accessKey: user.accessKey, root: user.root === true }, mode, region, keyListing: this.state.kmsAdmin !== undefined }
   }
 
   private async login(call: Call): Promise<void> {
