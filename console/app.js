@@ -117,7 +117,7 @@ function badge(text, on, title) {
 
 // ---------------------------------------------------------------- session
 
-/** {user: {name, accessKey, root}, mode, region, keyListing} once signed in. */
+/** {user: {name, accessKey, root}, mode, region, keyListing?: false} once signed in. */
 let me = null
 
 const VIEWS = ['view-login', 'view-buckets', 'view-bucket', 'view-keys']

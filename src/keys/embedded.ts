@@ -1,12 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import * as fs from 'node:fs'
+import { fsyncDirSync, writeFileAtomic } from '../durable.js'
 import { S3sseError } from '../errors.js'
 import { KEY_SIZE } from '../crypto/constants.js'
 import type { EncryptionContext } from './context.js'
 import { parseKeyRef, type DataKey, type KeyInfo, type KmsAdmin } from './kms.js'
 import {
-  ROOT_KEY_ENV, fsyncDir, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, sealKeyring, withFileLock,
-  writeFileAtomic, writeNewFile, type KeyringBody, type KmsPaths, type StoredKey,
+  ROOT_KEY_ENV, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, sealKeyring, withFileLock,
+  writeNewFile, type KeyringBody, type KmsPaths, type StoredKey,
 } from './keyring.js'
 import { parseWrapped, unwrapDataKey, wrapDataKey } from './wrap.js'
 
@@ -342,7 +343,7 @@ function openLocked(paths: KmsPaths, opts: { rootKey?: Uint8Array }): EmbeddedKm
       const pending = readRootKeyFile(paths.rootKeyPending)
       const body = openKeyring(pending, fs.readFileSync(paths.keyring), paths.keyring)
       fs.renameSync(paths.rootKeyPending, paths.rootKey)
-      fsyncDir(paths.dir)
+      fsyncDirSync(paths.dir)
       return new EmbeddedKms(paths, pending, body)
     }
     if (root === null) {
@@ -368,7 +369,7 @@ function openLocked(paths: KmsPaths, opts: { rootKey?: Uint8Array }): EmbeddedKm
   writeNewFile(paths.rootKeyPending, Buffer.from(fresh).toString('base64') + '\n')
   writeFileAtomic(paths.keyring, sealKeyring(fresh, empty))
   fs.renameSync(paths.rootKeyPending, paths.rootKey)
-  fsyncDir(paths.dir)
+  fsyncDirSync(paths.dir)
   return new EmbeddedKms(paths, fresh, empty)
 }
 

@@ -330,6 +330,14 @@ export type ReportingOperation =
   | 'UploadPartCopy' | 'CompleteMultipartUpload' | 'GetObject' | 'HeadObject'
 
 /**
+ * The stored form of how an object or upload is encrypted (what its responses report), from
+ * the encryption a write asked for or the header of a manifest: the one place either becomes it.
+ */
+export function storedEncryption(e: { algorithm: SseAlgorithm; keyId: string; bucketKey?: boolean } | null | undefined): StoredEncryption | undefined {
+  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
+}
+
+/**
  * Response headers that say how an object is encrypted; none for a plaintext object.
  * aws mode also names the KMS key and reports bucket keys, as S3 does.
  */
@@ -350,6 +358,6 @@ export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | nul
  */
 export function objectEtag(plainMd5Hex: string | undefined, encrypted: boolean): string {
   if (encrypted) return randomBytes(16).toString('hex')
-  if (plainMd5Hex === undefined) throw new Error('a plain object needs the MD5 of its data for its ETag')
+  if (plainMd5Hex === undefined) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'a plain object needs the MD5 of its data for its ETag')
   return plainMd5Hex
 }

@@ -6,7 +6,7 @@ import { errorDocument } from '../s3/xml.js'
 import { s3Error, toS3Error } from '../s3/errors.js'
 import type { ServerState } from './state.js'
 import type { User } from './credentials.js'
-import type { PayloadMode } from './auth/sigv4.js'
+import type { PayloadMode } from './payload.js'
 
 export interface RequestContext {
   req: IncomingMessage
