@@ -53,6 +53,8 @@ export class Replicator implements ReplicationWorker {
   private timer: NodeJS.Timeout | undefined
   private scheduled = false
   private stopping = false
+  private filling: Promise<void> | undefined
+  private again = false
   /** Counters for /-/metrics. */
   completed = 0
   failed = 0
@@ -85,17 +87,31 @@ export class Replicator implements ReplicationWorker {
   async stop(): Promise<void> {
     this.stopping = true
     clearTimeout(this.timer)
+    await this.filling
     await Promise.allSettled([...this.inFlight.values()])
   }
 
   private pump(): void {
     if (this.stopping) return
+    // One fill at a time (it awaits the store): a kick during one runs another right after.
+    if (this.filling) {
+      this.again = true
+      return
+    }
     clearTimeout(this.timer)
     this.timer = undefined
-    this.fill().catch((err) => {
-      // The store refused (it is tried again on the next write or start); never crash the server.
-      this.state.log.error(`replication: cannot read the queue: ${describe(err)}`)
-    })
+    this.filling = this.fill()
+      .catch((err) => {
+        // The store refused (it is tried again on the next write or start); never crash the server.
+        this.state.log.error(`replication: cannot read the queue: ${describe(err)}`)
+      })
+      .finally(() => {
+        this.filling = undefined
+        if (this.again) {
+          this.again = false
+          this.pump()
+        }
+      })
   }
 
   /**
