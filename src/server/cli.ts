@@ -4,7 +4,11 @@
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { S3sseError } from '../errors.js'
-import { UserStore } from './credentials.js'
+import { UserStore, type User } from './credentials.js'
+import {
+  FLEET_OPTIONS, FLEET_REPLICATION, FLEET_SWEEP, FLEET_USAGE, openSelectedStores, parseMetaSelection, parseStoreSelection,
+  type MetaSelection, type StoreSelection,
+} from './fleet.js'
 import { DEFAULT_CONFIG, startServer } from './server.js'
 import type { ServerConfig } from './state.js'
 
@@ -21,12 +25,21 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --domain NAME       base domain for virtual-hosted buckets, repeatable (s3.localhost, localhost)
   --replication-attempts N    tries per replicated write before it is FAILED (12)
   --replication-backoff-ms N  wait before the second try, doubling each try up to 64x (1000)
+  --replication-lease-ms N    how long a claimed replication holds (1 h; a fleet: 600000)
+  --replication-poll-ms N     look at the shared queue at least this often (a fleet: 15000)
+  --key-cache-ttl-ms N        how long unwrapped data keys and bucket keys are kept (300000):
+                              the longest a key rotated or disabled in the KMS goes unnoticed
+  --public-url URL            the HTTPS URL clients use, when behind a load balancer
+${FLEET_USAGE}  --sweep-grace-ms N  a fleet: orphan blobs younger than this are left alone (900000)
+  --sweep-interval-ms N       a fleet: how often the background orphan sweep runs (900000)
+  --sweep-settle-ms N         a fleet: wait between listing blobs and reading references (120000)
 
 Root credentials come from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY, or are generated on first
-start into DATA_DIR/root-credentials.json (0600) and printed once.
+start into DATA_DIR/root-credentials.json (0600) and printed once. A fleet gives every gateway
+the same root credentials (the environment) and certificate (--tls-cert / --tls-key).
 `
 
-export const USER_USAGE = `usage: s3-sse user add NAME | list | remove NAME-OR-ACCESS-KEY [--data-dir DIR]
+export const USER_USAGE = `usage: s3-sse user add NAME | list | remove NAME-OR-ACCESS-KEY [--data-dir DIR | --meta postgres://…]
 `
 
 function positive(value: string | undefined, name: string): number | undefined {
@@ -44,7 +57,18 @@ function port(value: string | undefined, fallback: number, name: string): number
   return Number(value)
 }
 
+export interface ServeArgs {
+  config: ServerConfig
+  store: StoreSelection
+  meta: MetaSelection
+}
+
 export function parseServeArgs(argv: string[]): ServerConfig {
+  return parseServe(argv).config
+}
+
+/** The serve flags: the server's configuration and where its stores are. */
+export function parseServe(argv: string[]): ServeArgs {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -59,12 +83,29 @@ export function parseServeArgs(argv: string[]): ServerConfig {
       domain: { type: 'string', multiple: true },
       'replication-attempts': { type: 'string' },
       'replication-backoff-ms': { type: 'string' },
+      'replication-lease-ms': { type: 'string' },
+      'replication-poll-ms': { type: 'string' },
+      'key-cache-ttl-ms': { type: 'string' },
+      'public-url': { type: 'string' },
+      'sweep-grace-ms': { type: 'string' },
+      'sweep-interval-ms': { type: 'string' },
+      'sweep-settle-ms': { type: 'string' },
+      ...FLEET_OPTIONS,
     },
     strict: true,
   })
+  const store = parseStoreSelection(values)
+  const meta = parseMetaSelection(values)
+  // Shared stores: other gateways write too, so the fleet's sweep and queue settings apply.
+  const shared = store.kind === 's3' || meta.kind === 'postgres'
+  const publicUrl = values['public-url']
+  if (publicUrl !== undefined && !/^https:\/\/[^/]+\/?$/.test(publicUrl)) throw new S3sseError('S3SSE_BAD_ARGUMENT', `--public-url must be https://host[:port], got "${publicUrl}"`)
+  const cacheTtl = values['key-cache-ttl-ms'] === '0' ? 0 : positive(values['key-cache-ttl-ms'], '--key-cache-ttl-ms')
+  const sweepFlags = ['sweep-grace-ms', 'sweep-interval-ms', 'sweep-settle-ms'] as const
+  if (!shared) for (const f of sweepFlags) if (values[f] !== undefined) throw new S3sseError('S3SSE_BAD_ARGUMENT', `--${f} goes with --store s3 or --meta postgres`)
   const mode = values.mode ?? DEFAULT_CONFIG.mode
   if (mode !== 'oss' && mode !== 'aws') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--mode must be oss or aws, got "${mode}"`)
-  return {
+  const config: ServerConfig = {
     dataDir: resolve(values['data-dir'] ?? './data'),
     host: values.host ?? DEFAULT_CONFIG.host,
     httpsPort: port(values['https-port'], DEFAULT_CONFIG.httpsPort, '--https-port'),
@@ -76,10 +117,25 @@ export function parseServeArgs(argv: string[]): ServerConfig {
     mode,
     domains: values.domain ?? DEFAULT_CONFIG.domains,
     replication: {
+      ...(shared ? FLEET_REPLICATION : {}),
       ...(values['replication-attempts'] !== undefined ? { attempts: positive(values['replication-attempts'], '--replication-attempts') } : {}),
       ...(values['replication-backoff-ms'] !== undefined ? { backoffMs: positive(values['replication-backoff-ms'], '--replication-backoff-ms') } : {}),
+      ...(values['replication-lease-ms'] !== undefined ? { leaseMs: positive(values['replication-lease-ms'], '--replication-lease-ms') } : {}),
+      ...(values['replication-poll-ms'] !== undefined ? { pollMs: positive(values['replication-poll-ms'], '--replication-poll-ms') } : {}),
     },
+    ...(shared
+      ? {
+          sweep: {
+            graceMs: positive(values['sweep-grace-ms'], '--sweep-grace-ms') ?? FLEET_SWEEP.graceMs,
+            intervalMs: positive(values['sweep-interval-ms'], '--sweep-interval-ms') ?? FLEET_SWEEP.intervalMs,
+            settleMs: values['sweep-settle-ms'] === '0' ? 0 : (positive(values['sweep-settle-ms'], '--sweep-settle-ms') ?? FLEET_SWEEP.settleMs),
+          },
+        }
+      : {}),
+    ...(cacheTtl !== undefined ? { keyCache: { ttlMs: cacheTtl, bucketKeyTtlMs: cacheTtl } } : {}),
+    ...(publicUrl ? { publicUrl } : {}),
   }
+  return { config, store, meta }
 }
 
 /** Runs the server until SIGTERM / SIGINT, then shuts down gracefully. */
@@ -88,7 +144,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE)
     return 0
   }
-  const config = parseServeArgs(argv)
+  const { config, store, meta } = parseServe(argv)
   // Signals are caught from the start: one that arrives while starting up stops the server
   // as soon as it is up, and none can kill it between its "listening" line and here.
   let requested: string | undefined
@@ -99,18 +155,23 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGTERM', onTerm)
   process.on('SIGINT', onInt)
   let server
+  let stores: Awaited<ReturnType<typeof openSelectedStores>> | undefined
   try {
-    server = await startServer({ config })
+    stores = await openSelectedStores(store, meta)
+    server = await startServer({ config, ...(stores.blobs ? { blobs: stores.blobs } : {}), ...(stores.meta ? { meta: stores.meta } : {}) })
   } catch (err) {
+    await stores?.close()
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)
     throw err
   }
+  const opened = stores
   const running = server
   const out = (s: string) => process.stdout.write(s + '\n')
   out(`data dir: ${server.state.config.dataDir}`)
   out(`TLS certificate: ${server.tls.certPath}${server.tls.created ? ' (self-signed, created now; trust this file in clients)' : ''}`)
   out(`region: ${config.region}, mode: ${config.mode}`)
+  out(`object data: ${store.kind === 's3' ? `bucket ${store.bucket}${store.prefix ? ` prefix ${store.prefix}` : ''} at ${store.endpoint ?? 'Amazon S3'}` : 'files in the data dir'}; metadata: ${meta.kind === 'postgres' ? `PostgreSQL at ${new URL(meta.url!).host}` : 'SQLite in the data dir'}`)
   const root = server.rootCredentials
   if (root.created) {
     out('root credentials (generated now, shown once; stored 0600 in the data dir):')
@@ -129,7 +190,7 @@ export async function serve(argv: string[]): Promise<number> {
       out(`${signal}: finishing in-flight requests`)
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
-      running.close().then(() => {
+      running.close().then(() => opened.close()).then(() => {
         out('stopped')
         resolveStop()
       })
@@ -139,32 +200,55 @@ export async function serve(argv: string[]): Promise<number> {
   return 0
 }
 
-export function userCommand(argv: string[]): number {
+/** What `s3-sse user` edits: the users file of a data dir, or a fleet's PostgreSQL. */
+interface UserAdmin {
+  add(name: string): User | Promise<User>
+  list(): User[] | Promise<User[]>
+  remove(nameOrKey: string): User | Promise<User>
+  close(): Promise<void>
+}
+
+async function userAdmin(values: { 'data-dir'?: string; meta?: string }): Promise<UserAdmin> {
+  const meta = parseMetaSelection({ meta: values.meta })
+  if (meta.kind === 'sqlite') {
+    const store = new UserStore(resolve(values['data-dir'] ?? './data'))
+    return { add: (n) => store.add(n), list: () => store.list(), remove: (n) => store.remove(n), close: async () => undefined }
+  }
+  const { PostgresMetaStore } = await import('./meta/postgres/index.js')
+  const pg = await PostgresMetaStore.open(meta.url!)
+  return { add: (n) => pg.addUser(n), list: () => pg.listUsers(), remove: (n) => pg.removeUser(n), close: () => pg.close() }
+}
+
+export async function userCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { 'data-dir': { type: 'string' } },
+    options: { 'data-dir': { type: 'string' }, meta: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   })
-  const store = new UserStore(resolve(values['data-dir'] ?? './data'))
   const [action, name] = positionals
-  switch (action) {
-    case 'add': {
-      if (!name) break
-      const u = store.add(name)
-      process.stdout.write(`user ${u.name}\n  access key: ${u.accessKey}\n  secret key: ${u.secretKey}\n`)
-      return 0
-    }
-    case 'list':
-      for (const u of store.list()) process.stdout.write(`${u.name}\t${u.accessKey}\t${u.createdAt}\n`)
-      return 0
-    case 'remove': {
-      if (!name) break
-      const u = store.remove(name)
-      process.stdout.write(`removed ${u.name} (${u.accessKey})\n`)
-      return 0
-    }
+  if (!(action === 'list' || ((action === 'add' || action === 'remove') && name))) {
+    process.stderr.write(USER_USAGE)
+    return 2
   }
-  process.stderr.write(USER_USAGE)
-  return 2
+  const store = await userAdmin(values)
+  try {
+    switch (action) {
+      case 'add': {
+        const u = await store.add(name)
+        process.stdout.write(`user ${u.name}\n  access key: ${u.accessKey}\n  secret key: ${u.secretKey}\n`)
+        return 0
+      }
+      case 'list':
+        for (const u of await store.list()) process.stdout.write(`${u.name}\t${u.accessKey}\t${u.createdAt}\n`)
+        return 0
+      default: {
+        const u = await store.remove(name)
+        process.stdout.write(`removed ${u.name} (${u.accessKey})\n`)
+        return 0
+      }
+    }
+  } finally {
+    await store.close()
+  }
 }

@@ -176,7 +176,7 @@ export async function discardStaged(state: ServerState, staged: StagedBlob[]): P
  * of references, longer than any commit takes. A staged blob that a row does reference (its
  * store lost the publish of a marker) is published, never removed.
  */
-export async function sweepOrphans(state: ServerState, before: number, opts: { settleMs?: number } = {}): Promise<{ staged: number; stored: number }> {
+export async function sweepOrphans(state: ServerState, before: number, opts: { settleMs?: number; signal?: AbortSignal } = {}): Promise<{ staged: number; stored: number }> {
   const staged: StagedBlob[] = []
   const stored: BlobId[] = []
   for await (const b of state.blobs.list()) {
@@ -184,7 +184,14 @@ export async function sweepOrphans(state: ServerState, before: number, opts: { s
     if (b.state === 'staged') staged.push(b)
     else stored.push(b.id)
   }
-  if (opts.settleMs) await new Promise((r) => setTimeout(r, opts.settleMs))
+  if (opts.settleMs) {
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, opts.settleMs)
+      opts.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true })
+    })
+  }
+  // A stop meanwhile: nothing is removed (the next sweep looks again).
+  if (opts.signal?.aborted) return { staged: 0, stored: 0 }
   const referenced = await state.meta.referencedBlobs()
   const orphans = stored.filter((id) => !referenced.has(id))
   const abandoned = staged.filter((b) => !referenced.has(b.id))

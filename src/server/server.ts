@@ -24,7 +24,7 @@ import { parseQuery, sendError, type RequestContext } from './http.js'
 import type { MetaStore } from './meta/index.js'
 import { Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
-import { DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState } from './state.js'
+import { DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState, type SweepSettings } from './state.js'
 import type { BlobStore } from './store/blob.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 
@@ -171,6 +171,33 @@ async function metrics(state: ServerState): Promise<string> {
   return lines.join('\n') + '\n'
 }
 
+/** A fleet's orphan sweep: now, then every intervalMs, never two at once, stopped with the server. */
+function backgroundSweep(state: ServerState, s: SweepSettings): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined
+  let stopped = false
+  const abort = new AbortController()
+  const run = () => {
+    if (running || stopped) return
+    running = sweepOrphans(state, Date.now() - s.graceMs, { settleMs: s.settleMs, signal: abort.signal })
+      .then((r) => {
+        if (r.stored + r.staged > 0) state.log.info(`sweep: removed ${r.stored} unreferenced blobs and ${r.staged} abandoned staged blobs`)
+      })
+      .catch((err) => state.log.error(`sweep: ${(err as Error).message}`))
+      .finally(() => (running = undefined))
+  }
+  const timer = setInterval(run, s.intervalMs)
+  timer.unref()
+  run()
+  return {
+    async stop() {
+      stopped = true
+      clearInterval(timer)
+      abort.abort()
+      await running
+    },
+  }
+}
+
 const consoleLogger: Logger = {
   info: (m) => process.stdout.write(m + '\n'),
   error: (m) => process.stderr.write(m + '\n'),
@@ -191,12 +218,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     // each; the calls that do reach it are counted.
     const kmsCalls = countingKms(deps.kms)
     state = {
-      config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls), kmsCalls,
+      config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls, config.keyCache), kmsCalls,
       ...(isKmsAdmin(deps.kms) ? { kmsAdmin: deps.kms } : {}),
       root: rootCredentials.user, log,
     }
-    // Nothing is in flight before the server listens: whatever a crash left is swept now.
-    swept = (await sweepOrphans(state, Date.now())).stored
+    // One machine: nothing is in flight before the server listens, so whatever a crash left is
+    // swept now. A fleet sweeps in the background instead (below): other gateways are writing.
+    swept = config.sweep ? 0 : (await sweepOrphans(state, Date.now())).stored
   } catch (err) {
     await deps.close()
     throw err
@@ -244,6 +272,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   // Writes queued before a stop or crash are picked up now; new ones as they commit.
   await replicator.start()
+  const sweeper = config.sweep ? backgroundSweep(state, config.sweep) : undefined
 
   let closing: Promise<void> | undefined
   const close = () => {
@@ -258,6 +287,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       clearTimeout(timer)
       // Requests are done; replications in flight finish, the queued rest waits for the next start.
       await replicator.stop()
+      await sweeper?.stop()
       await deps.close()
     })()
     return closing
