@@ -59,12 +59,18 @@ export function clientFor(endpoint: string, ca: string | Buffer, opts: { keepAli
 export interface Haproxy {
   port: number
   url: string
+  /** The plain HTTP frontend, when there is one. */
+  httpUrl?: string
   stop(): Promise<void>
 }
 
-/** A real HAProxy in TCP mode (TLS passes through to the gateways) in front of `ports`. */
-export async function startHaproxy(ports: number[], listen?: number): Promise<Haproxy> {
+/**
+ * A real HAProxy in TCP mode (TLS passes through to the gateways) in front of `ports`, and
+ * when `httpPorts` are given a second frontend for the gateways' plain HTTP.
+ */
+export async function startHaproxy(ports: number[], listen?: number, httpPorts?: number[]): Promise<Haproxy> {
   const port = listen ?? (await freePort())
+  const httpPort = httpPorts ? await freePort() : undefined
   const dir = tempDir('s3sse-haproxy-')
   const cfg = join(dir, 'haproxy.cfg')
   writeFileSync(
@@ -87,6 +93,17 @@ export async function startHaproxy(ports: number[], listen?: number): Promise<Ha
       '  option httpchk GET /-/health',
       '  http-check expect status 200',
       ...ports.map((p, i) => `  server g${i + 1} 127.0.0.1:${p} check check-ssl verify none inter 300 fall 1 rise 2`),
+      ...(httpPorts
+        ? [
+            'frontend plain',
+            `  bind 127.0.0.1:${httpPort}`,
+            '  default_backend plain-gateways',
+            'backend plain-gateways',
+            '  balance roundrobin',
+            '  option httpchk GET /-/health',
+            ...httpPorts.map((p, i) => `  server h${i + 1} 127.0.0.1:${p} check inter 300 fall 1 rise 2`),
+          ]
+        : []),
       '',
     ].join('\n'),
   )
@@ -107,6 +124,7 @@ export async function startHaproxy(ports: number[], listen?: number): Promise<Ha
   return {
     port,
     url: `https://127.0.0.1:${port}`,
+    ...(httpPort ? { httpUrl: `http://127.0.0.1:${httpPort}` } : {}),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r))
@@ -221,6 +239,9 @@ export async function inProcessFleet(n: number, opts: GatewayOptions = {}): Prom
   }
 }
 
+/** Exit codes of the gateways of the last process fleet stopped (0 each: a graceful SIGTERM). */
+export let lastStopCodes: Array<number | null> = []
+
 export interface ProcessFleet extends FleetBase {
   gateways: TestServer[]
   lb?: Haproxy
@@ -259,7 +280,7 @@ export async function processFleet(n: number, opts: { lb?: boolean; args?: strin
   // The first creates the keyring; the others start together (migrations under the advisory lock).
   await add()
   await Promise.all(Array.from({ length: n - 1 }, () => add()))
-  const lb = lbPort ? await startHaproxy(gateways.map((g) => g.httpsPort), lbPort) : undefined
+  const lb = lbPort ? await startHaproxy(gateways.map((g) => g.httpsPort), lbPort, gateways.map((g) => Number(new URL(g.httpUrl).port))) : undefined
   return {
     ...base,
     gateways,
@@ -270,10 +291,47 @@ export async function processFleet(n: number, opts: { lb?: boolean; args?: strin
     add,
     async stop() {
       await lb?.stop()
-      await Promise.all(gateways.map((g) => g.stop()))
+      const codes = await Promise.all(gateways.map((g) => g.stop()))
+      lastStopCodes = codes
       await base.bucket.drop().catch(() => undefined)
       await base.db.drop().catch(() => undefined)
       removeDir(base.dir)
+    },
+  }
+}
+
+/**
+ * A process fleet behind HAProxy in the shape of one TestServer, for the end-to-end suites of
+ * test/server/ run unchanged against a fleet (helpers.startServer with S3SSE_TEST_FLEET=N).
+ * Clients open a connection per request, so round robin spreads them over the gateways.
+ */
+export async function fleetAsTestServer(n: number, opts: { args?: string[] } = {}): Promise<TestServer> {
+  const f = await processFleet(n, { lb: true, args: opts.args })
+  const lb = f.lb!
+  const first = f.gateways[0]
+  return {
+    dataDir: f.dataDir,
+    httpsUrl: lb.url,
+    httpUrl: lb.httpUrl!,
+    httpsPort: lb.port,
+    ca: first.ca,
+    proc: first.proc,
+    output: () => f.gateways.map((g) => g.output()).join('\n'),
+    client(o = {}) {
+      const { http: plain, accessKeyId, secretAccessKey, ...rest } = o
+      return new S3Client({
+        region: 'us-east-1',
+        endpoint: plain ? lb.httpUrl : lb.url,
+        forcePathStyle: true,
+        credentials: { accessKeyId: accessKeyId ?? ROOT_KEY, secretAccessKey: secretAccessKey ?? ROOT_SECRET },
+        requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ ca: first.ca, keepAlive: false }) }),
+        maxAttempts: 1,
+        ...rest,
+      })
+    },
+    async stop() {
+      await f.stop()
+      return lastStopCodes.every((c) => c === 0) ? 0 : (lastStopCodes.find((c) => c !== 0) ?? null)
     },
   }
 }
