@@ -14,6 +14,8 @@ export interface DataKey {
 export interface KeyInfo {
   keyId: string
   alias?: string
+  /** Every alias, when the key has more than one (the first is `alias`). */
+  aliases?: string[]
   description?: string
   createdAt: string
   enabled: boolean
