@@ -10,7 +10,7 @@
  * - Data keys are generated inside the token and wrapped there by the master key version with
  *   CKM_AES_KEY_WRAP_PAD (RFC 5649), or, for a token without it, encrypted with CKM_AES_GCM.
  *   Neither binds the encryption context, so the blob ends in a check value keyed by the data
- *   key itself (docs/FORMAT.md §7.4): a wrong context is S3SSE_KMS_CONTEXT_MISMATCH, an altered
+ *   key itself (docs/FORMAT.md §7.5): a wrong context is S3SSE_KMS_CONTEXT_MISMATCH, an altered
  *   wrapping S3SSE_KMS_BAD_CIPHERTEXT.
  * - Sessions are pooled (one operation per session at a time, as PKCS#11 requires), and the
  *   cryptographic calls run on libuv's pool. A token that goes away fails the call with
