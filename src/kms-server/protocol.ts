@@ -44,6 +44,16 @@ function validation(message: string): KmsApiError {
   return new KmsApiError('ValidationException', message)
 }
 
+/**
+ * A KeyId as the request gave it. `alias/aws/<service>` names an AWS managed key, which Amazon
+ * KMS creates on first use (an S3 gateway in aws mode asks for alias/aws/s3): so does this.
+ */
+async function keyRef(ctx: ProtocolContext, req: Json, name: string): Promise<string> {
+  const ref = str(req, name, true)
+  if (/^alias\/aws\/[A-Za-z0-9_-]{1,64}$/.test(ref)) await ctx.kms.ensureKey(ref)
+  return ref
+}
+
 function str(req: Json, name: string, required: true): string
 function str(req: Json, name: string, required?: false): string | undefined
 function str(req: Json, name: string, required = false): string | undefined {
@@ -124,7 +134,7 @@ function metadata(ctx: ProtocolContext, k: KeyInfo): Json {
     KeyUsage: 'ENCRYPT_DECRYPT',
     KeyState: k.enabled ? 'Enabled' : 'Disabled',
     Origin: 'AWS_KMS',
-    KeyManager: 'CUSTOMER',
+    KeyManager: k.alias?.startsWith('alias/aws/') ? 'AWS' : 'CUSTOMER',
     CustomerMasterKeySpec: ALGORITHM,
     KeySpec: ALGORITHM,
     EncryptionAlgorithms: [ALGORITHM],
@@ -165,7 +175,7 @@ function dataKeySize(req: Json): number {
 }
 
 async function generate(ctx: ProtocolContext, req: Json, withPlaintext: boolean): Promise<Json> {
-  const keyId = str(req, 'KeyId', true)
+  const keyId = await keyRef(ctx, req, 'KeyId')
   const size = dataKeySize(req)
   const enc = context(req, 'EncryptionContext')
   const plaintext = new Uint8Array(randomBytes(size))
@@ -205,7 +215,7 @@ export const OPERATIONS: Record<string, Operation> = {
   },
 
   async DescribeKey(ctx, req) {
-    return { KeyMetadata: metadata(ctx, await ctx.kms.describeKey(str(req, 'KeyId', true))) }
+    return { KeyMetadata: metadata(ctx, await ctx.kms.describeKey(await keyRef(ctx, req, 'KeyId'))) }
   },
 
   async ListKeys(ctx, req) {
@@ -244,7 +254,7 @@ export const OPERATIONS: Record<string, Operation> = {
   GenerateDataKeyWithoutPlaintext: (ctx, req) => generate(ctx, req, false),
 
   async Encrypt(ctx, req) {
-    const keyId = str(req, 'KeyId', true)
+    const keyId = await keyRef(ctx, req, 'KeyId')
     const plaintext = blob(req, 'Plaintext', MAX_WRAP_PLAINTEXT)
     algorithm(req, 'EncryptionAlgorithm')
     try {
@@ -269,7 +279,7 @@ export const OPERATIONS: Record<string, Operation> = {
 
   async ReEncrypt(ctx, req) {
     const wrapped = blob(req, 'CiphertextBlob', 6144)
-    const destination = str(req, 'DestinationKeyId', true)
+    const destination = await keyRef(ctx, req, 'DestinationKeyId')
     algorithm(req, 'SourceEncryptionAlgorithm')
     algorithm(req, 'DestinationEncryptionAlgorithm')
     const source = await ctx.kms.decryptBytes(wrapped, context(req, 'SourceEncryptionContext'))

@@ -346,10 +346,15 @@ export async function copyPartRange(src: Manifest, srcOpts: OpenOptions, srcRang
  * algorithm (additions to the contract, for aws-mode CopyObject). A plaintext manifest is
  * returned as it is: there is nothing to wrap (to change whether an object is encrypted, copy
  * its bytes through openObject and sealObject).
+ *
+ * With `toKms` the data key moves to another KMS (the embedded keyring → AWS KMS or an HSM):
+ * `kms` unwraps it, `toKms` wraps it with Encrypt under `keyId` (required then). The sealed
+ * data is not touched.
  */
 export async function rewrap(m: Manifest, opts: {
-  kms: Kms; from: ObjectContext; to: ObjectContext; keyId?: string; extraContext?: Record<string, string>; algorithm?: Algorithm
+  kms: Kms; from: ObjectContext; to: ObjectContext; keyId?: string; extraContext?: Record<string, string>; algorithm?: Algorithm; toKms?: Kms
 }): Promise<Manifest> {
+  if (opts.toKms && !opts.keyId) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'rewrap into another KMS needs the keyId to wrap under there')
   const opened = await prepareOpen(m, { context: opts.from, kms: opts.kms })
   const dataKey = opened.dataKey
   try {
@@ -361,7 +366,10 @@ export async function rewrap(m: Manifest, opts: {
     const { bucket: _b, key: _k, ...oldExtra } = e.context
     const context = objectEncryptionContext(to, opts.extraContext ?? oldExtra)
     const kms = opts.kms
-    const wrapped = e.bucketKey
+    const target = opts.toKms
+    const wrapped = target
+      ? await kmsCall('Encrypt', () => target.encrypt(opts.keyId!, dataKey, context))
+      : e.bucketKey
       ? await kmsCall('Encrypt', () => kms.encrypt(opts.keyId ?? e.keyId, dataKey, context))
       : await kmsCall('ReEncrypt', () => kms.reEncrypt(e.wrappedKey, kmsContextOf(e), context, opts.keyId))
     const out: Manifest = {

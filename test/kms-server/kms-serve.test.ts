@@ -71,6 +71,19 @@ describe('kms serve with @aws-sdk/client-kms', () => {
     expect(await errorName(kms.send(new CreateKeyCommand({ KeyUsage: 'SIGN_VERIFY' })))).toBe('UnsupportedOperationException')
   })
 
+  it('creates an AWS managed key (alias/aws/s3) on first use, as Amazon KMS does', async () => {
+    const first = await kms.send(new DescribeKeyCommand({ KeyId: 'alias/aws/s3' }))
+    expect(first.KeyMetadata!.KeyManager).toBe('AWS')
+    const dk = await kms.send(new GenerateDataKeyCommand({ KeyId: 'alias/aws/s3', KeySpec: 'AES_256' }))
+    expect(dk.KeyId).toBe(first.KeyMetadata!.Arn)
+    const adapter = new AwsKms({ endpoint: server.url, credentials: server.credentials, ca: server.ca })
+    try {
+      expect((await adapter.ensureKey('aws/s3')).keyId).toBe(first.KeyMetadata!.KeyId)
+    } finally {
+      await adapter.close()
+    }
+  })
+
   it('pages ListKeys with Limit and Marker', async () => {
     for (let i = 0; i < 3; i++) await kms.send(new CreateKeyCommand({}))
     const all = (await kms.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId)
