@@ -44,6 +44,24 @@ export interface AwsKmsOptions {
   requestTimeoutMs?: number
   /** Parallel connections to the service (64). */
   maxSockets?: number
+  /**
+   * How an object's context reaches the service: `plain` sends s3-sse's pairs as they are
+   * (`{bucket, key}`); `s3-arn` sends what Amazon S3 sends, `{"aws:s3:arn":
+   * "arn:aws:s3:::bucket/key"}` (the bucket's ARN for a bucket key), so key policies and audit
+   * logs written for S3 apply. Extra pairs are sent as they are either way.
+   */
+  contextStyle?: 'plain' | 's3-arn'
+}
+
+export const S3_ARN_CONTEXT_KEY = 'aws:s3:arn'
+
+/** s3-sse's context in Amazon S3's form (AWS KMS developer guide, "Encryption context" for S3). */
+export function s3ArnContext(context: EncryptionContext): EncryptionContext {
+  const { bucket, key, ...rest } = context
+  if (bucket === undefined || Object.prototype.hasOwnProperty.call(rest, S3_ARN_CONTEXT_KEY)) {
+    throw new S3sseError('S3SSE_BAD_ARGUMENT', `an S3-style encryption context needs "bucket" and may not also set "${S3_ARN_CONTEXT_KEY}"`)
+  }
+  return { ...rest, [S3_ARN_CONTEXT_KEY]: key === undefined ? `arn:aws:s3:::${bucket}` : `arn:aws:s3:::${bucket}/${key}` }
 }
 
 /** AWS KMS exception names → s3-sse codes (AWS KMS API reference, each action's "Errors"). */
@@ -101,10 +119,12 @@ function bytes(v: Uint8Array | undefined, what: string): Uint8Array {
 export class AwsKms implements Kms {
   readonly client: KMSClient
   private closed = false
+  private readonly ctx: (c: EncryptionContext) => EncryptionContext
 
   constructor(opts: AwsKmsOptions = {}) {
     const caFile = process.env.AWS_CA_BUNDLE
     const ca = opts.ca ?? (caFile ? readFileSync(caFile) : undefined)
+    this.ctx = opts.contextStyle === 's3-arn' ? s3ArnContext : (c) => c
     const agent = new https.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64, ...(ca ? { ca } : {}) })
     this.client = new KMSClient({
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
@@ -126,14 +146,14 @@ export class AwsKms implements Kms {
   }
 
   async generateDataKey(keyIdOrAlias: string, context: EncryptionContext): Promise<DataKey> {
-    const out = await this.call('GenerateDataKey', () => this.client.send(new GenerateDataKeyCommand({ KeyId: awsKeyRef(keyIdOrAlias), KeySpec: 'AES_256', EncryptionContext: context })))
+    const out = await this.call('GenerateDataKey', () => this.client.send(new GenerateDataKeyCommand({ KeyId: awsKeyRef(keyIdOrAlias), KeySpec: 'AES_256', EncryptionContext: this.ctx(context) })))
     const plaintext = bytes(out.Plaintext, 'GenerateDataKey')
     if (plaintext.length !== KEY_SIZE) throw new S3sseError('S3SSE_KMS_UNAVAILABLE', `GenerateDataKey returned ${plaintext.length} bytes, not KEY_SIZE = ${KEY_SIZE}`)
     return { plaintext, wrapped: bytes(out.CiphertextBlob, 'GenerateDataKey'), keyId: out.KeyId ?? keyIdOrAlias, keyVersion: 0 }
   }
 
   async decrypt(wrapped: Uint8Array, context: EncryptionContext): Promise<Uint8Array> {
-    const out = await this.call('Decrypt', () => this.client.send(new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: context })))
+    const out = await this.call('Decrypt', () => this.client.send(new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: this.ctx(context) })))
     const plaintext = bytes(out.Plaintext, 'Decrypt')
     if (plaintext.length !== KEY_SIZE) {
       plaintext.fill(0)
@@ -143,7 +163,7 @@ export class AwsKms implements Kms {
   }
 
   async encrypt(keyIdOrAlias: string, plaintext: Uint8Array, context: EncryptionContext): Promise<{ wrapped: Uint8Array; keyId: string; keyVersion: number }> {
-    const out = await this.call('Encrypt', () => this.client.send(new EncryptCommand({ KeyId: awsKeyRef(keyIdOrAlias), Plaintext: plaintext, EncryptionContext: context })))
+    const out = await this.call('Encrypt', () => this.client.send(new EncryptCommand({ KeyId: awsKeyRef(keyIdOrAlias), Plaintext: plaintext, EncryptionContext: this.ctx(context) })))
     return { wrapped: bytes(out.CiphertextBlob, 'Encrypt'), keyId: out.KeyId ?? keyIdOrAlias, keyVersion: 0 }
   }
 
@@ -151,13 +171,13 @@ export class AwsKms implements Kms {
     // ReEncrypt needs a destination; "its own key" is only known from the blob, by the service.
     let destination = newKeyId === undefined ? undefined : awsKeyRef(newKeyId)
     if (destination === undefined) {
-      const source = await this.call('Decrypt', () => this.client.send(new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: context })))
+      const source = await this.call('Decrypt', () => this.client.send(new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: this.ctx(context) })))
       source.Plaintext?.fill(0)
       destination = source.KeyId
       if (!destination) throw new S3sseError('S3SSE_KMS_UNAVAILABLE', 'Decrypt did not name the key of the blob')
     }
     const out = await this.call('ReEncrypt', () => this.client.send(new ReEncryptCommand({
-      CiphertextBlob: wrapped, SourceEncryptionContext: context, DestinationKeyId: destination, DestinationEncryptionContext: newContext,
+      CiphertextBlob: wrapped, SourceEncryptionContext: this.ctx(context), DestinationKeyId: destination, DestinationEncryptionContext: this.ctx(newContext),
     })))
     return { wrapped: bytes(out.CiphertextBlob, 'ReEncrypt'), keyId: out.KeyId ?? destination!, keyVersion: 0 }
   }

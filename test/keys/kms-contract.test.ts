@@ -65,6 +65,16 @@ const kinds: Kind[] = [
     contextMismatch: 'S3SSE_KMS_BAD_CIPHERTEXT',
     versionsInDataKey: false,
   },
+  {
+    // The same service, with contexts sent the way Amazon S3 sends them (aws:s3:arn).
+    name: 'aws (kms serve, aws:s3:arn contexts)',
+    async open() {
+      const kms = new AwsKms({ endpoint: server!.url, credentials: server!.credentials, ca: server!.ca, maxAttempts: 2, contextStyle: 's3-arn' })
+      return { kms, cleanup: () => kms.close() }
+    },
+    contextMismatch: 'S3SSE_KMS_BAD_CIPHERTEXT',
+    versionsInDataKey: false,
+  },
   ...(['kwp', 'gcm'] as const).map((mechanism): Kind => ({
     name: `pkcs11 (SoftHSM2, ${mechanism})`,
     missing: softhsmMissing,
@@ -80,6 +90,10 @@ const kinds: Kind[] = [
 ]
 
 const ctx = { bucket: 'photos', key: '2024/cat.jpg' }
+
+// The second aws kind reuses the first one's server: give it the same setup and teardown.
+kinds[2].setup = kinds[1].setup
+kinds[2].teardown = kinds[1].teardown
 
 describe.each(kinds)('Kms contract: $name', (kind) => {
   const runs = requireOrSkip(kind.missing?.(), `Kms contract (${kind.name})`)

@@ -84,6 +84,21 @@ describe('kms serve with @aws-sdk/client-kms', () => {
     }
   })
 
+  it('the adapter can send contexts as Amazon S3 does ({"aws:s3:arn": …})', async () => {
+    const adapter = new AwsKms({ endpoint: server.url, credentials: server.credentials, ca: server.ca, contextStyle: 's3-arn' })
+    try {
+      const key = await adapter.ensureKey('s3-style')
+      const dk = await adapter.generateDataKey(key.keyId, { bucket: 'photos', key: 'cat.jpg' })
+      const raw = await kms.send(new DecryptCommand({ CiphertextBlob: dk.wrapped, EncryptionContext: { 'aws:s3:arn': 'arn:aws:s3:::photos/cat.jpg' } }))
+      expect(Buffer.from(raw.Plaintext!)).toEqual(Buffer.from(dk.plaintext))
+      const bk = await adapter.generateDataKey(key.keyId, { bucket: 'photos' })
+      expect((await kms.send(new DecryptCommand({ CiphertextBlob: bk.wrapped, EncryptionContext: { 'aws:s3:arn': 'arn:aws:s3:::photos' } }))).Plaintext).toHaveLength(32)
+      await expectCode(adapter.generateDataKey(key.keyId, { bucket: 'photos', 'aws:s3:arn': 'x' }), 'S3SSE_BAD_ARGUMENT')
+    } finally {
+      await adapter.close()
+    }
+  })
+
   it('pages ListKeys with Limit and Marker', async () => {
     for (let i = 0; i < 3; i++) await kms.send(new CreateKeyCommand({}))
     const all = (await kms.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId)
