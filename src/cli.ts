@@ -14,7 +14,7 @@ commands:
   kms           manage KMS keys: s3-sse kms list|create|describe|rotate|disable|enable (s3-sse kms help);
                   s3-sse kms serve: the embedded keyring as an AWS KMS API server
   bench         benchmark crypto, objects and server against the machine's limit
-                  [--only crypto|objects|server] [--quick] [--out DIR (default bench/results)]
+                  [--only crypto|objects|server|kms] [--quick] [--out DIR (default bench/results)]
   version       the package version
   help          this text
 `

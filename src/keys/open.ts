@@ -21,6 +21,8 @@ export interface KmsSelection {
   pkcs11PinFile?: string
   pkcs11Mechanism?: Pkcs11Mechanism
   pkcs11Sessions?: number
+  /** aws: how object contexts are sent (AwsKmsOptions.contextStyle). */
+  contextStyle?: 'plain' | 's3-arn'
 }
 
 /** The flags, for node:util parseArgs. */
@@ -29,6 +31,7 @@ export const KMS_OPTIONS = {
   'kms-endpoint': { type: 'string' },
   'kms-region': { type: 'string' },
   'kms-ca-file': { type: 'string' },
+  'kms-context': { type: 'string' },
   'pkcs11-module': { type: 'string' },
   'pkcs11-token': { type: 'string' },
   'pkcs11-pin-file': { type: 'string' },
@@ -40,6 +43,8 @@ export const KMS_OPTIONS_USAGE = `  --kms embedded|aws|pkcs11   where master key
   --kms-endpoint URL   aws: the AWS KMS API endpoint (default: Amazon KMS of the region)
   --kms-region R       aws: the region to sign for (AWS_REGION, else us-east-1)
   --kms-ca-file F      aws: PEM certificates to trust for the endpoint (or AWS_CA_BUNDLE)
+  --kms-context plain|s3-arn   aws: send object contexts as they are ({bucket, key}) or as
+                       Amazon S3 does ({"aws:s3:arn": …}); fixed for a data dir's life (plain)
                        aws credentials: the standard AWS chain (AWS_ACCESS_KEY_ID…, AWS_PROFILE, ~/.aws)
   --pkcs11-module F    pkcs11: the module, e.g. /usr/lib/softhsm/libsofthsm2.so
   --pkcs11-token L     pkcs11: the token label
@@ -53,7 +58,7 @@ type Values = { [K in keyof typeof KMS_OPTIONS]?: string }
 export function parseKmsSelection(values: Values): KmsSelection {
   const kind = (values.kms ?? 'embedded') as KmsKind
   if (!KMS_KINDS.includes(kind)) throw new S3sseError('S3SSE_BAD_ARGUMENT', `--kms must be one of ${KMS_KINDS.join(', ')}, got "${values.kms}"`)
-  const awsOnly = ['kms-endpoint', 'kms-region', 'kms-ca-file'] as const
+  const awsOnly = ['kms-endpoint', 'kms-region', 'kms-ca-file', 'kms-context'] as const
   const p11Only = ['pkcs11-module', 'pkcs11-token', 'pkcs11-pin-file', 'pkcs11-mechanism', 'pkcs11-sessions'] as const
   for (const f of awsOnly) if (values[f] !== undefined && kind !== 'aws') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--${f} goes with --kms aws`)
   for (const f of p11Only) if (values[f] !== undefined && kind !== 'pkcs11') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--${f} goes with --kms pkcs11`)
@@ -62,6 +67,8 @@ export function parseKmsSelection(values: Values): KmsSelection {
       if (!values[f]) throw new S3sseError('S3SSE_BAD_ARGUMENT', `--kms pkcs11 needs --${f}`)
     }
   }
+  const contextStyle = values['kms-context']
+  if (contextStyle !== undefined && contextStyle !== 'plain' && contextStyle !== 's3-arn') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--kms-context must be plain or s3-arn, got "${contextStyle}"`)
   const mechanism = values['pkcs11-mechanism']
   if (mechanism !== undefined && mechanism !== 'kwp' && mechanism !== 'gcm') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--pkcs11-mechanism must be kwp or gcm, got "${mechanism}"`)
   const sessions = values['pkcs11-sessions']
@@ -73,6 +80,7 @@ export function parseKmsSelection(values: Values): KmsSelection {
     ...(values['kms-endpoint'] ? { endpoint: values['kms-endpoint'] } : {}),
     ...(values['kms-region'] ? { region: values['kms-region'] } : {}),
     ...(values['kms-ca-file'] ? { caFile: values['kms-ca-file'] } : {}),
+    ...(contextStyle ? { contextStyle } : {}),
     ...(values['pkcs11-module'] ? { pkcs11Module: values['pkcs11-module'] } : {}),
     ...(values['pkcs11-token'] ? { pkcs11Token: values['pkcs11-token'] } : {}),
     ...(values['pkcs11-pin-file'] ? { pkcs11PinFile: values['pkcs11-pin-file'] } : {}),
@@ -101,7 +109,7 @@ export async function openKms(sel: KmsSelection, opts: { dataDir?: string; creat
       }
       // Loaded on demand: the SDK is large, and the embedded KMS never needs it.
       const { AwsKms } = await import('./aws.js')
-      return new AwsKms({ ...(sel.endpoint ? { endpoint: sel.endpoint } : {}), ...(sel.region ? { region: sel.region } : {}), ...(ca ? { ca } : {}) })
+      return new AwsKms({ ...(sel.contextStyle ? { contextStyle: sel.contextStyle } : {}), ...(sel.endpoint ? { endpoint: sel.endpoint } : {}), ...(sel.region ? { region: sel.region } : {}), ...(ca ? { ca } : {}) })
     }
     case 'pkcs11': {
       const { openPkcs11Kms } = await import('./pkcs11.js')
