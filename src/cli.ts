@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
-import { serve, userCommand } from './server/cli.js'
+import { kmsMigrate, serve, userCommand } from './server/cli.js'
 import { kmsCommand } from './keys/cli.js'
 import { kmsServe } from './kms-server/cli.js'
 
@@ -39,7 +39,8 @@ export async function main(argv: string[]): Promise<number> {
       return userCommand(rest)
     case 'kms':
       // `kms serve` is a server (src/kms-server/); the other kms commands manage keys (src/keys/).
-      return rest[0] === 'serve' ? kmsServe(rest.slice(1)) : kmsCommand(rest)
+      // `kms migrate` works on a data dir's objects (src/server/).
+      return rest[0] === 'serve' ? kmsServe(rest.slice(1)) : rest[0] === 'migrate' ? kmsMigrate(rest.slice(1)) : kmsCommand(rest)
     case 'bench':
       return bench(rest)
     case 'version':

@@ -14,6 +14,7 @@ commands (on the embedded KMS of DIR, DIR/kms/keyring, or on the KMS --kms names
   disable KEY | enable KEY stop or resume all use of a key
   alias NAME KEY           give KEY one more alias
   serve                    the embedded keyring as an AWS KMS API server (s3-sse kms serve --help)
+  migrate                  move a data dir's objects to --kms aws|pkcs11 (s3-sse kms migrate --help)
 
 options:
   --data-dir DIR           the server's data directory (the embedded KMS; required for it)

@@ -156,6 +156,39 @@ export async function serve(argv: string[]): Promise<number> {
   return 0
 }
 
+export const KMS_MIGRATE_USAGE = `usage: s3-sse kms migrate --data-dir DIR --kms aws|pkcs11 [that kind's flags]
+
+Moves every object of DIR from its embedded keyring (DIR/kms/) to the KMS --kms names: each
+data key is unwrapped by the keyring and wrapped by the target, under a key of the same
+alias (created there); the sealed data is not rewritten. Stop the server first; complete or
+abort open multipart uploads. Safe to run again. Then start s3-sse serve with the same --kms flags.
+
+${KMS_OPTIONS_USAGE}`
+
+/** \`s3-sse kms migrate\`: see KMS_MIGRATE_USAGE. */
+export async function kmsMigrate(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(KMS_MIGRATE_USAGE)
+    return 0
+  }
+  const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' }, ...KMS_OPTIONS }, strict: true })
+  const selection = parseKmsSelection(values)
+  if (!values['data-dir'] || selection.kind === 'embedded') {
+    process.stderr.write(`s3-sse kms migrate: needs --data-dir and --kms aws|pkcs11\n${KMS_MIGRATE_USAGE}`)
+    return 2
+  }
+  const { migrateKms } = await import('./migrate.js')
+  const target = await openKms(selection)
+  try {
+    const r = await migrateKms(resolve(values['data-dir']), target, (line) => process.stdout.write(line + '\n'))
+    for (const [from, to] of Object.entries(r.keys)) process.stdout.write(`key ${from} → ${to}\n`)
+    process.stdout.write(`migrated ${r.moved} objects in ${r.buckets} buckets (${r.skipped} already on the target, ${r.plaintext} not encrypted)\n`)
+    return 0
+  } finally {
+    await target.close()
+  }
+}
+
 export function userCommand(argv: string[]): number {
   const { values, positionals } = parseArgs({
     args: argv,
