@@ -26,7 +26,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { S3sseError, isS3sseError, type S3sseErrorCode } from '../errors.js'
 import { KEY_SIZE } from '../crypto/constants.js'
 import type { EncryptionContext } from './context.js'
-import type { DataKey, KeyInfo, Kms } from './kms.js'
+import type { DataKey, KeyInfo, KmsAdmin } from './kms.js'
 import type { RotationStatus } from './embedded.js'
 
 export interface AwsKmsOptions {
@@ -116,7 +116,7 @@ function bytes(v: Uint8Array | undefined, what: string): Uint8Array {
   return v
 }
 
-export class AwsKms implements Kms {
+export class AwsKms implements KmsAdmin {
   readonly client: KMSClient
   private closed = false
   private readonly ctx: (c: EncryptionContext) => EncryptionContext

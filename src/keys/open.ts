@@ -4,9 +4,9 @@
  * `s3-sse kms` admin commands take the same flags and come here.
  */
 import { S3sseError } from '../errors.js'
-import { openEmbeddedKms, type EmbeddedKms } from './embedded.js'
-import type { AwsKms } from './aws.js'
-import type { Pkcs11Kms, Pkcs11Mechanism } from './pkcs11.js'
+import { openEmbeddedKms } from './embedded.js'
+import type { KmsAdmin } from './kms.js'
+import type { Pkcs11Mechanism } from './pkcs11.js'
 
 export const KMS_KINDS = ['embedded', 'aws', 'pkcs11'] as const
 export type KmsKind = typeof KMS_KINDS[number]
@@ -89,7 +89,7 @@ export function parseKmsSelection(values: Values): KmsSelection {
   }
 }
 
-export type OpenedKms = EmbeddedKms | AwsKms | Pkcs11Kms
+export type OpenedKms = KmsAdmin
 
 /** Opens the selected KMS; for `embedded`, the keyring of `dataDir` (created unless `create: false`). */
 export async function openKms(sel: KmsSelection, opts: { dataDir?: string; create?: boolean } = {}): Promise<OpenedKms> {

@@ -26,7 +26,7 @@ import { KEY_SIZE, TAG_SIZE } from '../crypto/constants.js'
 import { hkdfSha256 } from '../crypto/kdf.js'
 import { canonicalContext, type EncryptionContext } from './context.js'
 import { normaliseAlias } from './embedded.js'
-import type { DataKey, KeyInfo, Kms } from './kms.js'
+import type { DataKey, KeyInfo, KmsAdmin } from './kms.js'
 import type * as Pkcs11Types from 'pkcs11js'
 
 type Pkcs11Module = typeof Pkcs11Types
@@ -297,7 +297,7 @@ class SessionPool {
   }
 }
 
-export class Pkcs11Kms implements Kms {
+export class Pkcs11Kms implements KmsAdmin {
   private readonly pool: SessionPool
   private metas = new Map<string, { meta: KeyMeta; handle: Handle; at: number }>()
   private keyHandles = new Map<string, Handle>()

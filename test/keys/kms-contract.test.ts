@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { Kms, KeyInfo } from '../../src/keys/kms.js'
+import type { KmsAdmin } from '../../src/keys/kms.js'
 import { openEmbeddedKms } from '../../src/keys/embedded.js'
 import { AwsKms } from '../../src/keys/aws.js'
 import { openPkcs11Kms } from '../../src/keys/pkcs11.js'
@@ -14,15 +14,8 @@ import { expectCode, tempDir } from '../helpers/objects.js'
 import { startKmsServe, type KmsServeProcess } from '../helpers/kms-server.js'
 import { createSoftHsmToken, requireOrSkip, softhsmMissing } from '../helpers/softhsm.js'
 
-/** What every kind offers s3-sse: the data path and the admin surface of `s3-sse kms`. */
-type AnyKms = Kms & {
-  createKey(opts?: { alias?: string; description?: string }): Promise<KeyInfo>
-  listKeys(): Promise<KeyInfo[]>
-  rotateKey(keyIdOrAlias: string): Promise<KeyInfo>
-  disableKey(keyIdOrAlias: string): Promise<KeyInfo>
-  enableKey(keyIdOrAlias: string): Promise<KeyInfo>
-  close(): Promise<void>
-}
+/** Every kind offers s3-sse the data path and the admin surface of `s3-sse kms`. */
+type AnyKms = KmsAdmin
 
 interface Kind {
   name: string
