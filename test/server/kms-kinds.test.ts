@@ -220,7 +220,8 @@ describe.each(kinds)('S3 slice with the $name KMS', (kind) => {
     expect(await eventually(() => errorCode(put()), undefined)).toBeUndefined()
   }, 30_000)
 
-  ;(runs && kind.outage ? it : it.skip)('a KMS that goes away is 503 with nothing stored; it comes back by itself', async () => {
+  // The embedded KMS is the server process itself: it has no outage of its own to test here.
+  if (kind.outage) test('a KMS that goes away is 503 with nothing stored; it comes back by itself', async () => {
     await kind.outage!(true)
     const put = () => s3.send(new PutObjectCommand({ Bucket: 'enc', Key: 'during-outage', Body: 'z' }))
     try {
