@@ -10,6 +10,7 @@ import {
   type MetaSelection, type StoreSelection,
 } from './fleet.js'
 import { DEFAULT_CONFIG, startServer } from './server.js'
+import { KMS_OPTIONS, KMS_OPTIONS_USAGE, openKms, parseKmsSelection, type KmsSelection } from '../keys/open.js'
 import type { ServerConfig } from './state.js'
 
 export const SERVE_USAGE = `usage: s3-sse serve [options]
@@ -30,7 +31,7 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --key-cache-ttl-ms N        how long unwrapped data keys and bucket keys are kept (300000):
                               the longest a key rotated or disabled in the KMS goes unnoticed
   --public-url URL            the HTTPS URL clients use, when behind a load balancer
-${FLEET_USAGE}  --sweep-grace-ms N  a fleet: orphan blobs younger than this are left alone (900000)
+${KMS_OPTIONS_USAGE}${FLEET_USAGE}  --sweep-grace-ms N  a fleet: orphan blobs younger than this are left alone (900000)
   --sweep-interval-ms N       a fleet: how often the background orphan sweep runs (900000)
   --sweep-settle-ms N         a fleet: wait between listing blobs and reading references (120000)
 
@@ -59,16 +60,18 @@ function port(value: string | undefined, fallback: number, name: string): number
 
 export interface ServeArgs {
   config: ServerConfig
+  /** The KMS it should use (docs/KMS.md). */
+  kms: KmsSelection
   store: StoreSelection
   meta: MetaSelection
 }
 
 export function parseServeArgs(argv: string[]): ServerConfig {
-  return parseServe(argv).config
+  return parseServeOptions(argv).config
 }
 
-/** The serve flags: the server's configuration and where its stores are. */
-export function parseServe(argv: string[]): ServeArgs {
+/** The serve flags: the server's configuration, the KMS it should use and where its stores are. */
+export function parseServeOptions(argv: string[]): ServeArgs {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -90,6 +93,7 @@ export function parseServe(argv: string[]): ServeArgs {
       'sweep-grace-ms': { type: 'string' },
       'sweep-interval-ms': { type: 'string' },
       'sweep-settle-ms': { type: 'string' },
+      ...KMS_OPTIONS,
       ...FLEET_OPTIONS,
     },
     strict: true,
@@ -105,6 +109,7 @@ export function parseServe(argv: string[]): ServeArgs {
   if (!shared) for (const f of sweepFlags) if (values[f] !== undefined) throw new S3sseError('S3SSE_BAD_ARGUMENT', `--${f} goes with --store s3 or --meta postgres`)
   const mode = values.mode ?? DEFAULT_CONFIG.mode
   if (mode !== 'oss' && mode !== 'aws') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--mode must be oss or aws, got "${mode}"`)
+  const kms = parseKmsSelection(values)
   const config: ServerConfig = {
     dataDir: resolve(values['data-dir'] ?? './data'),
     host: values.host ?? DEFAULT_CONFIG.host,
@@ -135,7 +140,7 @@ export function parseServe(argv: string[]): ServeArgs {
     ...(cacheTtl !== undefined ? { keyCache: { ttlMs: cacheTtl, bucketKeyTtlMs: cacheTtl } } : {}),
     ...(publicUrl ? { publicUrl } : {}),
   }
-  return { config, store, meta }
+  return { config, kms, store, meta }
 }
 
 /** Runs the server until SIGTERM / SIGINT, then shuts down gracefully. */
@@ -144,7 +149,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE)
     return 0
   }
-  const { config, store, meta } = parseServe(argv)
+  const { config, kms: kmsSelection, store, meta } = parseServeOptions(argv)
   // Signals are caught from the start: one that arrives while starting up stops the server
   // as soon as it is up, and none can kill it between its "listening" line and here.
   let requested: string | undefined
@@ -155,14 +160,24 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGTERM', onTerm)
   process.on('SIGINT', onInt)
   let server
+  // An external KMS and the fleet's stores are opened here and handed to the server; the
+  // embedded ones the server opens itself, in its data dir.
+  let external: Awaited<ReturnType<typeof openKms>> | undefined
   let stores: Awaited<ReturnType<typeof openSelectedStores>> | undefined
   try {
+    if (kmsSelection.kind !== 'embedded') external = await openKms(kmsSelection)
     stores = await openSelectedStores(store, meta)
-    server = await startServer({ config, ...(stores.blobs ? { blobs: stores.blobs } : {}), ...(stores.meta ? { meta: stores.meta } : {}) })
+    server = await startServer({
+      config,
+      ...(external ? { kms: external } : {}),
+      ...(stores.blobs ? { blobs: stores.blobs } : {}),
+      ...(stores.meta ? { meta: stores.meta } : {}),
+    })
   } catch (err) {
     await stores?.close()
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)
+    await external?.close()
     throw err
   }
   const opened = stores
@@ -172,6 +187,9 @@ export async function serve(argv: string[]): Promise<number> {
   out(`TLS certificate: ${server.tls.certPath}${server.tls.created ? ' (self-signed, created now; trust this file in clients)' : ''}`)
   out(`region: ${config.region}, mode: ${config.mode}`)
   out(`object data: ${store.kind === 's3' ? `bucket ${store.bucket}${store.prefix ? ` prefix ${store.prefix}` : ''} at ${store.endpoint ?? 'Amazon S3'}` : 'files in the data dir'}; metadata: ${meta.kind === 'postgres' ? `PostgreSQL at ${new URL(meta.url!).host}` : 'SQLite in the data dir'}`)
+  out(`KMS: ${kmsSelection.kind === 'embedded' ? `embedded keyring in ${server.state.config.dataDir}/kms` : kmsSelection.kind === 'aws'
+    ? `AWS KMS API at ${kmsSelection.endpoint ?? `the ${kmsSelection.region ?? 'default'} region's Amazon KMS`}`
+    : `PKCS#11 token ${kmsSelection.pkcs11Token} (${kmsSelection.pkcs11Module})`}`)
   const root = server.rootCredentials
   if (root.created) {
     out('root credentials (generated now, shown once; stored 0600 in the data dir):')
@@ -190,7 +208,7 @@ export async function serve(argv: string[]): Promise<number> {
       out(`${signal}: finishing in-flight requests`)
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
-      running.close().then(() => opened.close()).then(() => {
+      running.close().then(() => opened?.close()).then(() => external?.close()).then(() => {
         out('stopped')
         resolveStop()
       })
@@ -199,6 +217,40 @@ export async function serve(argv: string[]): Promise<number> {
   })
   return 0
 }
+
+export const KMS_MIGRATE_USAGE = `usage: s3-sse kms migrate --data-dir DIR --kms aws|pkcs11 [that kind's flags]
+
+Moves every object of DIR from its embedded keyring (DIR/kms/) to the KMS --kms names: each
+data key is unwrapped by the keyring and wrapped by the target, under a key of the same
+alias (created there); the sealed data is not rewritten. Stop the server first; complete or
+abort open multipart uploads. Safe to run again. Then start s3-sse serve with the same --kms flags.
+
+${KMS_OPTIONS_USAGE}`
+
+/** \`s3-sse kms migrate\`: see KMS_MIGRATE_USAGE. */
+export async function kmsMigrate(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(KMS_MIGRATE_USAGE)
+    return 0
+  }
+  const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' }, ...KMS_OPTIONS }, strict: true })
+  const selection = parseKmsSelection(values)
+  if (!values['data-dir'] || selection.kind === 'embedded') {
+    process.stderr.write(`s3-sse kms migrate: needs --data-dir and --kms aws|pkcs11\n${KMS_MIGRATE_USAGE}`)
+    return 2
+  }
+  const { migrateKms } = await import('./migrate.js')
+  const target = await openKms(selection)
+  try {
+    const r = await migrateKms(resolve(values['data-dir']), target, (line) => process.stdout.write(line + '\n'))
+    for (const [from, to] of Object.entries(r.keys)) process.stdout.write(`key ${from} → ${to}\n`)
+    process.stdout.write(`migrated ${r.moved} objects in ${r.buckets} buckets (${r.skipped} already on the target, ${r.plaintext} not encrypted)\n`)
+    return 0
+  } finally {
+    await target.close()
+  }
+}
+
 
 /** What `s3-sse user` edits: the users file of a data dir, or a fleet's PostgreSQL. */
 interface UserAdmin {

@@ -33,6 +33,8 @@ import {
 import { sweepOrphans } from '../../src/server/commit.js'
 import type { BlobStore } from '../../src/server/store/blob.js'
 import { decodeManifest } from '../../src/object/index.js'
+import { S3sseError } from '../../src/errors.js'
+import { toS3Error } from '../../src/s3/errors.js'
 import { inProcessFleet, type InProcessFleet } from '../helpers/fleet.js'
 import { describeWithServices } from '../helpers/services.js'
 import { errorCode } from '../server/helpers.js'
@@ -206,7 +208,7 @@ describeWithServices('a fleet of gateways over Ceph RGW and PostgreSQL', ['rgw',
     expect(completed.filter((n) => n > 0).length).toBeGreaterThan(1)
   })
 
-  it('a key rotated, disabled and enabled in the shared KMS: every gateway follows within the key cache TTL', async () => {
+  it('a key rotated, disabled and enabled in the shared KMS (kms serve): every gateway follows within the key cache TTL', async () => {
     const [a, b, c] = fleet.gateways
     await a.s3.send(new CreateBucketCommand({ Bucket: 'keyed' }))
     await a.s3.send(new PutBucketEncryptionCommand({ Bucket: 'keyed', ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: true }] } }))
@@ -214,20 +216,22 @@ describeWithServices('a fleet of gateways over Ceph RGW and PostgreSQL', ['rgw',
     await a.s3.send(new PutObjectCommand({ Bucket: 'keyed', Key: 'before', Body: before }))
     for (const g of fleet.gateways) expect((await get(g.s3, 'keyed', 'before')).equals(before)).toBe(true)
     const keyId = decodeManifest((await a.meta.getObject('keyed', 'before'))!.manifest).encryption!.keyId
-    const rotated = await fleet.kms.rotateKey(keyId)
-    // Within the TTL a gateway may still wrap under the old version; after it, every new write uses the new one.
+    await fleet.kms.rotateKey(keyId)
+    // A rotation is the KMS's own business (the AWS KMS API shows no versions): objects wrapped
+    // before and after it read through every gateway.
     await new Promise((r) => setTimeout(r, 1600))
-    for (const [i, g] of [a, b, c].entries()) {
-      await g.s3.send(new PutObjectCommand({ Bucket: 'keyed', Key: `after-${i}`, Body: before }))
-      expect(decodeManifest((await a.meta.getObject('keyed', `after-${i}`))!.manifest).encryption!.keyVersion).toBe(rotated.current)
+    for (const [i, g] of [a, b, c].entries()) await g.s3.send(new PutObjectCommand({ Bucket: 'keyed', Key: `after-${i}`, Body: before }))
+    for (const g of fleet.gateways) {
+      expect((await get(g.s3, 'keyed', 'before')).equals(before)).toBe(true)
+      for (let i = 0; i < 3; i++) expect((await get(g.s3, 'keyed', `after-${i}`)).equals(before)).toBe(true)
     }
-    for (const g of fleet.gateways) expect((await get(g.s3, 'keyed', 'before')).equals(before)).toBe(true)
     await fleet.kms.disableKey(keyId)
+    const DISABLED = toS3Error(new S3sseError('S3SSE_KMS_KEY_DISABLED', 'disabled')).code
     // The bound: after the TTL no gateway reads or writes with the disabled key.
     await new Promise((r) => setTimeout(r, 1600))
     for (const g of fleet.gateways) {
-      expect(await errorCode(g.s3.send(new GetObjectCommand({ Bucket: 'keyed', Key: 'before' })))).toBe('AccessDenied')
-      expect(await errorCode(g.s3.send(new PutObjectCommand({ Bucket: 'keyed', Key: 'refused', Body: 'x' })))).toBe('AccessDenied')
+      expect(await errorCode(g.s3.send(new GetObjectCommand({ Bucket: 'keyed', Key: 'before' })))).toBe(DISABLED)
+      expect(await errorCode(g.s3.send(new PutObjectCommand({ Bucket: 'keyed', Key: 'refused', Body: 'x' })))).toBe(DISABLED)
     }
     await fleet.kms.enableKey(keyId)
     for (const g of fleet.gateways) expect((await get(g.s3, 'keyed', 'after-1')).equals(before)).toBe(true)

@@ -6,10 +6,9 @@
  * Gateways run in this process (startServer with the stores injected, so a test can count what
  * they do through the seams) or as real `s3-sse serve` processes (to be killed with SIGKILL).
  *
- * The KMS: until `s3-sse kms serve` is on main, the gateways of one fleet share one embedded
- * keyring — in process, one EmbeddedKms instance; as processes, one data dir whose keyring file
- * every gateway opens (the keyring takes a lock for every change and re-reads it on every call,
- * so this is one KMS, on one machine only).
+ * The KMS is one `s3-sse kms serve` process; every gateway reaches it with its own AWS KMS
+ * client (`--kms aws --kms-endpoint …` for processes, an AwsKms per gateway in process), as the
+ * gateways of a real fleet do. Each gateway has a data dir of its own.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -19,7 +18,7 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { S3Client } from '@aws-sdk/client-s3'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
-import { openEmbeddedKms, type EmbeddedKms } from '../../src/keys/index.js'
+import { AwsKms } from '../../src/keys/aws.js'
 import type { Kms } from '../../src/keys/kms.js'
 import { PostgresMetaStore } from '../../src/server/meta/postgres/index.js'
 import { startServer as startInProcess, type RunningServer } from '../../src/server/server.js'
@@ -28,6 +27,7 @@ import type { BlobStore } from '../../src/server/store/blob.js'
 import type { S3BlobStore, S3StoreOptions } from '../../src/server/store/s3.js'
 import { loadTls } from '../../src/server/tls.js'
 import { ROOT_KEY, ROOT_SECRET, removeDir, startServer as startProcess, tempDir, type TestServer } from '../server/helpers.js'
+import { startKmsServe, type KmsServeProcess } from './kms-server.js'
 import { backendBucket, type BackendBucket } from './rgw.js'
 import { freshDatabase, rgw } from './services.js'
 
@@ -138,6 +138,8 @@ export async function startHaproxy(ports: number[], listen?: number, httpPorts?:
 
 export interface FleetBase {
   bucket: BackendBucket
+  /** The fleet's one KMS: `s3-sse kms serve`. */
+  kmsServe: KmsServeProcess
   db: { url: string; drop(): Promise<void> }
   /** The certificate every gateway serves (and clients trust). */
   cert: { certPath: string; keyPath: string; pem: string }
@@ -150,6 +152,7 @@ async function fleetBase(tag: string): Promise<FleetBase> {
   const tls = await loadTls(join(dir, 'tls'))
   return {
     bucket: await backendBucket(tag),
+    kmsServe: await startKmsServe(),
     db: await freshDatabase(tag),
     cert: { certPath: tls.certPath, keyPath: join(dir, 'tls', 'tls-key.pem'), pem: tls.cert },
     dir,
@@ -166,7 +169,8 @@ export interface InProcessGateway {
 }
 
 export interface InProcessFleet extends FleetBase {
-  kms: EmbeddedKms
+  /** An admin client of the shared KMS (rotate, disable, enable). */
+  kms: AwsKms
   gateways: InProcessGateway[]
   /** Starts one more gateway (the same stores, the same KMS). */
   add(opts?: GatewayOptions): Promise<InProcessGateway>
@@ -185,7 +189,8 @@ export interface GatewayOptions {
 /** N gateways in this process over one bucket, one database and one KMS. */
 export async function inProcessFleet(n: number, opts: GatewayOptions = {}): Promise<InProcessFleet> {
   const base = await fleetBase('ip')
-  const kms = await openEmbeddedKms(join(base.dir, 'kms'), { rootKey: randomBytes(32) })
+  const kmsClient = () => new AwsKms({ endpoint: base.kmsServe.url, ca: base.kmsServe.ca, credentials: base.kmsServe.credentials })
+  const kms = kmsClient()
   const gateways: InProcessGateway[] = []
   const add = async (extra: GatewayOptions = {}): Promise<InProcessGateway> => {
     const o: GatewayOptions = { ...opts, ...extra, config: { ...opts.config, ...extra.config }, store: { ...opts.store, ...extra.store } }
@@ -194,6 +199,7 @@ export async function inProcessFleet(n: number, opts: GatewayOptions = {}): Prom
     writeFileSync(join(dataDir, 'root-credentials.json'), JSON.stringify({ name: 'root', accessKey: ROOT_KEY, secretKey: ROOT_SECRET, createdAt: new Date(0).toISOString() }), { mode: 0o600 })
     const blobs = await base.bucket.store({ owner: `gw${gateways.length + 1}`, ...o.store })
     const meta = await PostgresMetaStore.open(base.db.url)
+    const gatewayKms = kmsClient()
     const logs: string[] = []
     const server = await startInProcess({
       config: {
@@ -203,7 +209,7 @@ export async function inProcessFleet(n: number, opts: GatewayOptions = {}): Prom
         replication: { leaseMs: 60_000, pollMs: 200, backoffMs: 100 },
         ...o.config,
       },
-      kms: o.kms ? o.kms(kms) : kms,
+      kms: o.kms ? o.kms(gatewayKms) : gatewayKms,
       blobs: o.blobs ? o.blobs(blobs) : blobs,
       meta,
       log: { info: (m) => logs.push(m), error: (m) => logs.push(m) },
@@ -218,6 +224,7 @@ export async function inProcessFleet(n: number, opts: GatewayOptions = {}): Prom
         await server.close()
         await blobs.close()
         await meta.close()
+        await gatewayKms.close()
       },
     }
     gateways.push(g)
@@ -230,8 +237,9 @@ export async function inProcessFleet(n: number, opts: GatewayOptions = {}): Prom
     gateways,
     add,
     async stop() {
-      for (const g of gateways) await g.stop().catch(() => undefined)
+      for (const g of [...gateways]) await g.stop().catch(() => undefined)
       await kms.close()
+      await base.kmsServe.stop()
       await base.bucket.drop().catch(() => undefined)
       await base.db.drop().catch(() => undefined)
       removeDir(base.dir)
@@ -245,7 +253,7 @@ export let lastStopCodes: Array<number | null> = []
 export interface ProcessFleet extends FleetBase {
   gateways: TestServer[]
   lb?: Haproxy
-  /** The gateways' shared data dir (the keyring until kms serve is on main). */
+  /** Where the gateways' data dirs are (each has its own: TLS material, nothing shared). */
   dataDir: string
   args: string[]
   env: NodeJS.ProcessEnv
@@ -258,10 +266,12 @@ export async function processFleet(n: number, opts: { lb?: boolean; args?: strin
   const base = await fleetBase('proc')
   const r = rgw()!
   const dataDir = join(base.dir, 'data')
+  const kmsServe = base.kmsServe
   const lbPort = opts.lb ? await freePort() : undefined
   const args = [
     '--store', 's3', '--store-endpoint', r.endpoint, '--store-bucket', base.bucket.name,
     '--meta', base.db.url,
+    '--kms', 'aws', '--kms-endpoint', kmsServe.url, '--kms-ca-file', kmsServe.caFile,
     '--tls-cert', base.cert.certPath, '--tls-key', base.cert.keyPath,
     ...(lbPort ? ['--public-url', `https://127.0.0.1:${lbPort}`] : []),
     ...(opts.args ?? []),
@@ -269,17 +279,18 @@ export async function processFleet(n: number, opts: { lb?: boolean; args?: strin
   const env: NodeJS.ProcessEnv = {
     S3SSE_STORE_ACCESS_KEY: r.accessKey,
     S3SSE_STORE_SECRET_KEY: r.secretKey,
-    S3SSE_KMS_ROOT_KEY: randomBytes(32).toString('base64'),
+    // The gateways' KMS credentials (the standard AWS chain; the backend has its own above).
+    AWS_ACCESS_KEY_ID: kmsServe.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: kmsServe.credentials.secretAccessKey,
   }
   const gateways: TestServer[] = []
   const add = async () => {
-    const g = await startProcess({ dataDir, env, args, caFile: base.cert.certPath })
+    const g = await startProcess({ dataDir: join(dataDir, `gw${gateways.length + 1}-${randomBytes(3).toString('hex')}`), env, args, caFile: base.cert.certPath })
     gateways.push(g)
     return g
   }
-  // The first creates the keyring; the others start together (migrations under the advisory lock).
-  await add()
-  await Promise.all(Array.from({ length: n - 1 }, () => add()))
+  // They start together: the schema migrations run under the advisory lock.
+  await Promise.all(Array.from({ length: n }, () => add()))
   const lb = lbPort ? await startHaproxy(gateways.map((g) => g.httpsPort), lbPort, gateways.map((g) => Number(new URL(g.httpUrl).port))) : undefined
   return {
     ...base,
@@ -293,6 +304,7 @@ export async function processFleet(n: number, opts: { lb?: boolean; args?: strin
       await lb?.stop()
       const codes = await Promise.all(gateways.map((g) => g.stop()))
       lastStopCodes = codes
+      await kmsServe.stop()
       await base.bucket.drop().catch(() => undefined)
       await base.db.drop().catch(() => undefined)
       removeDir(base.dir)
