@@ -3,6 +3,7 @@
 // PostgreSQL (--meta postgres://), against the same scenario on the embedded default (files +
 // SQLite), and plain PUT/GET straight to RGW with the same client as the ceiling the backend
 // allows. Two gateways: requests alternate between them (client side; no load balancer cost).
+// The gateways share one `s3-sse kms serve` (--kms aws).
 //
 // Needs the services of the fleet tests (scripts/services/*.sh):
 //   S3SSE_TEST_RGW_ENDPOINT, S3SSE_TEST_RGW_ACCESS_KEY, S3SSE_TEST_RGW_SECRET_KEY, S3SSE_TEST_PG_URL
@@ -54,8 +55,17 @@ function client(endpoint, { ca, accessKeyId = ACCESS_KEY, secretAccessKey = SECR
   })
 }
 
+/** `s3-sse kms serve`: the fleet's one KMS. */
+function startKmsServe(dataDir) {
+  return startProcess(['kms', 'serve', '--data-dir', dataDir, '--port', 'auto'], {}, /s3-sse kms listening on (https:\/\/\S+)/)
+}
+
 function startGateway(dataDir, args, env) {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/s3-sse.js'), 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--https-port', 'auto', '--http-port', '0', ...args], {
+  return startProcess(['serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--https-port', 'auto', '--http-port', '0', ...args], env, /listening on (https:\/\/\S+)/)
+}
+
+function startProcess(argv, env, ready) {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/s3-sse.js'), ...argv], {
     env: { ...process.env, S3SSE_ACCESS_KEY: ACCESS_KEY, S3SSE_SECRET_KEY: SECRET_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -64,15 +74,15 @@ function startGateway(dataDir, args, env) {
   proc.stderr.on('data', (d) => (out += d))
   const exited = new Promise((resolve) => proc.on('exit', resolve))
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${out}`)), 60_000)
+    const timer = setTimeout(() => reject(new Error(`${argv[0]} did not start:\n${out}`)), 60_000)
     proc.stdout.on('data', () => {
-      const m = /listening on (https:\/\/\S+)/.exec(out)
+      const m = ready.exec(out)
       if (m) {
         clearTimeout(timer)
         resolve({ url: m[1], stop: async () => { proc.kill('SIGTERM'); await exited } })
       }
     })
-    proc.on('exit', (code) => reject(new Error(`gateway exited with ${code}:\n${out}`)))
+    proc.on('exit', (code) => reject(new Error(`${argv[0]} exited with ${code}:\n${out}`)))
   })
 }
 
@@ -183,20 +193,24 @@ export async function run({ quick = false, onProgress = () => {} } = {}) {
     await embedded.stop()
     stops.pop()
 
-    // The gateways share a data dir for the keyring (one KMS) until `kms serve` is on main.
-    const fleetDir = mkdtempSync(join(tmpdir(), 's3sse-bench-fleet-'))
-    dirs.push(fleetDir)
-    const args = ['--store', 's3', '--store-endpoint', svc.endpoint, '--store-bucket', backendBucket, '--meta', db.url]
-    const env = { S3SSE_STORE_ACCESS_KEY: svc.accessKey, S3SSE_STORE_SECRET_KEY: svc.secretKey, S3SSE_KMS_ROOT_KEY: randomBytes(32).toString('base64') }
-    const g1 = await startGateway(fleetDir, args, env)
-    stops.push(g1.stop)
-    const fca = readFileSync(join(fleetDir, 'tls-cert.pem'))
-    const c1 = client(g1.url, { ca: fca })
+    // The fleet's KMS: kms serve, reached by every gateway over the AWS KMS API.
+    const kmsDir = mkdtempSync(join(tmpdir(), 's3sse-bench-kms-'))
+    dirs.push(kmsDir)
+    const kms = await startKmsServe(kmsDir)
+    stops.push(kms.stop)
+    const args = ['--store', 's3', '--store-endpoint', svc.endpoint, '--store-bucket', backendBucket, '--meta', db.url, '--kms', 'aws', '--kms-endpoint', kms.url, '--kms-ca-file', join(kmsDir, 'tls-cert.pem')]
+    const env = { S3SSE_STORE_ACCESS_KEY: svc.accessKey, S3SSE_STORE_SECRET_KEY: svc.secretKey, AWS_ACCESS_KEY_ID: ACCESS_KEY, AWS_SECRET_ACCESS_KEY: SECRET_KEY }
+    const gateway = async () => {
+      const dir = mkdtempSync(join(tmpdir(), 's3sse-bench-gw-'))
+      dirs.push(dir)
+      const g = await startGateway(dir, args, env)
+      stops.push(g.stop)
+      return client(g.url, { ca: readFileSync(join(dir, 'tls-cert.pem')) })
+    }
+    const c1 = await gateway()
     await encrypted(c1, 'bench-fleet-1')
     result.targets['fleet, 1 gateway, sse-kms'] = await measure('fleet-1', [c1], 'bench-fleet-1', data, scenarios, step)
-    const g2 = await startGateway(fleetDir, args, env)
-    stops.push(g2.stop)
-    const c2 = client(g2.url, { ca: fca })
+    const c2 = await gateway()
     await encrypted(c1, 'bench-fleet-2')
     result.targets['fleet, 2 gateways, sse-kms'] = await measure('fleet-2', [c1, c2], 'bench-fleet-2', data, scenarios, step)
     c1.destroy()

@@ -252,6 +252,40 @@ export async function kmsMigrate(argv: string[]): Promise<number> {
 }
 
 
+export const MIGRATE_STORE_USAGE = `usage: s3-sse migrate-store --data-dir DIR --store s3 --store-bucket NAME [--store-endpoint URL …] --meta postgres://…
+
+Copies the objects, buckets and users of an embedded data dir (files + SQLite) into a fleet's
+backend bucket and PostgreSQL, sealed as they are: nothing is decrypted or re-encrypted. The
+fleet reads them with the KMS that wrote them (serve DIR's keyring with s3-sse kms serve, or
+move the keys first with s3-sse kms migrate). Stop the embedded server first; complete or abort
+multipart uploads in progress. Objects already in the target are skipped: safe to run again.
+Backend credentials: S3SSE_STORE_ACCESS_KEY / S3SSE_STORE_SECRET_KEY, else the AWS chain.
+`
+
+/** \`s3-sse migrate-store\`: see MIGRATE_STORE_USAGE. */
+export async function migrateStoreCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(MIGRATE_STORE_USAGE)
+    return 0
+  }
+  const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' }, ...FLEET_OPTIONS }, strict: true })
+  const store = parseStoreSelection(values)
+  const meta = parseMetaSelection(values)
+  if (!values['data-dir'] || store.kind !== 's3' || meta.kind !== 'postgres') {
+    process.stderr.write(`s3-sse migrate-store: needs --data-dir, --store s3 and --meta postgres://…\n${MIGRATE_STORE_USAGE}`)
+    return 2
+  }
+  const { migrateStore } = await import('./migrate-store.js')
+  const target = await openSelectedStores(store, meta)
+  try {
+    const r = await migrateStore(resolve(values['data-dir']), { blobs: target.blobs!, meta: target.meta! }, (line) => process.stdout.write(line + '\n'))
+    process.stdout.write(`copied ${r.objects} objects (${r.bytes} sealed bytes) in ${r.buckets} buckets, ${r.skipped} already there; ${r.users} users\n`)
+    return 0
+  } finally {
+    await target.close()
+  }
+}
+
 /** What `s3-sse user` edits: the users file of a data dir, or a fleet's PostgreSQL. */
 interface UserAdmin {
   add(name: string): User | Promise<User>

@@ -103,6 +103,7 @@ describeWithServices('S3 BlobStore on Ceph RGW', ['rgw'], () => {
     expect(listed.get(s.id)?.state).toBe('staged')
     expect(listed.get(b.id)?.state).toBe('staged')
     await store.publish([s, b])
+    await store.settled()
     const after = await entries(store)
     expect(after.get(s.id)?.state).toBe('stored')
     expect(after.get(b.id)?.state).toBe('stored')
@@ -144,6 +145,7 @@ describeWithServices('S3 BlobStore on Ceph RGW', ['rgw'], () => {
     expect(log.some((l) => l.cmd === 'UploadPartCommand' || l.cmd === 'GetObjectCommand')).toBe(false)
     expect((await entries(store)).get(copies[1].id)?.state).toBe('staged')
     await store.publish(copies)
+    await store.settled()
     expect((await bucket.get(store.blobKey(copies[0].id))).equals(await bucket.get(store.blobKey(small.id)))).toBe(true)
     expect((await bucket.get(store.blobKey(copies[1].id))).equals(await bucket.get(store.blobKey(big.id)))).toBe(true)
     // Either side can go alone.

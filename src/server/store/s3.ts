@@ -4,12 +4,13 @@
  *
  *   PREFIX blobs/ID     the sealed bytes (only ever ciphertext for an encrypted object)
  *   PREFIX staging/ID   present while ID is staged: empty, owner in its metadata, rewritten
- *                       (renewed) by the staging gateway every leaseMs / 3
+ *                       (renewed) by the staging gateway every leaseMs / 3, deleted (in the
+ *                       background) once the blob is published
  *   PREFIX deleted/ID   a removal: the blob is deleted `graceMs` after this was written
  *
- * - stage: the staging marker first, then the stream as one PutObject when it fits in one part,
- *   else as a multipart upload of `partSize` parts read from the stream as it comes (at most
- *   two parts in memory, no temp file). publish deletes the markers; discard deletes both.
+ * - stage: the staging marker, and beside it the stream as one PutObject when it fits in one
+ *   part, else as a multipart upload of `partSize` parts read from the stream as it comes (at
+ *   most two parts in memory, no temp file). publish deletes the markers; discard deletes both.
  * - copy: a server-side CopyObject, or UploadPartCopy of ranges above `copyThreshold`.
  * - open/read: ranged GETs of exactly the bytes asked for, streamed.
  * - remove: writes tombstones; the blobs themselves go `graceMs` later in batched DeleteObjects
@@ -150,6 +151,7 @@ export class S3BlobStore implements BlobStore {
   private renewal: Promise<void> | undefined
   private readonly timers: NodeJS.Timeout[] = []
   private purging: Promise<unknown> | undefined
+  private readonly unmarking = new Set<Promise<void>>()
 
   private constructor(opts: S3StoreOptions, client: S3Client) {
     this.client = client
@@ -257,11 +259,16 @@ export class S3BlobStore implements BlobStore {
         throw err
       }
     })()
+    // The marker and the data go up side by side: until the marker lands the blob is not
+    // listed at all, or listed as stored with a fresh time, which no sweep's cutoff reaches.
+    this.live.add(id)
+    const marker = this.putMarker(id)
+    marker.catch(() => undefined)
     try {
-      await this.putMarker(id)
-      this.live.add(id)
       await this.upload(this.blobKey(id), watched)
+      await marker
     } catch (err) {
+      await marker.catch(() => undefined)
       await this.discard([{ id, createdAt }])
       if (sourceError) throw sourceError.err
       throw backendError(`staging blob ${id}`, err)
@@ -356,17 +363,28 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  /** The markers go: the blobs are durable (the backend acknowledged them) and now count as stored. */
+  /**
+   * The blobs are durable already (the backend acknowledged them); their markers go now, in
+   * the background, off the request's path. A marker that outlives its blob's commit (a crash,
+   * a failed delete) is harmless: the sweep publishes a staged blob that a row references and
+   * discards one that none does.
+   */
   async publish(staged: StagedBlob[]): Promise<void> {
     if (staged.length === 0) return
     for (const b of staged) this.live.delete(b.id)
-    // A renewal already under way might write a marker back after we delete it: let it finish.
-    await this.renewal
-    try {
+    const unmark = (async () => {
+      // A renewal already under way might write a marker back after we delete it: let it finish.
+      await this.renewal?.catch(() => undefined)
       await this.deleteKeys(staged.map((b) => this.markerKey(b.id)))
-    } catch (err) {
-      throw backendError(`publishing blobs ${staged.map((b) => b.id).join(', ')}`, err)
-    }
+    })()
+      .catch(() => undefined)
+      .finally(() => this.unmarking.delete(unmark))
+    this.unmarking.add(unmark)
+  }
+
+  /** Waits for the markers of published blobs to be gone (tests; close). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.unmarking])
   }
 
   async discard(staged: StagedBlob[]): Promise<void> {
@@ -501,6 +519,7 @@ export class S3BlobStore implements BlobStore {
 
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
+    await this.settled()
     await this.renewal?.catch(() => undefined)
     await this.purging
     this.client.destroy()
