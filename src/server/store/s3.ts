@@ -48,7 +48,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { S3sseError, isS3sseError } from '../../errors.js'
-import type { BlobEntry, BlobId, BlobReader, BlobStore, StagedBlob } from './blob.js'
+import { watchSource, type BlobEntry, type BlobId, type BlobReader, type BlobStore, type StagedBlob } from './blob.js'
 
 export interface S3StoreOptions {
   /** The backend's endpoint (http(s)://host:port); omitted: Amazon S3 of the region. */
@@ -250,27 +250,20 @@ export class S3BlobStore implements BlobStore {
   async stage(source: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
     const id = newId()
     const createdAt = Date.now()
-    let sourceError: { err: unknown } | undefined
-    const watched = (async function* () {
-      try {
-        yield* source
-      } catch (err) {
-        sourceError = { err }
-        throw err
-      }
-    })()
+    const watched = watchSource(source)
     // The marker and the data go up side by side: until the marker lands the blob is not
     // listed at all, or listed as stored with a fresh time, which no sweep's cutoff reaches.
     this.live.add(id)
     const marker = this.putMarker(id)
     marker.catch(() => undefined)
     try {
-      await this.upload(this.blobKey(id), watched)
+      await this.upload(this.blobKey(id), watched.stream)
       await marker
     } catch (err) {
       await marker.catch(() => undefined)
       await this.discard([{ id, createdAt }])
-      if (sourceError) throw sourceError.err
+      const failed = watched.failed()
+      if (failed) throw failed.err
       throw backendError(`staging blob ${id}`, err)
     }
     return { id, createdAt, owner: this.owner }
