@@ -37,6 +37,7 @@ export type S3ErrorCode =
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
   | 'MaxMessageLengthExceeded'
+  | 'MaxPostPreDataLengthExceededError'
   | 'MetadataTooLarge'
   | 'MethodNotAllowed'
   | 'MissingContentLength'
@@ -104,6 +105,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
     message: 'The XML you provided was not well-formed or did not validate against our published schema.',
   },
   MaxMessageLengthExceeded: { status: 400, message: 'Your request was too big.' },
+  MaxPostPreDataLengthExceededError: { status: 400, message: 'Your POST request fields preceding the upload file were too large.' },
   MetadataTooLarge: { status: 400, message: 'Your metadata headers exceed the maximum allowed metadata size.' },
   MethodNotAllowed: { status: 405, message: 'The specified method is not allowed against this resource.' },
   MissingContentLength: { status: 411, message: 'You must provide the Content-Length HTTP header.' },

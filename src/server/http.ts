@@ -130,9 +130,11 @@ export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Recor
 /**
  * Reads and drops what is left of a request body so the keep-alive connection can carry
  * the next request. A reader that gave up part-way (an async iterator) leaves a 'readable'
- * listener behind, under which resume() does nothing: remove it first.
+ * listener behind, under which resume() does nothing, and a pipe into a parser that stopped
+ * reading pauses the request again: remove both first.
  */
 function drain(req: IncomingMessage): void {
+  req.unpipe()
   req.removeAllListeners('readable')
   req.on('data', () => undefined)
   req.resume()

@@ -265,16 +265,47 @@ export async function readObject(
     await reader.close()
     throw err
   }
-  return (async function* () {
+  return closingIterable(first, it, () => reader.close())
+}
+
+/**
+ * The rest of a stream whose first chunk was pulled already, closing `close` exactly once:
+ * at its end, on an error, or when the consumer gives up — also before reading anything
+ * (an async generator that never started would skip its finally, leaving files open).
+ */
+function closingIterable(first: IteratorResult<Buffer>, it: AsyncIterator<Buffer>, close: () => Promise<void>): AsyncIterable<Buffer> & AsyncIterator<Buffer> {
+  let pending: IteratorResult<Buffer> | undefined = first
+  let finished = false
+  const finish = async (stopSource: boolean) => {
+    if (finished) return
+    finished = true
     try {
-      if (first.done) return
-      yield first.value
-      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value
+      if (stopSource) await it.return?.()
     } finally {
-      await it.return?.()
-      await reader.close()
+      await close()
     }
-  })()
+  }
+  const self: AsyncIterable<Buffer> & AsyncIterator<Buffer> = {
+    [Symbol.asyncIterator]: () => self,
+    async next() {
+      if (finished) return { done: true, value: undefined }
+      let r: IteratorResult<Buffer>
+      try {
+        r = pending ?? (await it.next())
+      } catch (err) {
+        await finish(false)
+        throw err
+      }
+      pending = undefined
+      if (r.done) await finish(false)
+      return r
+    },
+    async return() {
+      await finish(true)
+      return { done: true, value: undefined }
+    },
+  }
+  return self
 }
 
 export async function* tapStream(source: AsyncIterable<Buffer>, tap: (chunk: Buffer) => void): AsyncGenerator<Buffer> {

@@ -167,7 +167,13 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue
       throw err
     }
-    startBody(ctx, status, headers)
+    try {
+      startBody(ctx, status, headers)
+    } catch (err) {
+      // The object's files are open: close them before the error is answered.
+      await stream[Symbol.asyncIterator]().return?.()
+      throw err
+    }
     await pipeline(Readable.from(stream), ctx.res)
     return
   }
