@@ -7,6 +7,7 @@
  */
 import Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
+import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ChecksumAlgorithm, ChecksumType } from '../s3/checksums.js'
 import { replicationRuleFor, type ReplicationConfiguration, type ReplicationStatus } from '../s3/replication.js'
@@ -315,7 +316,11 @@ export class MetaStore {
   onReplicationQueued?: () => void
 
   constructor(dataDir: string) {
-    this.db = new Database(join(dataDir, DB_FILE))
+    // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
+    // file's mode, and would create the database itself 0644.
+    const file = join(dataDir, DB_FILE)
+    closeSync(openSync(file, 'a', 0o600))
+    this.db = new Database(file)
     this.db.pragma('journal_mode = WAL')
     // Data files are fsynced before their row is written; FULL makes the commit itself durable.
     this.db.pragma('synchronous = FULL')

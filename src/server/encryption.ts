@@ -10,6 +10,7 @@
  * - the bucket's configuration, kept in the bucket's settings.
  */
 import { isS3sseError } from '../errors.js'
+import { canAccess } from './auth/index.js'
 import { s3Error } from '../s3/errors.js'
 import {
   AWS_MANAGED_KEY_ALIAS,
@@ -111,12 +112,14 @@ export function kmsAccess(ctx: RequestContext): KmsAccess {
 
 const isKms = (e: StoredEncryption | BucketEncryption | EncryptionRequest | null | undefined) => e?.algorithm === 'aws:kms'
 
-/** The source object of a copy, if the request names one that exists. */
+/** The source object of a copy, if the request names one that exists in a bucket the caller may read. */
 function copySourceEncryption(ctx: RequestContext): StoredEncryption | undefined {
   const raw = header(ctx, 'x-amz-copy-source')
   if (raw === undefined) return undefined
   try {
     const src = parseCopySource(raw)
+    const bucket = ctx.state.meta.getBucket(src.bucket)
+    if (!bucket || !canAccess(ctx.user, bucket)) return undefined
     return ctx.state.meta.getObject(src.bucket, src.key)?.encryption
   } catch {
     return undefined
@@ -126,13 +129,15 @@ function copySourceEncryption(ctx: RequestContext): StoredEncryption | undefined
 /**
  * Whether a request uploads or downloads data of an SSE-KMS object: written into one
  * (the decision for its bucket and headers), part of an encrypted upload, or read or copied
- * from one. Looks only at metadata; errors (no such bucket, bad headers) are left to the
- * handler, which reports them properly.
+ * from one. Looks only at metadata the caller is authorised to see: a bucket they may not
+ * use counts as carrying nothing, so its handler answers AccessDenied and no rule here tells
+ * an outsider whether an object exists or is encrypted. Other errors (no such bucket, bad
+ * headers) are left to the handler, which reports them properly.
  */
 export function carriesKmsData(ctx: RequestContext, op: Operation): boolean {
   const meta = ctx.state.meta
   const bucket = meta.getBucket(ctx.bucket)
-  if (!bucket) return false
+  if (!bucket || !canAccess(ctx.user, bucket)) return false
   const writeIsKms = () => {
     try {
       return isKms(encryptionFor(ctx, bucket))
@@ -140,7 +145,10 @@ export function carriesKmsData(ctx: RequestContext, op: Operation): boolean {
       return false
     }
   }
-  const uploadIsKms = () => isKms(meta.getUpload(ctx.query.get('uploadId') ?? '')?.encryption)
+  const uploadIsKms = () => {
+    const upload = meta.getUpload(ctx.query.get('uploadId') ?? '')
+    return upload?.bucket === bucket.name && isKms(upload.encryption)
+  }
   switch (op) {
     case 'PutObject':
     case 'CreateMultipartUpload':
@@ -158,23 +166,10 @@ export function carriesKmsData(ctx: RequestContext, op: Operation): boolean {
   }
 }
 
-/** Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's messages). */
-export function enforceTransport(ctx: RequestContext, op: Operation, sigV4: boolean): void {
-  checkTransport({ carriesKmsData: carriesKmsData(ctx, op), secure: ctx.secure, sigV4 })
-}
-
 /**
- * Signature Version 2 (`Authorization: AWS key:sig`, or `AWSAccessKeyId`/`Signature` in the
- * query) is not accepted. A request that would move SSE-KMS data hears why in S3's words;
- * any other is told to use SigV4.
+ * Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's
+ * messages). Called only after the request is authenticated (ctx.user set).
  */
-export function refuseSigV2(ctx: RequestContext, op: Operation): never {
-  enforceTransport(ctx, op, false)
-  throw s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.')
-}
-
-export function isSigV2(ctx: RequestContext): boolean {
-  const authorization = header(ctx, 'authorization')
-  if (authorization !== undefined) return /^AWS [^\s:]+:/.test(authorization)
-  return ctx.query.has('AWSAccessKeyId') && ctx.query.has('Signature')
+export function enforceTransport(ctx: RequestContext, op: Operation): void {
+  checkTransport({ carriesKmsData: carriesKmsData(ctx, op), secure: ctx.secure, sigV4: ctx.signatureVersion === 4 })
 }

@@ -27,6 +27,8 @@ export interface RequestContext {
   query: Map<string, string>
   /** Set once authenticated. */
   user?: User
+  /** The signature version the request was authenticated with (PostObject: its policy's, 4). */
+  signatureVersion?: 2 | 4
   payload?: PayloadMode
   presigned?: boolean
   /** 100 Continue sent (or not needed). */

@@ -2,16 +2,16 @@
  * The S3 endpoint: HTTPS (and plain HTTP unless turned off) over one request handler.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { authenticate } from './auth/index.js'
-import { enforceTransport, isSigV2, refuseSigV2 } from './encryption.js'
+import { enforceTransport } from './encryption.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
 import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
 import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
+import { preparePrivateDataDir } from './datadir.js'
 import { MetaStore } from './db.js'
 import * as buckets from './handlers/buckets.js'
 import * as encryption from './handlers/encryption.js'
@@ -119,10 +119,11 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     ctx.queryPairs = parseQuery(target.rawQuery)
     for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
+    // Authenticate, then (in enforceTransport and the handler) authorise, and only then the
+    // rules that look at stored objects. PostObject authenticates from its form.
     if (op !== 'PostObject') {
-      if (isSigV2(ctx)) refuseSigV2(ctx, op)
       await authenticate(ctx)
-      enforceTransport(ctx, op, true)
+      enforceTransport(ctx, op)
     }
     await HANDLERS[op](ctx)
   } catch (err) {
@@ -160,8 +161,7 @@ const consoleLogger: Logger = {
 
 export async function startServer(config: ServerConfig, log: Logger = consoleLogger): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir)
-  // The data dir holds credentials and the TLS key: private to the server's user.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  preparePrivateDataDir(dataDir, log)
   const rootCredentials = loadRootCredentials(dataDir)
   const tls = await loadTls(dataDir, { certPath: config.tlsCert, keyPath: config.tlsKey })
   const files = new FileStore(dataDir)

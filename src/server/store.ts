@@ -51,8 +51,8 @@ export class FileStore {
 
   async init(): Promise<void> {
     await rm(this.tmpDir, { recursive: true, force: true })
-    await mkdir(this.tmpDir, { recursive: true })
-    await mkdir(this.objectsDir, { recursive: true })
+    await mkdir(this.tmpDir, { recursive: true, mode: 0o700 })
+    await mkdir(this.objectsDir, { recursive: true, mode: 0o700 })
   }
 
   private dirOf(id: string): string {
@@ -68,7 +68,7 @@ export class FileStore {
     const id = randomBytes(16).toString('hex')
     const tmpPath = join(this.tmpDir, id)
     try {
-      await pipeline(Readable.from(stream, { objectMode: false }), createWriteStream(tmpPath, { flags: 'wx', flush: true, highWaterMark: READ_CHUNK }))
+      await pipeline(Readable.from(stream, { objectMode: false }), createWriteStream(tmpPath, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: READ_CHUNK }))
     } catch (err) {
       await rm(tmpPath, { force: true })
       throw err
@@ -103,7 +103,7 @@ export class FileStore {
     for (const f of files) {
       const dir = this.dirOf(f.id)
       if (!this.madeDirs.has(dir)) {
-        await mkdir(dir, { recursive: true })
+        await mkdir(dir, { recursive: true, mode: 0o700 })
         this.madeDirs.add(dir)
       }
       await rename(f.tmpPath, this.pathOf(f.id))
