@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { S3sseError } from '../errors.js'
 import { UserStore } from './credentials.js'
+import { installProcessGuard } from './guard.js'
 import { DEFAULT_CONFIG, startServer } from './server.js'
 import type { ServerConfig } from './state.js'
 
@@ -21,6 +22,10 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --domain NAME       base domain for virtual-hosted buckets, repeatable (s3.localhost, localhost)
   --replication-attempts N    tries per replicated write before it is FAILED (12)
   --replication-backoff-ms N  wait before the second try, doubling each try up to 64x (1000)
+  --header-timeout-ms N  a request's headers (and a TLS handshake) must arrive within this (60000)
+  --idle-timeout-ms N    a request body that stalls, or a response the client stops reading,
+                         this long ends the request: 400 RequestTimeout (60000)
+  --keep-alive-timeout-ms N  an idle keep-alive connection is closed after this (65000)
 
 Root credentials come from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY, or are generated on first
 start into DATA_DIR/root-credentials.json (0600) and printed once.
@@ -59,6 +64,9 @@ export function parseServeArgs(argv: string[]): ServerConfig {
       domain: { type: 'string', multiple: true },
       'replication-attempts': { type: 'string' },
       'replication-backoff-ms': { type: 'string' },
+      'header-timeout-ms': { type: 'string' },
+      'idle-timeout-ms': { type: 'string' },
+      'keep-alive-timeout-ms': { type: 'string' },
     },
     strict: true,
   })
@@ -78,6 +86,11 @@ export function parseServeArgs(argv: string[]): ServerConfig {
     replication: {
       ...(values['replication-attempts'] !== undefined ? { attempts: positive(values['replication-attempts'], '--replication-attempts') } : {}),
       ...(values['replication-backoff-ms'] !== undefined ? { backoffMs: positive(values['replication-backoff-ms'], '--replication-backoff-ms') } : {}),
+    },
+    timeouts: {
+      ...(values['header-timeout-ms'] !== undefined ? { headersMs: positive(values['header-timeout-ms'], '--header-timeout-ms') } : {}),
+      ...(values['idle-timeout-ms'] !== undefined ? { idleMs: positive(values['idle-timeout-ms'], '--idle-timeout-ms') } : {}),
+      ...(values['keep-alive-timeout-ms'] !== undefined ? { keepAliveMs: positive(values['keep-alive-timeout-ms'], '--keep-alive-timeout-ms') } : {}),
     },
   }
 }
@@ -99,8 +112,10 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGTERM', onTerm)
   process.on('SIGINT', onInt)
   let server
+  let removeGuard: (() => void) | undefined
   try {
     server = await startServer(config)
+    removeGuard = installProcessGuard(server.state.log)
   } catch (err) {
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)
@@ -130,6 +145,7 @@ export async function serve(argv: string[]): Promise<number> {
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
       running.close().then(() => {
+        removeGuard?.()
         out('stopped')
         resolveStop()
       })

@@ -12,6 +12,7 @@ import { ConsoleService, isConsolePath } from './console/index.js'
 import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
 import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
 import { preparePrivateDataDir } from './datadir.js'
+import { escaped } from './guard.js'
 import { MetaStore } from './db.js'
 import * as buckets from './handlers/buckets.js'
 import * as encryption from './handlers/encryption.js'
@@ -24,6 +25,7 @@ import { DEFAULT_REPLICATION, Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
 import type { Logger, ServerConfig, ServerState } from './state.js'
 import { FileStore } from './store.js'
+import { DEFAULT_TIMEOUTS, serverTimeoutOptions, watchIdle, type Timeouts } from './timeouts.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 
 type Handler = (ctx: RequestContext) => Promise<void>
@@ -81,7 +83,7 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-async function handle(state: ServerState, web: ConsoleService, req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
+async function handle(state: ServerState, web: ConsoleService, req: IncomingMessage, res: ServerResponse, secure: boolean, timeouts: Timeouts): Promise<void> {
   const requestId = randomBytes(8).toString('hex').toUpperCase()
   const url = req.url ?? '/'
   const ctx: RequestContext = {
@@ -97,6 +99,11 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     queryPairs: [],
     query: new Map(),
   }
+  // No stream without an error handler: a request cut off (client gone, idle timeout) must
+  // never become an unhandled 'error' event; whoever reads the body sees the error itself.
+  req.on('error', () => undefined)
+  res.on('error', () => undefined)
+  watchIdle(ctx, timeouts.idleMs)
   try {
     if (ctx.rawPath === '/-/health') {
       const body = JSON.stringify({ status: 'ok' })
@@ -150,6 +157,9 @@ function metrics(state: ServerState): string {
     `s3sse_replication_total{outcome="completed"} ${r?.completed ?? 0}`,
     `s3sse_replication_total{outcome="failed"} ${r?.failed ?? 0}`,
     `s3sse_replication_total{outcome="retry"} ${r?.retried ?? 0}`,
+    '# HELP s3sse_escaped_errors_total Exceptions and rejections no handler caught (bugs), logged by the process guard.',
+    '# TYPE s3sse_escaped_errors_total counter',
+    `s3sse_escaped_errors_total ${escaped.count}`,
   ]
   return lines.join('\n') + '\n'
 }
@@ -179,11 +189,12 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   const web = new ConsoleService(state)
   const inFlight = new Set<Promise<void>>()
   const track = (secure: boolean) => (req: IncomingMessage, res: ServerResponse) => {
-    const p = handle(state, web, req, res, secure).catch((err) => log.error(`unhandled: ${String(err)}`))
+    const p = handle(state, web, req, res, secure, timeouts).catch((err) => log.error(`unhandled: ${String(err)}`))
     inFlight.add(p)
     void p.finally(() => inFlight.delete(p))
   }
-  const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }
+  const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...config.timeouts }
+  const serverOptions = serverTimeoutOptions(timeouts)
   const https = createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, track(true))
   const servers: Server[] = [https]
   let http: Server | undefined

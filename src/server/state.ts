@@ -24,6 +24,8 @@ export interface ServerConfig {
   tlsKey?: string
   /** Retries and parallelism of the replication worker (defaults: DEFAULT_REPLICATION). */
   replication?: Partial<ReplicationSettings>
+  /** Slow-client bounds (defaults: DEFAULT_TIMEOUTS in timeouts.ts). */
+  timeouts?: Partial<{ headersMs: number; idleMs: number; keepAliveMs: number }>
 }
 
 export interface Logger {

@@ -16,7 +16,7 @@ import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
 import type { ObjectRow } from '../db.js'
 import { encryptionFor, manifestEncryption, sseResponseHeaders } from '../encryption.js'
 import { checkTransport, objectEtag } from '../../s3/sse.js'
-import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
+import { checkNotTimedOut, continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { lookupUser } from '../state.js'
 import { encodeManifest, stageObject, tapStream } from '../store.js'
 import { requireBucket } from './common.js'
@@ -89,18 +89,24 @@ function readForm(ctx: RequestContext): Promise<Form> {
     bb.on('close', () => {
       if (!gotFile) reject(s3Error('InvalidArgument', 'POST requires exactly one file upload per request.'))
     })
+    // A request cut off (by the client, or by the idle timeout) before the file part.
+    ctx.req.once('error', (err) => fail(ctx.timedOut ?? malformedForm(err)))
     continueBody(ctx)
     ctx.req.pipe(bb)
   })
 }
 
 /** The file part's bytes; busboy's errors (a form cut inside the file) are MalformedPOSTRequest. */
-async function* fileBytes(stream: Readable): AsyncGenerator<Buffer> {
+async function* fileBytes(ctx: RequestContext, stream: Readable): AsyncGenerator<Buffer> {
   try {
-    for await (const chunk of stream) yield chunk as Buffer
+    for await (const chunk of stream) {
+      checkNotTimedOut(ctx)
+      yield chunk as Buffer
+    }
   } catch (err) {
-    throw malformedForm(err)
+    throw ctx.timedOut ?? malformedForm(err)
   }
+  checkNotTimedOut(ctx)
 }
 
 export async function postObject(ctx: RequestContext): Promise<void> {
@@ -136,7 +142,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: true })
     const md5 = encryption ? undefined : createDigest('MD5')
     let size = 0
-    const data = tapStream(fileBytes(file.stream), (chunk) => {
+    const data = tapStream(fileBytes(ctx, file.stream), (chunk) => {
       size += chunk.length
       md5?.update(chunk)
       if (size > limits.maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
