@@ -24,6 +24,8 @@ export type S3sseErrorCode =
   | 'S3SSE_CRYPTO_FAILURE'
   // keys (src/keys/)
   | 'S3SSE_KMS_KEY_NOT_FOUND'
+  /** A write named a KMS key (aws mode) that does not exist: the caller's mistake. */
+  | 'S3SSE_KMS_NAMED_KEY_NOT_FOUND'
   | 'S3SSE_KMS_KEY_DISABLED'
   | 'S3SSE_KMS_UNAVAILABLE'
   | 'S3SSE_KMS_CONTEXT_MISMATCH'

@@ -5,7 +5,7 @@ import { KEY_SIZE } from '../crypto/constants.js'
 import type { EncryptionContext } from './context.js'
 import type { DataKey, KeyInfo, Kms } from './kms.js'
 import {
-  ROOT_KEY_ENV, fsyncDir, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, sealKeyring, withFileLock,
+  ROOT_KEY_ENV, fsyncDir, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, removeDeadLockTemps, sealKeyring, withFileLock,
   writeFileAtomic, writeNewFile, type KeyringBody, type KmsPaths, type StoredKey,
 } from './keyring.js'
 import { parseWrapped, unwrapDataKey, wrapDataKey } from './wrap.js'
@@ -376,4 +376,5 @@ function removeStaleTemps(paths: KmsPaths): void {
   for (const name of fs.readdirSync(paths.dir)) {
     if (name.startsWith('keyring.tmp-')) fs.rmSync(`${paths.dir}/${name}`, { force: true })
   }
+  removeDeadLockTemps(paths.dir, 'keyring.lock')
 }

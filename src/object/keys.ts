@@ -82,7 +82,9 @@ async function withCreate(req: EncryptionRequest, call: () => Promise<DataKey>):
   try {
     return await kmsCall('GenerateDataKey', call)
   } catch (e) {
-    if (!req.createKey || !isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) throw e
+    if (!isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) throw e
+    // A key the writer named (not one created on first use) that is not there: its mistake.
+    if (!req.createKey) throw new S3sseError('S3SSE_KMS_NAMED_KEY_NOT_FOUND', `the KMS key ${req.keyId} named for this write does not exist`, { cause: e })
   }
   await kmsCall('CreateKey', () => req.kms.ensureKey(req.keyId))
   return kmsCall('GenerateDataKey', call)

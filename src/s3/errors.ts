@@ -34,6 +34,7 @@ export type S3ErrorCode =
   | 'InvalidRequest'
   | 'InvalidStorageClass'
   | 'KeyTooLongError'
+  | 'KMS.NotFoundException'
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
   | 'MaxMessageLengthExceeded'
@@ -99,6 +100,8 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   InvalidRequest: { status: 400, message: 'Invalid Request' },
   InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid.' },
   KeyTooLongError: { status: 400, message: 'Your key is too long.' },
+  // As S3 answers a write that names a KMS key that does not exist (the client's mistake).
+  'KMS.NotFoundException': { status: 400, message: 'Invalid keyId.' },
   MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
   MalformedXML: {
     status: 400,
@@ -158,7 +161,11 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_KMS_KEYRING_DAMAGED: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
   S3SSE_BAD_RANGE: { s3: 'InvalidRange' },
   S3SSE_KMS_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
-  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'InvalidArgument', message: 'The KMS key does not exist.' },
+  // A stored object's key missing from the KMS is a server-side loss (a keyring restored from
+  // an older backup, a key deleted in an external KMS), not the client's fault. The log line
+  // names the key; a write naming a missing key is mapped to 400 before it gets here.
+  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'KMS.NotFoundException', status: 500, message: 'The KMS key that protects this object\'s data key does not exist in the key management service.' },
+  S3SSE_KMS_NAMED_KEY_NOT_FOUND: { s3: 'KMS.NotFoundException' },
   S3SSE_KMS_CONTEXT_MISMATCH: { s3: 'AccessDenied', message: 'The KMS encryption context does not match.' },
   S3SSE_KMS_KEY_DISABLED: { s3: 'AccessDenied', message: 'The KMS key is disabled.' },
   S3SSE_BACKEND_UNAVAILABLE: { s3: 'InternalError', message: 'No crypto backend is available.' },
@@ -195,7 +202,7 @@ export function toS3Error(err: unknown): S3ErrorResponse {
         status: mapped.status ?? entry.status,
         code: mapped.s3,
         message: mapped.message ?? entry.message,
-        internal: entry.status >= 500,
+        internal: (mapped.status ?? entry.status) >= 500,
       }
     }
   }

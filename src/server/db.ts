@@ -405,6 +405,15 @@ export class MetaStore {
     this.db.close()
   }
 
+  /** How many objects and multipart uploads are stored encrypted (they need the keyring that wrapped their keys). */
+  encryptedDataCount(): { objects: number; uploads: number } {
+    const n = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n
+    return {
+      objects: n('SELECT COUNT(*) AS n FROM objects WHERE encryption IS NOT NULL'),
+      uploads: n('SELECT COUNT(*) AS n FROM uploads WHERE encryption IS NOT NULL'),
+    }
+  }
+
   // ------------------------------------------------------------------ buckets
 
   getBucket(name: string): BucketRow | undefined {

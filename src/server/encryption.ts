@@ -9,7 +9,8 @@
  *   without SigV4, for every operation that moves it.
  * - the bucket's configuration, kept in the bucket's settings.
  */
-import { isS3sseError } from '../errors.js'
+import { isS3sseError, S3sseError } from '../errors.js'
+import { kmsCall } from '../keys/kms.js'
 import { canAccess } from './auth/index.js'
 import { s3Error } from '../s3/errors.js'
 import {
@@ -91,6 +92,26 @@ export function encryptionRequest(state: ServerState, decision: EncryptionDecisi
     createKey: decision.createKey,
     bucketKey: decision.bucketKey,
     ...(decision.extraContext ? { extraContext: decision.extraContext } : {}),
+  }
+}
+
+/**
+ * Before a write that re-wraps an existing data key (CopyObject encrypted → encrypted): the
+ * destination key exists — created now if it is one made on first use; if the writer named
+ * it and it does not exist, S3SSE_KMS_NAMED_KEY_NOT_FOUND (the client's mistake, not a loss).
+ */
+export async function ensureWriteKey(e: EncryptionRequest): Promise<void> {
+  if (e.createKey) {
+    await kmsCall('CreateKey', () => e.kms.ensureKey(e.keyId))
+    return
+  }
+  try {
+    await kmsCall('DescribeKey', () => e.kms.describeKey(e.keyId))
+  } catch (err) {
+    if (isS3sseError(err, 'S3SSE_KMS_KEY_NOT_FOUND')) {
+      throw new S3sseError('S3SSE_KMS_NAMED_KEY_NOT_FOUND', `the KMS key ${e.keyId} named for this write does not exist`, { cause: err })
+    }
+    throw err
   }
 }
 

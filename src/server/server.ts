@@ -2,6 +2,7 @@
  * The S3 endpoint: HTTPS (and plain HTTP unless turned off) over one request handler.
  */
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -10,6 +11,8 @@ import { authenticate } from './auth/index.js'
 import { enforceTransport } from './encryption.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
 import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
+import { kmsPaths, ROOT_KEY_ENV } from '../keys/keyring.js'
+import { S3sseError } from '../errors.js'
 import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
 import { preparePrivateDataDir } from './datadir.js'
 import { escaped } from './guard.js'
@@ -169,6 +172,26 @@ const consoleLogger: Logger = {
   error: (m) => process.stderr.write(m + '\n'),
 }
 
+/**
+ * The embedded KMS of a data dir. A new, empty keyring is made only for a data dir that holds
+ * no encrypted object or upload: for one that does, a missing keyring means their keys are
+ * elsewhere (a backup, another disk), and a new one would make every one of them unreadable
+ * while new writes succeed under keys that the old keyring does not have.
+ */
+async function openKeyringFor(dataDir: string, meta: MetaStore) {
+  const held = meta.encryptedDataCount()
+  const paths = kmsPaths(dataDir)
+  if ((held.objects > 0 || held.uploads > 0) && !existsSync(paths.keyring)) {
+    throw new S3sseError(
+      'S3SSE_KMS_KEYRING_MISSING',
+      `${dataDir} holds ${held.objects} encrypted object(s) and ${held.uploads} encrypted upload(s) but has no keyring: ` +
+        `restore ${paths.keyring} from a backup (and ${paths.rootKey}, unless ${ROOT_KEY_ENV} is set); ` +
+        'the server will not create a new keyring, which would leave them unreadable',
+    )
+  }
+  return openEmbeddedKms(dataDir, { create: held.objects === 0 && held.uploads === 0 })
+}
+
 export async function startServer(config: ServerConfig, log: Logger = consoleLogger): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir)
   preparePrivateDataDir(dataDir, log)
@@ -180,7 +203,14 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
   const swept = await files.sweep(meta.referencedFiles())
   // The embedded KMS (keyring in the data dir), cached so that bucket keys and repeated
   // reads of one object cost no KMS call each; the calls that do reach it are counted.
-  const kmsCalls = countingKms(await openEmbeddedKms(dataDir, { create: true }))
+  let embedded
+  try {
+    embedded = await openKeyringFor(dataDir, meta)
+  } catch (err) {
+    meta.close()
+    throw err
+  }
+  const kmsCalls = countingKms(embedded)
   const kms = cachedKms(kmsCalls)
   const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms, kmsCalls }
   const replicator = new Replicator(state, { ...DEFAULT_REPLICATION, ...config.replication })

@@ -18,7 +18,7 @@ import {
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { WriteBody } from '../body.js'
 import type { BucketRow, ObjectRow, StoredChecksum } from '../db.js'
-import { encryptionFor, kmsAccess, manifestEncryption, sseResponseHeaders } from '../encryption.js'
+import { encryptionFor, ensureWriteKey, kmsAccess, manifestEncryption, sseResponseHeaders } from '../encryption.js'
 import { checkReadHeaders, objectEtag } from '../../s3/sse.js'
 import { rewrap } from '../../object/index.js'
 import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext } from '../http.js'
@@ -266,7 +266,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   if (encryption && srcManifest.encryption && keepsChecksum) {
     // Encrypted to encrypted, whole object, one KMS: re-wrap the data key for the new
     // context and keep the sealed bytes (hard-linked, not copied or re-encrypted).
-    if (encryption.createKey) await encryption.kms.ensureKey(encryption.keyId)
+    await ensureWriteKey(encryption)
     manifest = await rewrap(srcManifest, {
       kms: encryption.kms, from: srcContext, to: dstContext, keyId: encryption.keyId,
       extraContext: encryption.extraContext ?? {}, algorithm: encryption.algorithm,
