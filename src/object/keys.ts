@@ -80,14 +80,29 @@ export async function newObjectKey(req: EncryptionRequest, context: ObjectContex
 
 async function withCreate(req: EncryptionRequest, call: () => Promise<DataKey>): Promise<DataKey> {
   try {
-    return await kmsCall('GenerateDataKey', call)
+    return await withKeyCreation(req.kms, req.keyId, req.createKey === true, 'GenerateDataKey', call)
   } catch (e) {
-    if (!isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) throw e
-    // A key the writer named (not one created on first use) that is not there: its mistake.
-    if (!req.createKey) throw new S3sseError('S3SSE_KMS_NAMED_KEY_NOT_FOUND', `the KMS key ${req.keyId} named for this write does not exist`, { cause: e })
+    // A key the writer named (not one made on first use) that is not there: its mistake.
+    if (!req.createKey && isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) {
+      throw new S3sseError('S3SSE_KMS_NAMED_KEY_NOT_FOUND', `the KMS key ${req.keyId} named for this write does not exist`, { cause: e })
+    }
+    throw e
   }
-  await kmsCall('CreateKey', () => req.kms.ensureKey(req.keyId))
-  return kmsCall('GenerateDataKey', call)
+}
+
+/**
+ * Runs a KMS call that names `keyId`. With `createKey` (a bucket's service key, made on the
+ * bucket's first encrypted write), a key not found is created by alias and the call tried
+ * once more: the one place that rule lives, for new objects, uploads and rewraps alike.
+ */
+export async function withKeyCreation<T>(kms: Kms, keyId: string, createKey: boolean, what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await kmsCall(what, call)
+  } catch (e) {
+    if (!createKey || !isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) throw e
+  }
+  await kmsCall('CreateKey', () => kms.ensureKey(keyId))
+  return kmsCall(what, call)
 }
 
 /**

@@ -114,7 +114,7 @@ export async function serve(argv: string[]): Promise<number> {
   let server
   let removeGuard: (() => void) | undefined
   try {
-    server = await startServer(config)
+    server = await startServer({ config })
     removeGuard = installProcessGuard(server.state.log)
   } catch (err) {
     process.off('SIGTERM', onTerm)

@@ -11,7 +11,7 @@
  */
 import { isS3sseError, S3sseError } from '../errors.js'
 import { kmsCall } from '../keys/kms.js'
-import { canAccess } from './auth/index.js'
+import type { EncryptionRequest } from '../object/index.js'
 import { s3Error } from '../s3/errors.js'
 import {
   AWS_MANAGED_KEY_ALIAS,
@@ -24,13 +24,12 @@ import {
   type StoredEncryption,
 } from '../s3/sse.js'
 import { parseCopySource } from '../s3/objects.js'
-import type { BucketRow } from './db.js'
-import { header, type RequestContext } from './http.js'
+import type { BucketRow } from './meta/index.js'
 import type { Operation } from './router.js'
+import type { KmsAccess } from './sealed.js'
 import type { ServerState } from './state.js'
-import type { EncryptionRequest, KmsAccess, Manifest } from './store.js'
 
-export { sseResponseHeaders } from '../s3/sse.js'
+export { sseResponseHeaders, storedEncryption } from '../s3/sse.js'
 
 type HeaderSource = Record<string, string | string[] | undefined>
 
@@ -62,7 +61,7 @@ export async function setBucketEncryption(state: ServerState, bucket: BucketRow,
   }
   // Read-modify-write in one transaction: `bucket` was read before the awaits above, and a
   // concurrent change to another setting (replication) must survive.
-  state.meta.updateBucketSettings(bucket.name, (settings) => {
+  await state.meta.updateBucketSettings(bucket.name, (settings) => {
     if (config) settings.encryption = config
     else delete settings.encryption
   })
@@ -70,16 +69,16 @@ export async function setBucketEncryption(state: ServerState, bucket: BucketRow,
 
 /**
  * The encryption of a write into `bucket`, from the bucket's setting now and (aws mode) the
- * request's SSE headers — or a PostObject's form fields, given as `source`.
+ * request's SSE headers — or a PostObject's form fields, given as `headers`.
  */
-export function encryptionFor(ctx: RequestContext, bucket: BucketRow, source: HeaderSource = ctx.req.headers): EncryptionRequest | null {
+export function encryptionFor(state: ServerState, bucket: BucketRow, headers: HeaderSource): EncryptionRequest | null {
   const decision = decideWriteEncryption({
-    mode: ctx.state.config.mode,
+    mode: state.config.mode,
     bucket: bucket.name,
     bucketDefault: bucketEncryption(bucket),
-    headers: sseRequestHeaders(source),
+    headers: sseRequestHeaders(headers),
   })
-  return encryptionRequest(ctx.state, decision)
+  return encryptionRequest(state, decision)
 }
 
 /** What the object layer needs to carry out an encryption decision (null: plaintext). */
@@ -96,15 +95,13 @@ export function encryptionRequest(state: ServerState, decision: EncryptionDecisi
 }
 
 /**
- * Before a write that re-wraps an existing data key (CopyObject encrypted → encrypted): the
- * destination key exists — created now if it is one made on first use; if the writer named
- * it and it does not exist, S3SSE_KMS_NAMED_KEY_NOT_FOUND (the client's mistake, not a loss).
+ * Before a write that re-wraps an existing data key (CopyObject encrypted → encrypted) under
+ * a key the writer named: that key must exist, or the write fails with
+ * S3SSE_KMS_NAMED_KEY_NOT_FOUND (the client's mistake, S3's 400 KMS.NotFoundException) —
+ * not as a stored object whose key is lost. Keys made on first use need no check.
  */
-export async function ensureWriteKey(e: EncryptionRequest): Promise<void> {
-  if (e.createKey) {
-    await kmsCall('CreateKey', () => e.kms.ensureKey(e.keyId))
-    return
-  }
+export async function checkNamedKey(e: EncryptionRequest): Promise<void> {
+  if (e.createKey) return
   try {
     await kmsCall('DescribeKey', () => e.kms.describeKey(e.keyId))
   } catch (err) {
@@ -115,73 +112,80 @@ export async function ensureWriteKey(e: EncryptionRequest): Promise<void> {
   }
 }
 
-/** The stored form of a write's encryption (what its responses report). */
-export function storedEncryption(e: EncryptionRequest | null): StoredEncryption | undefined {
-  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
-}
-
-/** How a stored object is encrypted, from its manifest. */
-export function manifestEncryption(m: Manifest): StoredEncryption | undefined {
-  const e = m.encryption
-  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
-}
-
 /** The KMS access the object layer needs to read or extend what was written. */
-export function kmsAccess(ctx: RequestContext): KmsAccess {
-  return ctx.state.kms === undefined ? {} : { kms: ctx.state.kms }
+export function kmsAccess(state: ServerState): KmsAccess {
+  return { kms: state.kms }
 }
 
 const isKms = (e: StoredEncryption | BucketEncryption | EncryptionRequest | null | undefined) => e?.algorithm === 'aws:kms'
 
-/** The source object of a copy, if the request names one that exists in a bucket the caller may read. */
-function copySourceEncryption(ctx: RequestContext): StoredEncryption | undefined {
-  const raw = header(ctx, 'x-amz-copy-source')
+/** What the transport rule looks at in a request: its operation, names and headers. */
+export interface TransportRequest {
+  op: Operation
+  bucket: string
+  key: string
+  uploadId?: string
+  headers: HeaderSource
+  /**
+   * Whether the authenticated caller may use a bucket. The rule looks only at buckets they
+   * may: anything else counts as carrying nothing, so the handler answers AccessDenied and an
+   * outsider never learns whether an object exists or is encrypted.
+   */
+  mayUse: (bucket: BucketRow) => boolean
+}
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v
+}
+
+/** The source object of a copy, if the request names one that exists in a bucket the caller may use. */
+async function copySourceEncryption(state: ServerState, raw: string | undefined, mayUse: (bucket: BucketRow) => boolean): Promise<StoredEncryption | undefined> {
   if (raw === undefined) return undefined
+  let src
   try {
-    const src = parseCopySource(raw)
-    const bucket = ctx.state.meta.getBucket(src.bucket)
-    if (!bucket || !canAccess(ctx.user, bucket)) return undefined
-    return ctx.state.meta.getObject(src.bucket, src.key)?.encryption
+    src = parseCopySource(raw)
   } catch {
     return undefined
   }
+  const bucket = await state.meta.getBucket(src.bucket)
+  if (!bucket || !mayUse(bucket)) return undefined
+  return (await state.meta.getObject(src.bucket, src.key))?.encryption
 }
 
 /**
  * Whether a request uploads or downloads data of an SSE-KMS object: written into one
  * (the decision for its bucket and headers), part of an encrypted upload, or read or copied
- * from one. Looks only at metadata the caller is authorised to see: a bucket they may not
- * use counts as carrying nothing, so its handler answers AccessDenied and no rule here tells
- * an outsider whether an object exists or is encrypted. Other errors (no such bucket, bad
- * headers) are left to the handler, which reports them properly.
+ * from one. Looks only at metadata the caller is authorised to see (req.mayUse); errors (no
+ * such bucket, bad headers) are left to the handler, which reports them properly.
  */
-export function carriesKmsData(ctx: RequestContext, op: Operation): boolean {
-  const meta = ctx.state.meta
-  const bucket = meta.getBucket(ctx.bucket)
-  if (!bucket || !canAccess(ctx.user, bucket)) return false
+export async function carriesKmsData(state: ServerState, req: TransportRequest): Promise<boolean> {
+  const meta = state.meta
+  const bucket = await meta.getBucket(req.bucket)
+  if (!bucket || !req.mayUse(bucket)) return false
   const writeIsKms = () => {
     try {
-      return isKms(encryptionFor(ctx, bucket))
+      return isKms(encryptionFor(state, bucket, req.headers))
     } catch {
       return false
     }
   }
-  const uploadIsKms = () => {
-    const upload = meta.getUpload(ctx.query.get('uploadId') ?? '')
+  const uploadIsKms = async () => {
+    const upload = await meta.getUpload(req.uploadId ?? '')
     return upload?.bucket === bucket.name && isKms(upload.encryption)
   }
-  switch (op) {
+  const copySource = () => copySourceEncryption(state, one(req.headers['x-amz-copy-source']), req.mayUse)
+  switch (req.op) {
     case 'PutObject':
     case 'CreateMultipartUpload':
       return writeIsKms()
     case 'CopyObject':
-      return writeIsKms() || isKms(copySourceEncryption(ctx))
+      return writeIsKms() || isKms(await copySource())
     case 'UploadPart':
       return uploadIsKms()
     case 'UploadPartCopy':
-      return uploadIsKms() || isKms(copySourceEncryption(ctx))
+      return (await uploadIsKms()) || isKms(await copySource())
     case 'GetObject':
-      return isKms(meta.getObject(bucket.name, ctx.key)?.encryption)
+      return isKms((await meta.getObject(bucket.name, req.key))?.encryption)
     default:
       return false
   }
@@ -189,8 +193,9 @@ export function carriesKmsData(ctx: RequestContext, op: Operation): boolean {
 
 /**
  * Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's
- * messages). Called only after the request is authenticated (ctx.user set).
+ * messages). Called only once the request is authenticated (server.ts), with `sigV4` the
+ * version it was authenticated with.
  */
-export function enforceTransport(ctx: RequestContext, op: Operation): void {
-  checkTransport({ carriesKmsData: carriesKmsData(ctx, op), secure: ctx.secure, sigV4: ctx.signatureVersion === 4 })
+export async function enforceTransport(state: ServerState, req: TransportRequest, how: { secure: boolean; sigV4: boolean }): Promise<void> {
+  checkTransport({ carriesKmsData: await carriesKmsData(state, req), secure: how.secure, sigV4: how.sigV4 })
 }

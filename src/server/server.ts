@@ -2,21 +2,19 @@
  * The S3 endpoint: HTTPS (and plain HTTP unless turned off) over one request handler.
  */
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
-import { authenticate } from './auth/index.js'
-import { enforceTransport } from './encryption.js'
+import { cachedKms, countingKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
+import { authenticate, canAccess } from './auth/index.js'
+import { sweepOrphans } from './commit.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
-import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
-import { kmsPaths, ROOT_KEY_ENV } from '../keys/keyring.js'
-import { S3sseError } from '../errors.js'
-import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
+import { loadRootCredentials, type RootCredentials } from './credentials.js'
 import { preparePrivateDataDir } from './datadir.js'
+import { withEmbeddedDefaults } from './defaults.js'
+import { enforceTransport, type TransportRequest } from './encryption.js'
 import { escaped } from './guard.js'
-import { MetaStore } from './db.js'
 import * as buckets from './handlers/buckets.js'
 import * as encryption from './handlers/encryption.js'
 import * as multipart from './handlers/multipart.js'
@@ -24,10 +22,11 @@ import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
 import * as replication from './handlers/replication.js'
 import { parseQuery, sendError, type RequestContext } from './http.js'
-import { DEFAULT_REPLICATION, Replicator } from './replication.js'
+import type { MetaStore } from './meta/index.js'
+import { Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
-import type { Logger, ServerConfig, ServerState } from './state.js'
-import { FileStore } from './store.js'
+import { DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState } from './state.js'
+import type { BlobStore } from './store/blob.js'
 import { DEFAULT_TIMEOUTS, serverTimeoutOptions, watchIdle, type Timeouts } from './timeouts.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 
@@ -80,10 +79,25 @@ export interface RunningServer {
   rootCredentials: RootCredentials
   httpsUrl: string
   httpUrl?: string
-  /** Orphan files removed at start. */
+  /** Orphan blobs (stored, unreferenced) removed at start. */
   swept: number
-  /** Stops accepting, lets in-flight requests finish, then closes the metadata store. */
+  /** Stops accepting, lets in-flight requests finish, then closes the stores it built. */
   close(): Promise<void>
+}
+
+/**
+ * What the server runs on. Each seam left out gets its embedded default in the data dir
+ * (src/server/defaults.ts); what is given stays the caller's to close.
+ */
+export interface StartOptions {
+  config: ServerConfig
+  /** Keys (the data path; an admin surface, if it has one, serves the console's key listing). */
+  kms?: Kms
+  /** Sealed object data. */
+  blobs?: BlobStore
+  /** Buckets, objects, uploads, the replication queue, users. */
+  meta?: MetaStore
+  log?: Logger
 }
 
 async function handle(state: ServerState, web: ConsoleService, req: IncomingMessage, res: ServerResponse, secure: boolean, timeouts: Timeouts): Promise<void> {
@@ -115,7 +129,7 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
       return
     }
     if (ctx.rawPath === '/-/metrics') {
-      const body = metrics(state)
+      const body = await metrics(state)
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': String(Buffer.byteLength(body)) })
       res.end(ctx.method === 'HEAD' ? undefined : body)
       return
@@ -133,7 +147,12 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     // rules that look at stored objects. PostObject authenticates from its form.
     if (op !== 'PostObject') {
       await authenticate(ctx)
-      enforceTransport(ctx, op)
+      const user = ctx.user
+      const transport: TransportRequest = {
+        op, bucket: ctx.bucket, key: ctx.key, uploadId: ctx.query.get('uploadId'), headers: req.headers,
+        mayUse: (bucket) => canAccess(user, bucket),
+      }
+      await enforceTransport(state, transport, { secure, sigV4: ctx.signatureVersion === 4 })
     }
     await HANDLERS[op](ctx)
   } catch (err) {
@@ -146,7 +165,7 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
  * cache and bucket keys), by method; the replication queue and its outcomes. No names, keys
  * or secrets.
  */
-function metrics(state: ServerState): string {
+async function metrics(state: ServerState): Promise<string> {
   const r = state.replicator
   const lines = [
     '# HELP s3sse_kms_calls_total Calls that reached the KMS (after the key cache and bucket keys), by method.',
@@ -154,7 +173,7 @@ function metrics(state: ServerState): string {
     ...KMS_METHODS.map((m) => `s3sse_kms_calls_total{method="${m}"} ${state.kmsCalls?.counts[m] ?? 0}`),
     '# HELP s3sse_replication_queued Writes waiting to be replicated.',
     '# TYPE s3sse_replication_queued gauge',
-    `s3sse_replication_queued ${state.meta.pendingReplications()}`,
+    `s3sse_replication_queued ${await state.meta.pendingReplications()}`,
     '# HELP s3sse_replication_total Replication attempts since start, by outcome: completed, failed (given up), retry (failed, to be tried again).',
     '# TYPE s3sse_replication_total counter',
     `s3sse_replication_total{outcome="completed"} ${r?.completed ?? 0}`,
@@ -172,47 +191,30 @@ const consoleLogger: Logger = {
   error: (m) => process.stderr.write(m + '\n'),
 }
 
-/**
- * The embedded KMS of a data dir. A new, empty keyring is made only for a data dir that holds
- * no encrypted object or upload: for one that does, a missing keyring means their keys are
- * elsewhere (a backup, another disk), and a new one would make every one of them unreadable
- * while new writes succeed under keys that the old keyring does not have.
- */
-async function openKeyringFor(dataDir: string, meta: MetaStore) {
-  const held = meta.encryptedDataCount()
-  const paths = kmsPaths(dataDir)
-  if ((held.objects > 0 || held.uploads > 0) && !existsSync(paths.keyring)) {
-    throw new S3sseError(
-      'S3SSE_KMS_KEYRING_MISSING',
-      `${dataDir} holds ${held.objects} encrypted object(s) and ${held.uploads} encrypted upload(s) but has no keyring: ` +
-        `restore ${paths.keyring} from a backup (and ${paths.rootKey}, unless ${ROOT_KEY_ENV} is set); ` +
-        'the server will not create a new keyring, which would leave them unreadable',
-    )
-  }
-  return openEmbeddedKms(dataDir, { create: held.objects === 0 && held.uploads === 0 })
-}
-
-export async function startServer(config: ServerConfig, log: Logger = consoleLogger): Promise<RunningServer> {
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const { config, log = consoleLogger } = opts
   const dataDir = resolve(config.dataDir)
   preparePrivateDataDir(dataDir, log)
   const rootCredentials = loadRootCredentials(dataDir)
   const tls = await loadTls(dataDir, { certPath: config.tlsCert, keyPath: config.tlsKey })
-  const files = new FileStore(dataDir)
-  await files.init()
-  const meta = new MetaStore(dataDir)
-  const swept = await files.sweep(meta.referencedFiles())
-  // The embedded KMS (keyring in the data dir), cached so that bucket keys and repeated
-  // reads of one object cost no KMS call each; the calls that do reach it are counted.
-  let embedded
+  const deps = await withEmbeddedDefaults(dataDir, opts)
+  let state: ServerState
+  let swept: number
   try {
-    embedded = await openKeyringFor(dataDir, meta)
+    // The KMS, cached so that bucket keys and repeated reads of one object cost no KMS call
+    // each; the calls that do reach it are counted.
+    const kmsCalls = countingKms(deps.kms)
+    state = {
+      config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls), kmsCalls,
+      ...(isKmsAdmin(deps.kms) ? { kmsAdmin: deps.kms } : {}),
+      root: rootCredentials.user, log,
+    }
+    // Nothing is in flight before the server listens: whatever a crash left is swept now.
+    swept = (await sweepOrphans(state, Date.now())).stored
   } catch (err) {
-    meta.close()
+    await deps.close()
     throw err
   }
-  const kmsCalls = countingKms(embedded)
-  const kms = cachedKms(kmsCalls)
-  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms, kmsCalls }
   const replicator = new Replicator(state, { ...DEFAULT_REPLICATION, ...config.replication })
   state.replicator = replicator
 
@@ -252,11 +254,11 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
     if (http && config.httpPort !== null) httpPort = await listen(http, config.httpPort)
   } catch (err) {
     for (const s of servers) s.close()
-    meta.close()
+    await deps.close()
     throw err
   }
   // Writes queued before a stop or crash are picked up now; new ones as they commit.
-  replicator.start()
+  await replicator.start()
 
   let closing: Promise<void> | undefined
   const close = () => {
@@ -271,7 +273,7 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
       clearTimeout(timer)
       // Requests are done; replications in flight finish, the queued rest waits for the next start.
       await replicator.stop()
-      meta.close()
+      await deps.close()
     })()
     return closing
   }

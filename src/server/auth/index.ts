@@ -10,7 +10,7 @@
  */
 import { s3Error } from '../../s3/errors.js'
 import type { User } from '../credentials.js'
-import type { BucketRow } from '../db.js'
+import type { BucketRow } from '../meta/index.js'
 import { header, type RequestContext } from '../http.js'
 import { lookupUser, type ServerState } from '../state.js'
 import { verifyHeaderSignature, verifyPresigned, type VerifyOptions } from './sigv4.js'
@@ -18,8 +18,8 @@ import { verifyHeaderSignature, verifyPresigned, type VerifyOptions } from './si
 export function verifyOptions(state: ServerState): VerifyOptions {
   return {
     region: state.config.region,
-    lookup: (accessKey) => {
-      const u = lookupUser(state, accessKey)
+    lookup: async (accessKey) => {
+      const u = await lookupUser(state, accessKey)
       return u ? { accessKey: u.accessKey, secretKey: u.secretKey } : undefined
     },
   }
@@ -61,7 +61,7 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
     case 'none':
       throw s3Error('AccessDenied', 'Anonymous access is not allowed; sign the request with AWS Signature Version 4.')
   }
-  ctx.user = lookupUser(ctx.state, verified.accessKey)
+  ctx.user = await lookupUser(ctx.state, verified.accessKey)
   ctx.signatureVersion = 4
   ctx.payload = verified.payload
   ctx.presigned = verified.presigned
