@@ -2,6 +2,7 @@
  * The object layer (src/object/) over a BlobStore: sealed objects and parts staged as blobs,
  * and plaintext read back from them. Storage-neutral: it sees only the BlobStore interface.
  */
+import { S3sseError } from '../errors.js'
 import * as objectLayer from '../object/index.js'
 import type { Kms } from '../keys/kms.js'
 import type { EncryptionRequest, Manifest, ObjectContext, PartRecord, UploadState } from '../object/index.js'
@@ -169,4 +170,29 @@ export async function* tapStream(source: AsyncIterable<Buffer>, tap: (chunk: Buf
     tap(chunk)
     yield chunk
   }
+}
+
+/**
+ * The manifest of a stored object, checked against the row that carries it. Every size a
+ * reader uses comes from the manifest — authenticated by its MAC under the data key when the
+ * object is encrypted (checked as the first bytes are read) — and the row's own copies must
+ * agree, so a row edited or damaged in the database is an error (S3SSE_BAD_MANIFEST, a logged
+ * 500), never a short or padded body, nor an encrypted object served as a plaintext one.
+ *
+ * What the row holds beyond this is not authenticated, by design: the ETag of an encrypted
+ * object is an opaque random value (changing it changes only what conditional requests
+ * compare against), and a stored checksum is what a client verifies the data against (a
+ * changed one makes that verification fail; it never makes wrong data pass).
+ */
+export function checkedManifest(row: { bucket: string; key: string; size: number; partsCount: number; manifest: Uint8Array; encryption?: { algorithm: string } }): Manifest {
+  const m = objectLayer.decodeManifest(row.manifest)
+  const differ = (what: string, inRow: unknown, inManifest: unknown): never => {
+    throw new S3sseError('S3SSE_BAD_MANIFEST', `the row of ${row.bucket}/${row.key} says ${what} ${String(inRow)} but its manifest says ${String(inManifest)}`)
+  }
+  if (row.size !== m.size) differ('size', row.size, m.size)
+  if (row.partsCount !== m.parts.length) differ('parts count', row.partsCount, m.parts.length)
+  const rowAlgorithm = row.encryption?.algorithm ?? 'none'
+  const manifestAlgorithm = m.encryption?.algorithm ?? 'none'
+  if (rowAlgorithm !== manifestAlgorithm) differ('encryption', rowAlgorithm, manifestAlgorithm)
+  return m
 }

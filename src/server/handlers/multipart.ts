@@ -27,14 +27,14 @@ import {
   validateKey,
 } from '../../s3/objects.js'
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
-import { completeUpload, decodeManifest, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
+import { completeUpload, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
 import { objectEtag } from '../../s3/sse.js'
 import { checksumFromHeaders, WriteBody } from '../body.js'
 import { abortUpload, commitPart, completeUpload as commitUpload, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
 import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import type { PartRow, StoredChecksum, UploadRow } from '../meta/index.js'
-import { stageCopiedPart, stagePart } from '../sealed.js'
+import { checkedManifest, stageCopiedPart, stagePart } from '../sealed.js'
 import { isoDate, ownerXml, readXmlBody, requireBucket } from './common.js'
 import { copySource } from './objects.js'
 
@@ -131,7 +131,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
   let size = 0
   const staged = await stageCopiedPart(
     ctx.state.blobs,
-    { manifest: decodeManifest(src.obj.manifest), blobs: src.obj.blobs, context: { bucket: src.bucket.name, key: src.obj.key } },
+    { manifest: checkedManifest(src.obj), blobs: src.obj.blobs, context: { bucket: src.bucket.name, key: src.obj.key } },
     range,
     upload.state as UploadState,
     kmsAccess(ctx.state),
