@@ -9,6 +9,8 @@ import { openEmbeddedKms, type EmbeddedKms } from '../keys/embedded.js'
 import { kmsPaths, ROOT_KEY_ENV } from '../keys/keyring.js'
 import type { Kms } from '../keys/kms.js'
 import type { MetaStore } from './meta/index.js'
+import { FileSpaceReserve } from './reserve.js'
+import type { Logger } from './state.js'
 import { SqliteMetaStore } from './meta/sqlite/index.js'
 import type { BlobStore } from './store/blob.js'
 import { FileBlobStore } from './store/files.js'
@@ -40,13 +42,23 @@ async function openKeyringFor(dataDir: string, meta: MetaStore): Promise<Embedde
   return openEmbeddedKms(dataDir, { create: empty })
 }
 
-/** The injected deps, with the embedded default for each one missing; `close` closes only those it made. */
-export async function withEmbeddedDefaults(dataDir: string, given: ServerDeps): Promise<Required<ServerDeps> & { close(): Promise<void> }> {
+/**
+ * The injected deps, with the embedded default for each one missing; `close` closes only
+ * those it made. When the data dir's disk holds blobs or metadata, its space reserve
+ * (reserve.ts) is released before anything is opened, so a start on a full disk has room for
+ * what it writes; the server makes it again once it runs.
+ */
+export async function withEmbeddedDefaults(
+  dataDir: string,
+  given: ServerDeps & { log: Logger },
+): Promise<Required<ServerDeps> & { space?: FileSpaceReserve; close(): Promise<void> }> {
   const made: Array<{ close(): Promise<void> }> = []
   const close = async () => {
     for (const m of made.reverse()) await m.close().catch(() => undefined)
   }
   try {
+    const space = !given.blobs || !given.meta ? new FileSpaceReserve(dataDir, given.log) : undefined
+    await space?.release(true)
     const blobs = given.blobs ?? (await FileBlobStore.open(dataDir))
     if (!given.blobs) made.push(blobs)
     const meta = given.meta ?? new SqliteMetaStore(dataDir)
@@ -57,7 +69,7 @@ export async function withEmbeddedDefaults(dataDir: string, given: ServerDeps): 
       made.push(embedded)
       kms = embedded
     }
-    return { blobs, meta, kms, close }
+    return { blobs, meta, kms, ...(space ? { space } : {}), close }
   } catch (err) {
     await close()
     throw err

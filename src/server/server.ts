@@ -197,7 +197,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   preparePrivateDataDir(dataDir, log)
   const rootCredentials = loadRootCredentials(dataDir)
   const tls = await loadTls(dataDir, { certPath: config.tlsCert, keyPath: config.tlsKey })
-  const deps = await withEmbeddedDefaults(dataDir, opts)
+  const deps = await withEmbeddedDefaults(dataDir, { ...opts, log })
   let state: ServerState
   let swept: number
   try {
@@ -208,6 +208,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls), kmsCalls,
       ...(isKmsAdmin(deps.kms) ? { kmsAdmin: deps.kms } : {}),
       root: rootCredentials.user, log,
+      ...(deps.space ? { space: deps.space } : {}),
     }
     // Nothing is in flight before the server listens: whatever a crash left is swept now.
     swept = (await sweepOrphans(state, Date.now())).stored
@@ -259,6 +260,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   // Writes queued before a stop or crash are picked up now; new ones as they commit.
   await replicator.start()
+  // Held back again now that the start is done (released before it, for a full disk's sake).
+  void state.space?.restore()
 
   let closing: Promise<void> | undefined
   const close = () => {

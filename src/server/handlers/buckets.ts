@@ -3,6 +3,7 @@
  * GetBucketLocation, GetBucketVersioning, and the listings (ListObjects v1/v2,
  * ListObjectVersions, ListMultipartUploads).
  */
+import { withSpaceForDelete } from '../reserve.js'
 import { s3Error } from '../../s3/errors.js'
 import {
   decodeContinuationToken,
@@ -48,7 +49,7 @@ export async function headBucket(ctx: RequestContext): Promise<void> {
 
 export async function deleteBucket(ctx: RequestContext): Promise<void> {
   await requireBucket(ctx)
-  const outcome = await ctx.state.meta.deleteBucketIfEmpty(ctx.bucket)
+  const outcome = await withSpaceForDelete(ctx.state.space, () => ctx.state.meta.deleteBucketIfEmpty(ctx.bucket))
   if (outcome === 'missing') throw s3Error('NoSuchBucket')
   if (outcome === 'not-empty') throw s3Error('BucketNotEmpty')
   sendEmpty(ctx, 204)
