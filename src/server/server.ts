@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
-import { cachedKms, countingKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
+import { cachedKms, countingKms, guardedKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
 import { authenticate, canAccess } from './auth/index.js'
 import { sweepOrphans } from './commit.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
@@ -203,10 +203,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   try {
     // The KMS, cached so that bucket keys and repeated reads of one object cost no KMS call
     // each; the calls that do reach it are counted.
-    const kmsCalls = countingKms(deps.kms)
+    // Every call to the KMS, from anywhere in the server, through the one wrapper (kmsCall).
+    const kms = guardedKms(deps.kms)
+    const kmsCalls = countingKms(kms)
     state = {
       config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls), kmsCalls,
-      ...(isKmsAdmin(deps.kms) ? { kmsAdmin: deps.kms } : {}),
+      ...(isKmsAdmin(kms) ? { kmsAdmin: kms } : {}),
       root: rootCredentials.user, log,
       ...(deps.space ? { space: deps.space } : {}),
     }
