@@ -51,6 +51,8 @@ export type S3sseErrorCode =
   | 'S3SSE_BAD_CREDENTIALS'
   | 'S3SSE_USER_EXISTS'
   | 'S3SSE_NO_SUCH_USER'
+  /** `s3-sse user remove` of a user who still owns buckets. */
+  | 'S3SSE_USER_HAS_BUCKETS'
   // web console (src/server/console/); its API answers with these mapped to short codes
   | 'S3SSE_CONSOLE_LOGIN_FAILED'
   | 'S3SSE_CONSOLE_NO_SESSION'

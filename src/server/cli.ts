@@ -2,9 +2,11 @@
  * `s3-sse serve` and `s3-sse user add|list|remove`.
  */
 import { parseArgs } from 'node:util'
-import { resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { S3sseError } from '../errors.js'
 import { UserStore } from './credentials.js'
+import { DB_FILE, SqliteMetaStore } from './meta/sqlite/index.js'
 import { installProcessGuard } from './guard.js'
 import { DEFAULT_CONFIG, startServer } from './server.js'
 import type { ServerConfig } from './state.js'
@@ -155,7 +157,22 @@ export async function serve(argv: string[]): Promise<number> {
   return 0
 }
 
-export function userCommand(argv: string[]): number {
+/**
+ * `s3-sse user remove` refuses a user who still owns buckets: buckets are owned by the
+ * user's id, so nothing would pass to anyone else, but they would be left reachable by root
+ * alone with no one told. Listed from the data dir's metadata (read beside a running server).
+ */
+async function bucketsOwnedBy(dataDir: string, userId: string): Promise<string[]> {
+  if (!existsSync(join(dataDir, DB_FILE))) return []
+  const meta = new SqliteMetaStore(dataDir)
+  try {
+    return (await meta.listBuckets()).filter((b) => b.owner === userId).map((b) => b.name)
+  } finally {
+    await meta.close()
+  }
+}
+
+export async function userCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: { 'data-dir': { type: 'string' } },
@@ -176,6 +193,15 @@ export function userCommand(argv: string[]): number {
       return 0
     case 'remove': {
       if (!name) break
+      const dataDir = resolve(values['data-dir'] ?? './data')
+      const owned = await bucketsOwnedBy(dataDir, store.find(name).id)
+      if (owned.length > 0) {
+        throw new S3sseError(
+          'S3SSE_USER_HAS_BUCKETS',
+          `${name} owns ${owned.length} bucket(s): ${owned.join(', ')}. Delete them (emptied first) before removing the user; ` +
+            'a new user is never given them, whatever their name',
+        )
+      }
       const u = store.remove(name)
       process.stdout.write(`removed ${u.name} (${u.accessKey})\n`)
       return 0

@@ -67,7 +67,10 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
   ctx.presigned = verified.presigned
 }
 
-/** A user sees and touches only the buckets they own; root administers all of them. */
+/**
+ * A user sees and touches only the buckets they own — by id, never by name, so a user made
+ * later under a removed user's name owns nothing of theirs; root administers all of them.
+ */
 export function canAccess(user: User | undefined, bucket: BucketRow): boolean {
-  return user !== undefined && (user.root === true || bucket.owner === user.name)
+  return user !== undefined && (user.root === true || bucket.owner === user.id)
 }

@@ -35,7 +35,7 @@ import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '
 import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import type { PartRow, StoredChecksum, UploadRow } from '../meta/index.js'
 import { checkedManifest, stageCopiedPart, stagePart } from '../sealed.js'
-import { isoDate, ownerXml, readXmlBody, requireBucket } from './common.js'
+import { isoDate, ownerOf, ownerXml, readXmlBody, requireBucket } from './common.js'
 import { copySource } from './objects.js'
 
 async function requireUpload(ctx: RequestContext): Promise<UploadRow> {
@@ -72,7 +72,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     bucket: bucket.name,
     key: ctx.key,
     initiated: Date.now(),
-    owner: ctx.user!.name,
+    owner: ctx.user!.id,
     state,
     headers: stored.headers,
     meta: stored.meta,
@@ -257,6 +257,7 @@ export async function listParts(ctx: RequestContext): Promise<void> {
   const rows = await ctx.state.meta.listParts(upload.uploadId, marker, maxParts + 1)
   const truncated = rows.length > maxParts
   const parts = rows.slice(0, maxParts)
+  const owner = ownerXml(await ownerOf(ctx.state, upload.owner))
   sendXml(
     ctx,
     200,
@@ -264,8 +265,8 @@ export async function listParts(ctx: RequestContext): Promise<void> {
       Bucket: bucket.name,
       Key: upload.key,
       UploadId: upload.uploadId,
-      Initiator: ownerXml(upload.owner),
-      Owner: ownerXml(upload.owner),
+      Initiator: owner,
+      Owner: owner,
       StorageClass: 'STANDARD',
       PartNumberMarker: marker,
       ...(parts.length > 0 ? { NextPartNumberMarker: parts[parts.length - 1].partNumber } : {}),

@@ -224,6 +224,8 @@ export interface MetaStore {
   // -------------------------------------------------------------- users
   /** A user of the server by access key (root is not among them: it comes from the configuration). */
   lookupUser(accessKey: string): Promise<User | undefined>
+  /** A user by their stable id (bucket and upload owners are ids); undefined once removed. */
+  lookupUserById(id: string): Promise<User | undefined>
 
   // -------------------------------------------------------------- the crash sweep
   /** Every blob id a row references (objects and parts). */

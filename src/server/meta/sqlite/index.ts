@@ -365,6 +365,10 @@ export class SqliteMetaStore implements MetaStore {
     return this.users.lookup(accessKey)
   }
 
+  async lookupUserById(id: string): Promise<User | undefined> {
+    return this.users.lookupById(id)
+  }
+
   encryptedData(): Promise<{ objects: number; uploads: number }> {
     return this.run(() => {
       const n = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n
