@@ -50,14 +50,15 @@ async function openKeyringFor(dataDir: string, meta: MetaStore): Promise<Embedde
  */
 export async function withEmbeddedDefaults(
   dataDir: string,
-  given: ServerDeps & { log: Logger },
+  given: ServerDeps & { log?: Logger },
 ): Promise<Required<ServerDeps> & { space?: FileSpaceReserve; close(): Promise<void> }> {
   const made: Array<{ close(): Promise<void> }> = []
   const close = async () => {
     for (const m of made.reverse()) await m.close().catch(() => undefined)
   }
   try {
-    const space = !given.blobs || !given.meta ? new FileSpaceReserve(dataDir, given.log) : undefined
+    const log: Logger = given.log ?? { info: () => undefined, error: (m) => process.stderr.write(m + '\n') }
+    const space = !given.blobs || !given.meta ? new FileSpaceReserve(dataDir, log) : undefined
     await space?.release(true)
     const blobs = given.blobs ?? (await FileBlobStore.open(dataDir))
     if (!given.blobs) made.push(blobs)
