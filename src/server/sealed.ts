@@ -179,7 +179,8 @@ export async function* tapStream(source: AsyncIterable<Buffer>, tap: (chunk: Buf
  * agree, so a row edited or damaged in the database is an error (S3SSE_BAD_MANIFEST, a logged
  * 500), never a short or padded body, nor an encrypted object served as a plaintext one.
  *
- * What the row holds beyond this is not authenticated, by design: the ETag of an encrypted
+ * What the row holds beyond this is not authenticated, by design: the parts count is only
+ * reported (part ranges come from the manifest); the ETag of an encrypted
  * object is an opaque random value (changing it changes only what conditional requests
  * compare against), and a stored checksum is what a client verifies the data against (a
  * changed one makes that verification fail; it never makes wrong data pass).
@@ -190,7 +191,9 @@ export function checkedManifest(row: { bucket: string; key: string; size: number
     throw new S3sseError('S3SSE_BAD_MANIFEST', `the row of ${row.bucket}/${row.key} says ${what} ${String(inRow)} but its manifest says ${String(inManifest)}`)
   }
   if (row.size !== m.size) differ('size', row.size, m.size)
-  if (row.partsCount !== m.parts.length) differ('parts count', row.partsCount, m.parts.length)
+  // The row's parts count is S3's (x-amz-mp-parts-count): the manifest's streams, or 1 for a
+  // copy that kept its source's streams. It sizes nothing (part ranges come from the manifest).
+  if (row.partsCount !== m.parts.length && row.partsCount !== 1) differ('parts count', row.partsCount, m.parts.length)
   const rowAlgorithm = row.encryption?.algorithm ?? 'none'
   const manifestAlgorithm = m.encryption?.algorithm ?? 'none'
   if (rowAlgorithm !== manifestAlgorithm) differ('encryption', rowAlgorithm, manifestAlgorithm)
