@@ -2,13 +2,17 @@
  * `s3-sse serve` and `s3-sse user add|list|remove`.
  */
 import { parseArgs } from 'node:util'
-import { resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { S3sseError } from '../errors.js'
 import { UserStore, type User } from './credentials.js'
 import {
   FLEET_OPTIONS, FLEET_REPLICATION, FLEET_SWEEP, FLEET_USAGE, openSelectedStores, parseMetaSelection, parseStoreSelection,
   type MetaSelection, type StoreSelection,
 } from './fleet.js'
+import type { MetaStore } from './meta/index.js'
+import { DB_FILE, SqliteMetaStore } from './meta/sqlite/index.js'
+import { installProcessGuard } from './guard.js'
 import { DEFAULT_CONFIG, startServer } from './server.js'
 import { KMS_OPTIONS, KMS_OPTIONS_USAGE, openKms, parseKmsSelection, type KmsSelection } from '../keys/open.js'
 import type { ServerConfig } from './state.js'
@@ -31,6 +35,10 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --key-cache-ttl-ms N        how long unwrapped data keys and bucket keys are kept (300000):
                               the longest a key rotated or disabled in the KMS goes unnoticed
   --public-url URL            the HTTPS URL clients use, when behind a load balancer
+  --header-timeout-ms N  a request's headers (and a TLS handshake) must arrive within this (60000)
+  --idle-timeout-ms N    a request body that stalls, or a response the client stops reading,
+                         this long ends the request: 400 RequestTimeout (60000)
+  --keep-alive-timeout-ms N  an idle keep-alive connection is closed after this (65000)
 ${KMS_OPTIONS_USAGE}${FLEET_USAGE}  --sweep-grace-ms N  a fleet: orphan blobs younger than this are left alone (900000)
   --sweep-interval-ms N       a fleet: how often the background orphan sweep runs (900000)
   --sweep-settle-ms N         a fleet: wait between listing blobs and reading references (120000)
@@ -93,6 +101,9 @@ export function parseServeOptions(argv: string[]): ServeArgs {
       'sweep-grace-ms': { type: 'string' },
       'sweep-interval-ms': { type: 'string' },
       'sweep-settle-ms': { type: 'string' },
+      'header-timeout-ms': { type: 'string' },
+      'idle-timeout-ms': { type: 'string' },
+      'keep-alive-timeout-ms': { type: 'string' },
       ...KMS_OPTIONS,
       ...FLEET_OPTIONS,
     },
@@ -139,6 +150,11 @@ export function parseServeOptions(argv: string[]): ServeArgs {
       : {}),
     ...(cacheTtl !== undefined ? { keyCache: { ttlMs: cacheTtl, bucketKeyTtlMs: cacheTtl } } : {}),
     ...(publicUrl ? { publicUrl } : {}),
+    timeouts: {
+      ...(values['header-timeout-ms'] !== undefined ? { headersMs: positive(values['header-timeout-ms'], '--header-timeout-ms') } : {}),
+      ...(values['idle-timeout-ms'] !== undefined ? { idleMs: positive(values['idle-timeout-ms'], '--idle-timeout-ms') } : {}),
+      ...(values['keep-alive-timeout-ms'] !== undefined ? { keepAliveMs: positive(values['keep-alive-timeout-ms'], '--keep-alive-timeout-ms') } : {}),
+    },
   }
   return { config, kms, store, meta }
 }
@@ -160,6 +176,7 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGTERM', onTerm)
   process.on('SIGINT', onInt)
   let server
+  let removeGuard: (() => void) | undefined
   // An external KMS and the fleet's stores are opened here and handed to the server; the
   // embedded ones the server opens itself, in its data dir.
   let external: Awaited<ReturnType<typeof openKms>> | undefined
@@ -173,6 +190,7 @@ export async function serve(argv: string[]): Promise<number> {
       ...(stores.blobs ? { blobs: stores.blobs } : {}),
       ...(stores.meta ? { meta: stores.meta } : {}),
     })
+    removeGuard = installProcessGuard(server.state.log)
   } catch (err) {
     await stores?.close()
     process.off('SIGTERM', onTerm)
@@ -209,6 +227,7 @@ export async function serve(argv: string[]): Promise<number> {
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
       running.close().then(() => opened?.close()).then(() => external?.close()).then(() => {
+        removeGuard?.()
         out('stopped')
         resolveStop()
       })
@@ -290,6 +309,10 @@ export async function migrateStoreCommand(argv: string[]): Promise<number> {
 interface UserAdmin {
   add(name: string): User | Promise<User>
   list(): User[] | Promise<User[]>
+  /** The user a name or access key names (S3SSE_NO_SUCH_USER if none). */
+  find(nameOrKey: string): User | Promise<User>
+  /** Names of the buckets a user id owns (a user who owns some is not removed). */
+  bucketsOwnedBy(id: string): Promise<string[]>
   remove(nameOrKey: string): User | Promise<User>
   close(): Promise<void>
 }
@@ -297,12 +320,38 @@ interface UserAdmin {
 async function userAdmin(values: { 'data-dir'?: string; meta?: string }): Promise<UserAdmin> {
   const meta = parseMetaSelection({ meta: values.meta })
   if (meta.kind === 'sqlite') {
-    const store = new UserStore(resolve(values['data-dir'] ?? './data'))
-    return { add: (n) => store.add(n), list: () => store.list(), remove: (n) => store.remove(n), close: async () => undefined }
+    const dataDir = resolve(values['data-dir'] ?? './data')
+    const store = new UserStore(dataDir)
+    return {
+      add: (n) => store.add(n), list: () => store.list(), find: (n) => store.find(n), remove: (n) => store.remove(n),
+      bucketsOwnedBy: (id) => bucketsOwnedBy(dataDir, id), close: async () => undefined,
+    }
   }
   const { PostgresMetaStore } = await import('./meta/postgres/index.js')
   const pg = await PostgresMetaStore.open(meta.url!)
-  return { add: (n) => pg.addUser(n), list: () => pg.listUsers(), remove: (n) => pg.removeUser(n), close: () => pg.close() }
+  return {
+    add: (n) => pg.addUser(n), list: () => pg.listUsers(), find: (n) => pg.findUser(n), remove: (n) => pg.removeUser(n),
+    bucketsOwnedBy: (id) => ownedIn(pg, id), close: () => pg.close(),
+  }
+}
+
+/**
+ * `s3-sse user remove` refuses a user who still owns buckets: buckets are owned by the
+ * user's id, so nothing would pass to anyone else, but they would be left reachable by root
+ * alone with no one told. Listed from the data dir's metadata (read beside a running server).
+ */
+async function bucketsOwnedBy(dataDir: string, userId: string): Promise<string[]> {
+  if (!existsSync(join(dataDir, DB_FILE))) return []
+  const meta = new SqliteMetaStore(dataDir)
+  try {
+    return await ownedIn(meta, userId)
+  } finally {
+    await meta.close()
+  }
+}
+
+async function ownedIn(meta: MetaStore, userId: string): Promise<string[]> {
+  return (await meta.listBuckets()).filter((b) => b.owner === userId).map((b) => b.name)
 }
 
 export async function userCommand(argv: string[]): Promise<number> {
@@ -329,6 +378,14 @@ export async function userCommand(argv: string[]): Promise<number> {
         for (const u of await store.list()) process.stdout.write(`${u.name}\t${u.accessKey}\t${u.createdAt}\n`)
         return 0
       default: {
+        const owned = await store.bucketsOwnedBy((await store.find(name)).id)
+        if (owned.length > 0) {
+          throw new S3sseError(
+            'S3SSE_USER_HAS_BUCKETS',
+            `${name} owns ${owned.length} bucket(s): ${owned.join(', ')}. Delete them (emptied first) before removing the user; ` +
+              'a new user is never given them, whatever their name',
+          )
+        }
         const u = await store.remove(name)
         process.stdout.write(`removed ${u.name} (${u.accessKey})\n`)
         return 0

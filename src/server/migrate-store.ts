@@ -32,7 +32,7 @@ const PAGE = 1000
 
 /** A target store that can take users (the PostgreSQL store). */
 interface UserTable {
-  addUser(name: string, keys: { accessKey: string; secretKey: string }): Promise<unknown>
+  addUser(name: string, keys: { accessKey: string; secretKey: string; id: string; createdAt: string }): Promise<unknown>
   lookupUser(accessKey: string): Promise<unknown>
 }
 
@@ -97,7 +97,8 @@ export async function migrateStore(dataDir: string, target: { blobs: BlobStore; 
     if (hasUsers(target.meta)) {
       for (const u of new UserStore(dataDir).list()) {
         if (await target.meta.lookupUser(u.accessKey)) continue
-        await target.meta.addUser(u.name, { accessKey: u.accessKey, secretKey: u.secretKey })
+        // The same id: the buckets copied above are owned by it.
+        await target.meta.addUser(u.name, { accessKey: u.accessKey, secretKey: u.secretKey, id: u.id, createdAt: u.createdAt })
         report.users++
       }
     }

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 import https from 'node:https'
 import { Readable } from 'node:stream'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutBucketEncryptionCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListObjectsV2Command, PutBucketEncryptionCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { clientFor, processFleet, type ProcessFleet } from '../helpers/fleet.js'
 import { describeWithServices } from '../helpers/services.js'
 import { ROOT_KEY, ROOT_SECRET, runCli } from '../server/helpers.js'
@@ -82,8 +82,17 @@ describeWithServices('a fleet of s3-sse processes behind HAProxy', ['rgw', 'post
     expect(list.stdout).toContain(`carol\t${accessKeyId}`)
     // The secret never shows in a listing.
     expect(list.stdout).not.toContain(secretAccessKey)
+    // Buckets are owned by the user's id: a user who still owns some is not removed.
+    const refused = await runCli(['user', 'remove', 'carol', '--meta', fleet.db.url])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain('owns 3 bucket(s)')
+    for (const [i, g] of fleet.gateways.entries()) {
+      const s3 = clientFor(g.httpsUrl, fleet.cert.pem, { accessKeyId, secretAccessKey })
+      await s3.send(new DeleteBucketCommand({ Bucket: `carol-${(i + 1) % 3}` }))
+      s3.destroy()
+    }
     const removed = await runCli(['user', 'remove', 'carol', '--meta', fleet.db.url])
-    expect(removed.code).toBe(0)
+    expect(removed.code, removed.stderr).toBe(0)
     await new Promise((r) => setTimeout(r, 1200)) // each gateway's user cache holds a second
     const s3 = clientFor(fleet.lb!.url, fleet.cert.pem, { accessKeyId, secretAccessKey, keepAlive: false })
     await expect(s3.send(new CreateBucketCommand({ Bucket: 'carol-again' }))).rejects.toMatchObject({ name: 'InvalidAccessKeyId' })

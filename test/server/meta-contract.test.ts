@@ -500,11 +500,31 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
   describe('users and the sweep', () => {
     it('looks up users its admin path added; a removed user is gone', async () => {
       const u = await o.addUser('alice')
-      expect(await m.lookupUser(u.accessKey)).toMatchObject({ name: 'alice', accessKey: u.accessKey, secretKey: u.secretKey })
+      expect(u.id).toMatch(/^u-[0-9a-f]{24}$/)
+      expect(await m.lookupUser(u.accessKey)).toMatchObject({ id: u.id, name: 'alice', accessKey: u.accessKey, secretKey: u.secretKey })
+      expect(await m.lookupUserById(u.id)).toMatchObject({ name: 'alice', accessKey: u.accessKey })
       expect(await m.lookupUser('NOSUCHKEY')).toBeUndefined()
+      expect(await m.lookupUserById('u-nobody')).toBeUndefined()
       await o.removeUser('alice')
+      // A new user of the same name is another user: a new id.
+      const again = await o.addUser('alice')
+      expect(again.id).not.toBe(u.id)
       await new Promise((r) => setTimeout(r, 1100)) // the users file is re-read at most once a second
       expect(await m.lookupUser(u.accessKey)).toBeUndefined()
+      expect(await m.lookupUserById(u.id)).toBeUndefined()
+      expect(await m.lookupUserById(again.id)).toMatchObject({ name: 'alice' })
+    })
+
+    it('counts the objects and uploads stored encrypted', async () => {
+      await m.createBucket(bucket('b1'))
+      expect(await m.encryptedData()).toEqual({ objects: 0, uploads: 0 })
+      const enc = { algorithm: 'aws:kms', keyId: 'k' } as unknown as ObjectRow['encryption']
+      await m.commitObject(row('b1', 'e1', { encryption: enc }))
+      await m.commitObject(row('b1', 'e2', { encryption: enc }))
+      await m.commitObject(row('b1', 'p'))
+      await m.createUpload(upload('b1', 'u', 'u1', { encryption: enc as unknown as UploadRow['encryption'] }))
+      await m.createUpload(upload('b1', 'u', 'u2'))
+      expect(await m.encryptedData()).toEqual({ objects: 2, uploads: 1 })
     })
 
     it('names every blob a row references', async () => {

@@ -23,7 +23,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { S3sseError, isS3sseError } from '../../../errors.js'
-import { newAccessKey, newSecretKey, type User } from '../../credentials.js'
+import { newAccessKey, newSecretKey, newUserId, type User } from '../../credentials.js'
 import type { BlobId } from '../../store/blob.js'
 import type {
   BucketRow,
@@ -154,6 +154,10 @@ function itemFrom(r: Row, claimed: boolean): ReplicationItem {
     lastError: (r.last_error ?? null) as string | null,
     claim: claimed ? (r.claim as string) : null,
   }
+}
+
+function userFrom(r: Row): User {
+  return { id: r.id as string, name: r.name as string, accessKey: r.access_key as string, secretKey: r.secret_key as string, createdAt: r.created_at as string }
 }
 
 function sessionFrom(r: Row): SessionRow {
@@ -575,29 +579,51 @@ export class PostgresMetaStore implements MetaStore {
 
   // ------------------------------------------------------------------ users
 
-  async lookupUser(accessKey: string): Promise<User | undefined> {
+  /** A user row, served from memory for userCacheMs (by access key or by id). */
+  private async cachedUser(column: 'access_key' | 'id', value: string): Promise<User | undefined> {
     const now = Date.now()
-    const hit = this.users.get(accessKey)
+    const cacheKey = `${column}\0${value}`
+    const hit = this.users.get(cacheKey)
     if (hit && now - hit.at < this.userCacheMs) return hit.user && { ...hit.user }
-    const [r] = await this.query('SELECT * FROM users WHERE access_key = $1', [accessKey])
-    const user = r ? { name: r.name as string, accessKey: r.access_key as string, secretKey: r.secret_key as string, createdAt: r.created_at as string } : undefined
-    this.users.set(accessKey, { user, at: now })
+    const [r] = await this.query(`SELECT * FROM users WHERE ${column} = $1`, [value])
+    const user = r ? userFrom(r) : undefined
+    this.users.set(cacheKey, { user, at: now })
     while (this.users.size > 10_000) this.users.delete(this.users.keys().next().value!)
     return user && { ...user }
   }
 
+  lookupUser(accessKey: string): Promise<User | undefined> {
+    return this.cachedUser('access_key', accessKey)
+  }
+
+  lookupUserById(id: string): Promise<User | undefined> {
+    return this.cachedUser('id', id)
+  }
+
+  /** The user a name or access key names (S3SSE_NO_SUCH_USER if none). */
+  async findUser(nameOrKey: string): Promise<User> {
+    const [r] = await this.query('SELECT * FROM users WHERE name = $1 OR access_key = $1', [nameOrKey])
+    if (!r) throw new S3sseError('S3SSE_NO_SUCH_USER', `No user "${nameOrKey}".`)
+    return userFrom(r)
+  }
+
+  async encryptedData(): Promise<{ objects: number; uploads: number }> {
+    const [r] = await this.query('SELECT (SELECT COUNT(*) FROM objects WHERE encryption IS NOT NULL) AS o, (SELECT COUNT(*) FROM uploads WHERE encryption IS NOT NULL) AS u')
+    return { objects: num(r.o), uploads: num(r.u) }
+  }
+
   /** `s3-sse user add --meta postgres://…`: a user of every gateway. */
-  async addUser(name: string, keys?: { accessKey?: string; secretKey?: string }): Promise<User> {
+  async addUser(name: string, keys?: { accessKey?: string; secretKey?: string; id?: string; createdAt?: string }): Promise<User> {
     if (!/^[A-Za-z0-9_.@-]{1,64}$/.test(name) || name === 'root') {
       throw new S3sseError('S3SSE_BAD_ARGUMENT', 'A user name is 1-64 letters, digits or _.@- and not "root".')
     }
-    const user: User = { name, accessKey: keys?.accessKey ?? newAccessKey(), secretKey: keys?.secretKey ?? newSecretKey(), createdAt: new Date().toISOString() }
+    const user: User = { id: keys?.id ?? newUserId(), name, accessKey: keys?.accessKey ?? newAccessKey(), secretKey: keys?.secretKey ?? newSecretKey(), createdAt: keys?.createdAt ?? new Date().toISOString() }
     try {
-      await this.pool.query('INSERT INTO users (access_key, name, secret_key, created_at) VALUES ($1, $2, $3, $4)', [user.accessKey, user.name, user.secretKey, user.createdAt])
+      await this.pool.query('INSERT INTO users (access_key, id, name, secret_key, created_at) VALUES ($1, $2, $3, $4, $5)', [user.accessKey, user.id, user.name, user.secretKey, user.createdAt])
     } catch (err) {
       if ((err as { code?: string }).code === '23505') {
-        const byName = (err as { constraint?: string }).constraint === 'users_name_key'
-        throw new S3sseError('S3SSE_USER_EXISTS', byName ? `User "${name}" already exists.` : 'That access key is already in use.')
+        const constraint = (err as { constraint?: string }).constraint
+        throw new S3sseError('S3SSE_USER_EXISTS', constraint === 'users_name_key' ? `User "${name}" already exists.` : constraint === 'users_id_key' ? 'That user id is already in use.' : 'That access key is already in use.')
       }
       throw mapPg(err)
     }
@@ -606,7 +632,7 @@ export class PostgresMetaStore implements MetaStore {
 
   async listUsers(): Promise<User[]> {
     const rows = await this.query('SELECT * FROM users ORDER BY created_at, name')
-    return rows.map((r) => ({ name: r.name as string, accessKey: r.access_key as string, secretKey: r.secret_key as string, createdAt: r.created_at as string }))
+    return rows.map(userFrom)
   }
 
   /** Removes by name or access key; the user's console sessions end with it. */
@@ -615,10 +641,11 @@ export class PostgresMetaStore implements MetaStore {
       const [r] = (await c.query('DELETE FROM users WHERE name = $1 OR access_key = $1 RETURNING *', [nameOrKey])).rows
       if (!r) return undefined
       await c.query('DELETE FROM console_sessions WHERE access_key = $1', [r.access_key])
-      return { name: r.name as string, accessKey: r.access_key as string, secretKey: r.secret_key as string, createdAt: r.created_at as string }
+      return userFrom(r)
     })
     if (!user) throw new S3sseError('S3SSE_NO_SUCH_USER', `No user "${nameOrKey}".`)
-    this.users.delete(user.accessKey)
+    this.users.delete(`access_key\0${user.accessKey}`)
+    this.users.delete(`id\0${user.id}`)
     return user
   }
 

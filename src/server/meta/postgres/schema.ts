@@ -11,7 +11,10 @@
 import type { PoolClient } from 'pg'
 import { S3sseError } from '../../../errors.js'
 
-/** 1: buckets, objects, uploads, parts, the replication queue, users, console sessions. */
+/**
+ * 1: buckets, objects, uploads, parts, the replication queue, users (with stable ids: bucket
+ * and upload owners are ids, as in SQLite schema 3), console sessions.
+ */
 export const PG_SCHEMA_VERSION = 1
 
 /** The advisory lock the migrations hold ('S3SE' as a number): one migrating gateway at a time. */
@@ -85,6 +88,7 @@ CREATE TABLE replication_queue (
 CREATE INDEX replication_due ON replication_queue (next_attempt, enqueued_at);
 CREATE TABLE users (
   access_key  TEXT COLLATE "C" PRIMARY KEY,
+  id          TEXT COLLATE "C" NOT NULL UNIQUE,
   name        TEXT COLLATE "C" NOT NULL UNIQUE,
   secret_key  TEXT NOT NULL,
   created_at  TEXT NOT NULL
