@@ -26,6 +26,7 @@ if [ "$(id -u)" = 0 ]; then chown postgres: "$D"; fi
 chmod 700 "$D"
 printf '%s\n' "$PASS" > "$D/pwfile"
 if [ "$(id -u)" = 0 ]; then chown postgres: "$D/pwfile"; fi
+as_pg test -r "$D/pwfile" || { echo "the postgres user cannot reach $D: every directory above it must be searchable (chmod o+x)" >&2; exit 1; }
 as_pg "$BIN/initdb" -D "$D/data" -U postgres --pwfile="$D/pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$D/initdb.log" 2>&1 \
   || { cat "$D/initdb.log" >&2; exit 1; }
 # fsync stays on: the tests check that what was acknowledged survives a gateway's kill -9.
