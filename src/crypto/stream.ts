@@ -4,6 +4,7 @@ import type { Backend } from './backend.js'
 import { PACKAGE_SIZE, TAG_SIZE } from './constants.js'
 import type { StreamKey } from './kdf.js'
 import { loadBackend } from './loader.js'
+import { packagesForCiphertext, packagesForPlaintext } from './packages.js'
 
 /**
  * Sealing and opening of whole streams (docs/FORMAT.md, "Streams") over the package
@@ -188,8 +189,8 @@ class BatchCipher {
   private async run(input: Uint8Array, final: boolean): Promise<Buffer> {
     const first = this.nextPackage
     const packages = this.direction === 'seal'
-      ? (input.length === 0 ? (final ? 1 : 0) : Math.ceil(input.length / this.packageSize))
-      : Math.ceil(input.length / (this.packageSize + TAG_SIZE))
+      ? packagesForPlaintext(input.length, final, this.packageSize)
+      : packagesForCiphertext(input.length, final, this.packageSize, first)
     this.nextPackage += packages
     const outLength = this.direction === 'seal' ? input.length + packages * TAG_SIZE : input.length - packages * TAG_SIZE
     const out = Buffer.allocUnsafe(Math.max(0, outLength))
