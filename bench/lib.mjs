@@ -100,3 +100,18 @@ export function writeResult(name, data) {
 export function isMain(importMetaUrl) {
   return process.argv[1] && fileURLToPath(importMetaUrl) === process.argv[1]
 }
+
+/** One line: which engines ran, and what ipsec-mb chose on this CPU (or why it did not load). */
+export function describeEngines(result) {
+  const imb = result.ipsecMb
+  if (!result.engines?.length) return 'native backend: not loaded'
+  const parts = [`native engines: ${result.engines.join(', ')} (default ${result.engines[0]})`]
+  if (imb?.available) {
+    parts.push(`ipsec-mb ${imb.version} runs its ${imb.arch} path${imb.vaes ? ' with VAES' : ''}`)
+    if (!imb.vaes) parts.push(imb.forced ? 'forced below VAES by S3SSE_IPSEC_MB_ARCH' : 'this CPU has no VAES, so these are the AVX2/AVX-512 figures')
+  } else if (imb) {
+    parts.push(`ipsec-mb unavailable: ${imb.reason}`)
+  }
+  if (result.rows?.some((r) => r.probe) || result.summary?.some((r) => /no VAES/.test(r.name))) parts.push('the AVX2 path (what a CPU without VAES runs) is measured too')
+  return parts.join('; ')
+}
