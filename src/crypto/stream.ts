@@ -214,9 +214,10 @@ class BatchCipher {
     this.nextPackage += packages
     const outLength = this.direction === 'seal' ? input.length + packages * TAG_SIZE : input.length - packages * TAG_SIZE
     const out = Buffer.allocUnsafe(Math.max(0, outLength))
-    // Each batch stays on one pool thread unless asked otherwise: the other thread is busy with
-    // the next batch, and one more hop per batch costs more than it saves.
-    const opts = { threads: this.threads ?? 1 }
+    // A batch of the default size stays on one pool thread unless asked otherwise: the other
+    // thread is busy with the next batch, and one more hop per batch costs more than it saves.
+    // Larger batches are split across the pool as the backend sees fit.
+    const opts = this.threads !== undefined ? { threads: this.threads } : this.batchIn <= DEFAULT_BATCH_BYTES + this.batchPackages * TAG_SIZE ? { threads: 1 } : undefined
     // A small batch costs less on this thread than the hop to the pool and back.
     const sync = input.length <= SYNC_LIMIT
     if (this.direction === 'seal') {
