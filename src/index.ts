@@ -43,6 +43,8 @@ export {
 export {
   canonicalContext,
   hasBucketKeys,
+  isKmsAdmin,
+  parseKeyRef,
   EmbeddedKms,
   openEmbeddedKms,
   CachedKms,
@@ -56,6 +58,8 @@ export {
   ROOT_KEY_ENV,
   type EncryptionContext,
   type Kms,
+  type KmsAdmin,
+  type KeyRef,
   type KmsMethod,
   type DataKey,
   type KeyInfo,

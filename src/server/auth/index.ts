@@ -4,7 +4,7 @@
  */
 import { s3Error } from '../../s3/errors.js'
 import type { User } from '../credentials.js'
-import type { BucketRow } from '../db.js'
+import type { BucketRow } from '../meta/index.js'
 import { header, type RequestContext } from '../http.js'
 import { lookupUser, type ServerState } from '../state.js'
 import { verifyHeaderSignature, verifyPresigned, type VerifyOptions } from './sigv4.js'
@@ -12,8 +12,8 @@ import { verifyHeaderSignature, verifyPresigned, type VerifyOptions } from './si
 export function verifyOptions(state: ServerState): VerifyOptions {
   return {
     region: state.config.region,
-    lookup: (accessKey) => {
-      const u = lookupUser(state, accessKey)
+    lookup: async (accessKey) => {
+      const u = await lookupUser(state, accessKey)
       return u ? { accessKey: u.accessKey, secretKey: u.secretKey } : undefined
     },
   }
@@ -27,7 +27,7 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
   if (authorization !== undefined) verified = await verifyHeaderSignature(signed, authorization, opts)
   else if (ctx.query.has('X-Amz-Signature') || ctx.query.has('X-Amz-Algorithm')) verified = await verifyPresigned(signed, opts)
   else throw s3Error('AccessDenied', 'Anonymous access is not allowed; sign the request with AWS Signature Version 4.')
-  ctx.user = lookupUser(ctx.state, verified.accessKey)
+  ctx.user = await lookupUser(ctx.state, verified.accessKey)
   ctx.payload = verified.payload
   ctx.presigned = verified.presigned
 }
@@ -35,4 +35,14 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
 /** A user sees and touches only the buckets they own; root administers all of them. */
 export function canAccess(user: User | undefined, bucket: BucketRow): boolean {
   return user !== undefined && (user.root === true || bucket.owner === user.name)
+}
+
+/**
+ * Signature Version 2 (`Authorization: AWS key:sig`, or `AWSAccessKeyId`/`Signature` in the
+ * query), which this server does not accept (see refuseSigV2 in ../encryption.ts).
+ */
+export function isSigV2(ctx: RequestContext): boolean {
+  const authorization = header(ctx, 'authorization')
+  if (authorization !== undefined) return /^AWS [^\s:]+:/.test(authorization)
+  return ctx.query.has('AWSAccessKeyId') && ctx.query.has('Signature')
 }
