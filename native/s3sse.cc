@@ -13,11 +13,14 @@
 #include <napi.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/opensslv.h>
 
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine.h"
 #include "packages.h"
@@ -401,6 +404,141 @@ Napi::Value CallAsync(const Napi::CallbackInfo& info, Direction direction) {
 Napi::Value SealAsync(const Napi::CallbackInfo& info) { return CallAsync(info, Direction::Seal); }
 Napi::Value OpenAsync(const Napi::CallbackInfo& info) { return CallAsync(info, Direction::Open); }
 
+// ---- digests on the libuv pool -------------------------------------------------------
+
+// An incremental MD5 / SHA-1 / SHA-256 (OpenSSL's EVP inside Node) whose updates run on the
+// libuv pool, so that hashing a request body (the MD5 a plaintext ETag needs) does not take
+// the event loop's thread. Updates of one digest are serialised by the caller (one job at a
+// time, src/crypto/digest.ts); the finalizer frees the context.
+struct HashState {
+  EVP_MD_CTX* ctx = nullptr;
+  ~HashState() { EVP_MD_CTX_free(ctx); }
+};
+
+Napi::Value HashCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const EVP_MD* md = name == "md5" ? EVP_md5() : name == "sha1" ? EVP_sha1() : name == "sha256" ? EVP_sha256() : nullptr;
+  if (md == nullptr) {
+    Throw(env, "S3SSE_BAD_ARGUMENT", "hash must be md5, sha1 or sha256");
+    return env.Undefined();
+  }
+  auto* st = new HashState();
+  st->ctx = EVP_MD_CTX_new();
+  if (st->ctx == nullptr || EVP_DigestInit_ex(st->ctx, md, nullptr) != 1) {
+    delete st;
+    Throw(env, "S3SSE_CRYPTO_FAILURE", "the digest failed in OpenSSL");
+    return env.Undefined();
+  }
+  return Napi::External<HashState>::New(env, st, [](Napi::Env, HashState* h) { delete h; });
+}
+
+class HashWorker : public Napi::AsyncWorker {
+ public:
+  HashWorker(Napi::Env env, Napi::External<HashState> state, Napi::Array chunks)
+      : Napi::AsyncWorker(env, "s3sse:digest"), deferred_(Napi::Promise::Deferred::New(env)), st_(state.Data()) {
+    // The digest and every chunk stay referenced (alive, unmoved) until the work is done.
+    state_ = Napi::Persistent(state);
+    chunks_ = Napi::Persistent(chunks);
+    for (uint32_t i = 0; i < chunks.Length(); i++) {
+      Napi::Value v = chunks.Get(i);
+      uint8_t* data = nullptr;
+      size_t length = 0;
+      if (!GetBytes(v, &data, &length)) {
+        bad_ = true;
+        return;
+      }
+      pieces_.emplace_back(data, length);
+    }
+  }
+  bool bad() const { return bad_; }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    for (const auto& p : pieces_) {
+      if (p.second > 0 && EVP_DigestUpdate(st_->ctx, p.first, p.second) != 1) {
+        failed_ = true;
+        return;
+      }
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (failed_) deferred_.Reject(MakeError(env, "S3SSE_CRYPTO_FAILURE", "the digest failed in OpenSSL"));
+    else deferred_.Resolve(env.Undefined());
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  HashState* st_;
+  Napi::Reference<Napi::External<HashState>> state_;
+  Napi::Reference<Napi::Array> chunks_;
+  std::vector<std::pair<const uint8_t*, size_t>> pieces_;
+  bool bad_ = false;
+  bool failed_ = false;
+};
+
+bool GetHash(const Napi::Value& v, Napi::External<HashState>* out) {
+  if (!v.IsExternal()) return false;
+  *out = v.As<Napi::External<HashState>>();
+  return out->Data() != nullptr;
+}
+
+// hashUpdateAsync(state, chunks) -> Promise<void>, on the pool.
+Napi::Value HashUpdateAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::External<HashState> st;
+  if (info.Length() < 2 || !GetHash(info[0], &st) || !info[1].IsArray()) {
+    Throw(env, "S3SSE_BAD_ARGUMENT", "expected (digest, chunks)");
+    return env.Undefined();
+  }
+  auto* worker = new HashWorker(env, st, info[1].As<Napi::Array>());
+  if (worker->bad()) {
+    delete worker;
+    Throw(env, "S3SSE_BAD_ARGUMENT", "chunks must be Uint8Arrays");
+    return env.Undefined();
+  }
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+// hashUpdate(state, chunk): on this thread, for small inputs.
+Napi::Value HashUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::External<HashState> st;
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  if (info.Length() < 2 || !GetHash(info[0], &st) || !GetBytes(info[1], &data, &length)) {
+    Throw(env, "S3SSE_BAD_ARGUMENT", "expected (digest, chunk)");
+    return env.Undefined();
+  }
+  if (length > 0 && EVP_DigestUpdate(st.Data()->ctx, data, length) != 1) {
+    Throw(env, "S3SSE_CRYPTO_FAILURE", "the digest failed in OpenSSL");
+    return env.Undefined();
+  }
+  return env.Undefined();
+}
+
+// hashFinal(state) -> Buffer; the digest cannot be updated afterwards.
+Napi::Value HashFinal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::External<HashState> st;
+  if (info.Length() < 1 || !GetHash(info[0], &st)) {
+    Throw(env, "S3SSE_BAD_ARGUMENT", "expected (digest)");
+    return env.Undefined();
+  }
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_DigestFinal_ex(st.Data()->ctx, md, &n) != 1) {
+    Throw(env, "S3SSE_CRYPTO_FAILURE", "the digest failed in OpenSSL");
+    return env.Undefined();
+  }
+  return Napi::Buffer<uint8_t>::Copy(env, md, n);
+}
+
 // ---- engines --------------------------------------------------------------------------
 
 // engine(name) -> { name, seal, open, sealAsync, openAsync, gcmSeal, gcmOpen, rawSeal, rawOpen }
@@ -521,6 +659,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engine", Napi::Function::New(env, Engine, "engine"));
   exports.Set("loadIpsecMb", Napi::Function::New(env, LoadIpsecMb, "loadIpsecMb"));
   exports.Set("packageCount", Napi::Function::New(env, PackageCount, "packageCount"));
+  exports.Set("hashCreate", Napi::Function::New(env, HashCreate, "hashCreate"));
+  exports.Set("hashUpdate", Napi::Function::New(env, HashUpdate, "hashUpdate"));
+  exports.Set("hashUpdateAsync", Napi::Function::New(env, HashUpdateAsync, "hashUpdateAsync"));
+  exports.Set("hashFinal", Napi::Function::New(env, HashFinal, "hashFinal"));
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures, "cpuFeatures"));
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   exports.Set("PACKAGE_SIZE", Napi::Number::New(env, PACKAGE_SIZE));

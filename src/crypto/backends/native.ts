@@ -69,6 +69,10 @@ interface Addon {
   engine(name: NativeEngineName): EngineFunctions
   loadIpsecMb(path: string, arch: string): IpsecMbStatus
   packageCount(direction: 'seal' | 'open', length: number, final: boolean, packageSize?: number): { packages: number; outLength: number }
+  hashCreate(name: 'md5' | 'sha1' | 'sha256'): NativeHash
+  hashUpdate(h: NativeHash, chunk: Uint8Array): void
+  hashUpdateAsync(h: NativeHash, chunks: Uint8Array[]): Promise<void>
+  hashFinal(h: NativeHash): Buffer
   cpuFeatures(): CpuFeatures
   setErrorClass(ctor: typeof S3sseError): void
   PACKAGE_SIZE: number
@@ -121,6 +125,18 @@ function loadAddon(): { addon: Addon; path: string } {
   addon.setErrorClass(S3sseError)
   addonCache = { addon, path }
   return addonCache
+}
+
+/** An incremental digest inside the addon (opaque). */
+export type NativeHash = { readonly __nativeHash: unique symbol }
+
+/** The addon's digest functions (MD5, SHA-1, SHA-256 over Node's OpenSSL, updates on the libuv pool), or the reason they are not there. */
+export function nativeHashes(): Pick<Addon, 'hashCreate' | 'hashUpdate' | 'hashUpdateAsync' | 'hashFinal'> | Error {
+  try {
+    return loadAddon().addon
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e))
+  }
 }
 
 /** The addon's own package count (native/packages.h), for the test that holds it against TypeScript's. */
