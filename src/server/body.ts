@@ -16,7 +16,7 @@ import {
 } from '../s3/checksums.js'
 import { MAX_SINGLE_PUT } from '../s3/objects.js'
 import { decodeAwsChunked } from './auth/chunked.js'
-import { continueBody, header, type RequestContext } from './http.js'
+import { checkNotTimedOut, continueBody, header, type RequestContext } from './http.js'
 
 export interface VerifiedBody {
   /** Hex MD5 of the plaintext (the ETag of a plain object or part); absent when not asked for. */
@@ -140,6 +140,7 @@ export class WriteBody {
     const digests = [this.md5, this.sha256, this.checksum].filter((d): d is BodyDigest => d !== undefined)
     return (async function* () {
       for await (const chunk of source) {
+        checkNotTimedOut(self.ctx)
         self.size += chunk.length
         for (const d of digests) d.update(chunk)
         // The hashing runs on the pool beside the reading; past a few MiB behind, reading waits
@@ -152,6 +153,7 @@ export class WriteBody {
 
   /** Checks every digest the client gave against what was received. */
   async verify(): Promise<VerifiedBody> {
+    checkNotTimedOut(this.ctx)
     if (this.decodedLength !== undefined && this.decodedLength !== this.size) throw s3Error('IncompleteBody')
     const md5 = await this.md5?.digest()
     if (this.contentMd5 !== undefined && md5?.toString('base64') !== this.contentMd5) throw s3Error('BadDigest')
