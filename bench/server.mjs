@@ -383,16 +383,14 @@ export function printServerReport(result, out = process.stdout) {
   }))
   printTable(rows, ['measure', 'MB/s', 'GB/s', 'peak RSS / value', 'reference', '×reference'], out)
   for (const r of result.reference ?? []) out.write(`  reference ${label(r)}: ${fmt(r.bytesPerSecond / 1e6, 0)} MB/s\n`)
-<<<<<<< HEAD
-  if (result.fleet) printFleetReport(result.fleet, out)
-=======
   out.write('targets (issue 15): plaintext ≥ 0.8× the bare HTTPS sink, SSE-KMS ≥ 0.9× plaintext, in every scenario\n')
   for (const r of summarize(result)) {
-    if (!r.bytesPerSecond || r.vsReference == null) continue
+    // The fleet's rows have no such target: they are reported below, against the embedded default.
+    if (!r.bytesPerSecond || r.vsReference == null || (r.reference !== 'bare HTTPS sink' && r.reference !== 'plaintext')) continue
     const goal = r.reference === 'bare HTTPS sink' ? 0.8 : 0.9
     out.write(`  ${r.vsReference >= goal ? 'met    ' : 'MISSED '} ${fmt(r.vsReference)}× (goal ${goal}×)  ${r.name} vs ${r.reference}\n`)
   }
->>>>>>> main
+  if (result.fleet) printFleetReport(result.fleet, out)
 }
 
 if (isMain(import.meta.url)) {
