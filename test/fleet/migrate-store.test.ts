@@ -94,9 +94,10 @@ describeWithServices('s3-sse migrate-store: an embedded data dir into a fleet', 
     for (const key of await bucket.keys()) expect((await bucket.get(key)).includes(MARK)).toBe(false)
 
     const kms = await startKmsServe({ dataDir })
+    const gatewayDir = tempDir('s3sse-migrated-gw-')
     try {
       const gateway = await startServer({
-        dataDir: tempDir('s3sse-migrated-gw-'),
+        dataDir: gatewayDir,
         env: { ...env, AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey },
         args: [...storeArgs, '--kms', 'aws', '--kms-endpoint', kms.url, '--kms-ca-file', kms.caFile],
       })
@@ -115,6 +116,7 @@ describeWithServices('s3-sse migrate-store: an embedded data dir into a fleet', 
       expect(await gateway.stop()).toBe(0)
     } finally {
       await kms.stop()
+      removeDir(gatewayDir)
     }
   })
 })

@@ -240,6 +240,7 @@ export async function inProcessFleet(n: number, opts: GatewayOptions = {}): Prom
       for (const g of [...gateways]) await g.stop().catch(() => undefined)
       await kms.close()
       await base.kmsServe.stop()
+      removeDir(base.kmsServe.dataDir)
       await base.bucket.drop().catch(() => undefined)
       await base.db.drop().catch(() => undefined)
       removeDir(base.dir)
@@ -305,6 +306,7 @@ export async function processFleet(n: number, opts: { lb?: boolean; args?: strin
       const codes = await Promise.all(gateways.map((g) => g.stop()))
       lastStopCodes = codes
       await kmsServe.stop()
+      removeDir(kmsServe.dataDir)
       await base.bucket.drop().catch(() => undefined)
       await base.db.drop().catch(() => undefined)
       removeDir(base.dir)
