@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
 import { serve, userCommand } from './server/cli.js'
 import { kmsCommand } from './keys/cli.js'
+import { kmsUsageCommand } from './server/admin/cli.js'
+import { jobCommand } from './server/jobs/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
@@ -10,7 +12,10 @@ commands:
   serve         the S3-compatible HTTPS server (s3-sse serve --help)
   user          add | list | remove users of the server
   backend       which crypto backend loads here, and why any faster one did not
-  kms           manage the embedded KMS keys: s3-sse kms list|create|describe|rotate --data-dir DIR
+  kms           manage the embedded KMS keys: s3-sse kms list|create|describe|rotate --data-dir DIR;
+                  s3-sse kms usage [KEY]: objects per key version, from the running server
+  job           jobs of the running server: start encrypt|rewrap|scrub, list, status, pause,
+                  resume, cancel (s3-sse job --help)
   bench         benchmark crypto, objects and server against the machine's limit
                   [--only crypto|objects|server] [--quick] [--out DIR (default bench/results)]
   version       the package version
@@ -36,7 +41,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'user':
       return userCommand(rest)
     case 'kms':
-      return kmsCommand(rest)
+      // usage asks the running server (its objects are in its metadata store); the rest is the keyring.
+      return rest[0] === 'usage' ? kmsUsageCommand(rest.slice(1)) : kmsCommand(rest)
+    case 'job':
+      return jobCommand(rest)
     case 'bench':
       return bench(rest)
     case 'version':

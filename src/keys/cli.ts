@@ -12,6 +12,8 @@ commands (on the embedded KMS of DIR, DIR/kms/keyring):
   describe KEY             one key (KEY: key id, alias/NAME or NAME)
   rotate KEY               add a version and make it current; old versions keep decrypting
   disable KEY | enable KEY stop or resume all use of a key
+  usage [KEY]              objects per key version, asked of the running server
+                           (s3-sse kms usage --help); rewrap jobs move them
 
 options:
   --data-dir DIR           the server's data directory (required)
