@@ -62,6 +62,7 @@ const HANDLERS: Record<Operation, Handler> = {
   GetBucketReplication: replication.getBucketReplication,
   PutBucketReplication: replication.putBucketReplication,
   DeleteBucketReplication: replication.deleteBucketReplication,
+  GetObjectTagging: objects.getObjectTagging,
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {

@@ -155,7 +155,7 @@ describe('SQLite schema 3 upgrade', () => {
     const kms = await openEmbeddedKms(dir, { create: true })
     const key = await kms.createKey({ alias: 'old-objects' })
     await kms.rotateKey(key.keyId)
-    const sealed = await sealObject([Buffer.from('hello')], { context: { bucket: 'b', key: 'enc' }, encryption: { algorithm: 'aws:kms', kms, keyId: key.keyId } })
+    const sealed = await sealObject((async function* () { yield Buffer.from('hello') })(), { context: { bucket: 'b', key: 'enc' }, encryption: { algorithm: 'aws:kms', kms, keyId: key.keyId } })
     for await (const _ of sealed.stream) void _
     const manifest = sealed.result()
     const encRow = objectRow({ bucket: 'b', key: 'enc', manifest, blobs: ['f'], etag: 'e', headers: {}, meta: {} })

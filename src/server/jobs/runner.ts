@@ -30,6 +30,7 @@ function describe(err: unknown): string {
 }
 
 export class JobRunner implements JobWorker {
+  /** By claim token: a job this process lost (its lease ran out) and claimed again is two works, the old one about to find out. */
   private readonly working = new Map<string, JobWork>()
   private timer: NodeJS.Timeout | undefined
   private filling: Promise<void> | undefined
@@ -61,10 +62,6 @@ export class JobRunner implements JobWorker {
     this.schedule(0)
   }
 
-  /** Jobs being worked here now (ids). */
-  get active(): string[] {
-    return [...this.working.keys()]
-  }
 
   /** Lets what is in flight finish, saves progress and gives the claims back. */
   async stop(): Promise<void> {
@@ -109,9 +106,9 @@ export class JobRunner implements JobWorker {
       const job = await this.state.meta.claimJob(now, (j) => claim(j, { token, worker: this.worker, now, leaseMs: this.settings.leaseMs }))
       if (!job) return
       const work = new JobWork(this, job, token)
-      this.working.set(job.id, work)
+      this.working.set(token, work)
       void work.done.finally(() => {
-        this.working.delete(job.id)
+        this.working.delete(token)
         this.kick()
       })
     }
