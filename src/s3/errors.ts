@@ -34,6 +34,9 @@ export type S3ErrorCode =
   | 'InvalidRequest'
   | 'InvalidStorageClass'
   | 'KeyTooLongError'
+  | 'KMS.DisabledException'
+  | 'KMS.KMSInvalidStateException'
+  | 'KMS.NotFoundException'
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
   | 'MaxMessageLengthExceeded'
@@ -98,6 +101,10 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   InvalidRequest: { status: 400, message: 'Invalid Request' },
   InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid.' },
   KeyTooLongError: { status: 400, message: 'Your key is too long.' },
+  // What Amazon S3 answers when its KMS call fails (the KMS exception's name after "KMS.").
+  'KMS.DisabledException': { status: 400, message: 'The KMS key is disabled.' },
+  'KMS.KMSInvalidStateException': { status: 400, message: 'The KMS key is not in a state that allows this request.' },
+  'KMS.NotFoundException': { status: 400, message: 'Invalid keyId: the KMS key does not exist.' },
   MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
   MalformedXML: {
     status: 400,
@@ -156,9 +163,13 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_KMS_KEYRING_DAMAGED: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
   S3SSE_BAD_RANGE: { s3: 'InvalidRange' },
   S3SSE_KMS_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
-  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'InvalidArgument', message: 'The KMS key does not exist.' },
+  // A KMS that refuses or does not answer, as Amazon S3 reports it: throttling and outages
+  // (retried first, by the adapter) are 503; the key's own state is the KMS exception.
+  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'KMS.NotFoundException' },
+  S3SSE_KMS_KEY_DISABLED: { s3: 'KMS.DisabledException' },
+  S3SSE_KMS_INVALID_STATE: { s3: 'KMS.KMSInvalidStateException' },
+  S3SSE_KMS_ACCESS_DENIED: { s3: 'AccessDenied', message: 'The key management service refused the request.' },
   S3SSE_KMS_CONTEXT_MISMATCH: { s3: 'AccessDenied', message: 'The KMS encryption context does not match.' },
-  S3SSE_KMS_KEY_DISABLED: { s3: 'AccessDenied', message: 'The KMS key is disabled.' },
   S3SSE_BACKEND_UNAVAILABLE: { s3: 'InternalError', message: 'No crypto backend is available.' },
   S3SSE_CRYPTO_FAILURE: { s3: 'InternalError' },
   // The stores (BlobStore, MetaStore). A full or failing disk is a service that cannot take
