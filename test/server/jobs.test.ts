@@ -35,7 +35,8 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { adminRequest, type AdminConnection } from '../../src/server/admin/client.js'
 import { UserStore } from '../../src/server/credentials.js'
 import type { JobView } from '../../src/server/jobs/index.js'
-import type { JobFinding } from '../../src/server/meta/index.js'
+import { openEmbeddedKms } from '../../src/keys/index.js'
+import type { JobFinding, KeyUsage } from '../../src/server/meta/index.js'
 import {
   allFiles, errorCode, rawRequest, removeDir, ROOT_KEY, ROOT_SECRET, runCli, signRequest, startServer, stopAll, tempDir, type TestServer,
 } from './helpers.js'
@@ -212,41 +213,42 @@ describe('jobs on a running server (oss mode)', () => {
 
   it('rewraps to another key and then to a rotated key’s current version; the stored bytes stay as they were', async () => {
     const hashes = blobHashes(dataDir)
-    const created = await runCli(['kms', 'create', '--alias', 'archive', '--data-dir', dataDir, '--json'])
-    expect(created.code, created.stderr).toBe(0)
-    const archive = JSON.parse(created.stdout) as { keyId: string }
-    const before = await runCli(['kms', 'usage', '--endpoint', server.httpsUrl, '--data-dir', dataDir, '--json'], ROOT_ENV)
-    const service = (JSON.parse(before.stdout) as { usage: Array<{ keyId: string; alias: string | null; objects: number }> }).usage.find((u) => u.alias === 'alias/s3-sse/bucket/photos')!
-    expect(service.objects).toBeGreaterThan(100)
+    // Keys are managed beside the running server, as `s3-sse kms create|rotate|disable` do.
+    const keyring = await openEmbeddedKms(dataDir)
+    try {
+      const archive = await keyring.createKey({ alias: 'archive' })
+      const usageOf = async () => ((await adminRequest(adminOf(server), 'GET', '/kms/usage')) as { usage: KeyUsage[]; keys: Array<{ keyId: string; alias: string | null }> })
+      const first = await usageOf()
+      const serviceKey = first.keys.find((k) => k.alias === 'alias/s3-sse/bucket/photos')!.keyId
+      const service = first.usage.find((u) => u.keyId === serviceKey)!
+      expect(service.objects).toBeGreaterThan(100)
 
-    const moved = await job(server, 'start', 'rewrap', '--bucket', 'photos', '--to-key', 'alias/archive', '--wait', '--json')
-    expect(moved.code, moved.stderr).toBe(0)
-    const mj = (JSON.parse(moved.stdout) as { job: JobView }).job
-    expect(mj.done).toMatchObject({ changed: service.objects, errors: 0, damaged: 0 })
-    // Byte for byte the same files: only the wrapped keys in the rows changed.
-    expect(blobHashes(dataDir)).toEqual(hashes)
-    const usage = await runCli(['kms', 'usage', 'alias/archive', '--endpoint', server.httpsUrl, '--data-dir', dataDir], ROOT_ENV)
-    expect(usage.code, usage.stderr).toBe(0)
-    expect(usage.stdout).toMatch(new RegExp(`${archive.keyId}\\s+alias/archive\\s+1 \\(current\\)\\s+${service.objects}\\s`))
-    const old = await runCli(['kms', 'usage', service.keyId, '--endpoint', server.httpsUrl, '--data-dir', dataDir], ROOT_ENV)
-    expect(old.stdout).toMatch(new RegExp(`${service.keyId}.*1 \\(current\\)\\s+0\\s+0\\s+0`))
-    // Nothing uses the bucket's service key any more: disable it; every object still reads.
-    expect((await runCli(['kms', 'disable', service.keyId, '--data-dir', dataDir])).code).toBe(0)
-    expect((await read(s3, 'photos', 'big')).length).toBe(5 * 1024 * 1024 + 3000)
-    expect((await s3.send(new HeadObjectCommand({ Bucket: 'photos', Key: keyOf(1) }))).ServerSideEncryption).toBe('aws:kms')
+      const moved = await job(server, 'start', 'rewrap', '--bucket', 'photos', '--to-key', 'alias/archive', '--wait', '--json')
+      expect(moved.code, moved.stderr).toBe(0)
+      expect((JSON.parse(moved.stdout) as { job: JobView }).job.done).toMatchObject({ changed: service.objects, errors: 0, damaged: 0 })
+      // Byte for byte the same files: only the wrapped keys in the rows changed.
+      expect(blobHashes(dataDir)).toEqual(hashes)
+      const usage = await runCli(['kms', 'usage', '--endpoint', server.httpsUrl, '--data-dir', dataDir], ROOT_ENV)
+      expect(usage.code, usage.stderr).toBe(0)
+      expect(usage.stdout).toMatch(new RegExp(`${archive.keyId}\\s+alias/archive\\s+1 \\(current\\)\\s+${service.objects}\\s`))
+      expect(usage.stdout).toMatch(new RegExp(`${serviceKey}\\s+alias/s3-sse/bucket/photos\\s+1 \\(current\\)\\s+0\\s+0\\s+0`))
+      // Nothing uses the bucket's service key any more: disable it; every object still reads.
+      await keyring.disableKey(serviceKey)
+      expect((await read(s3, 'photos', 'big')).length).toBe(5 * 1024 * 1024 + 3000)
 
-    // A rotation, then a rewrap without --to-key: each data key to its key's current version.
-    expect((await runCli(['kms', 'rotate', 'archive', '--data-dir', dataDir])).code).toBe(0)
-    const rotated = await job(server, 'start', 'rewrap', '--bucket', 'photos', '--wait')
-    expect(rotated.code, rotated.stderr).toBe(0)
-    expect(blobHashes(dataDir)).toEqual(hashes)
-    const after = JSON.parse((await runCli(['kms', 'usage', 'archive', '--endpoint', server.httpsUrl, '--data-dir', dataDir, '--json'], ROOT_ENV)).stdout) as { usage: Array<{ version: number; objects: number; current: boolean }> }
-    expect(after.usage).toEqual([
-      expect.objectContaining({ version: 1, objects: 0, current: false }),
-      expect.objectContaining({ version: 2, objects: service.objects, current: true }),
-    ])
-    expect(await read(s3, 'photos', keyOf(2))).toHaveLength(200 + 2 * 13)
-    expect((await runCli(['kms', 'enable', service.keyId, '--data-dir', dataDir])).code).toBe(0)
+      // A rotation, then a rewrap without --to-key: each data key to its key's current version.
+      await keyring.rotateKey(archive.keyId)
+      const rotated = await job(server, 'start', 'rewrap', '--bucket', 'photos', '--wait')
+      expect(rotated.code, rotated.stderr).toBe(0)
+      expect(blobHashes(dataDir)).toEqual(hashes)
+      expect((await usageOf()).usage.filter((u) => u.keyId === archive.keyId)).toEqual([
+        expect.objectContaining({ version: 2, objects: service.objects }),
+      ])
+      expect(await read(s3, 'photos', keyOf(2))).toHaveLength(200 + 2 * 13)
+      await keyring.enableKey(serviceKey)
+    } finally {
+      await keyring.close()
+    }
   })
 
   it('scrub reports a corrupted package with its key, part and package, and a damaged plaintext object; --wait exits 3', async () => {

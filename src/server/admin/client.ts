@@ -9,13 +9,13 @@
  * ./data); the server's certificate from --ca, else the data dir's tls-cert.pem (when there is
  * one) and AWS_CA_BUNDLE, else the system's CAs.
  */
-import { createHash, createHmac } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import https from 'node:https'
 import { join, resolve } from 'node:path'
 import { SignatureV4 } from '@smithy/signature-v4'
-import type { SourceData } from '@smithy/types'
 import { S3sseError } from '../../errors.js'
+import { NodeSha256 } from '../auth/sigv4.js'
 import { ROOT_CREDENTIALS_FILE } from '../credentials.js'
 import { ADMIN_PATH } from './index.js'
 
@@ -97,27 +97,6 @@ export class AdminError extends Error {
   }
 }
 
-/** node:crypto SHA-256 and HMAC in the shape smithy's signer expects. */
-class Sha256 {
-  private readonly h
-  constructor(secret?: SourceData) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(secret))
-  }
-  update(data: SourceData): void {
-    this.h.update(toBuffer(data))
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.h.digest()
-  }
-  reset(): void {}
-}
-
-function toBuffer(data: SourceData): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8')
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  return Buffer.from(data)
-}
-
 /** One signed admin request; resolves with the parsed JSON, or rejects with AdminError. */
 export async function adminRequest(conn: AdminConnection, method: string, path: string, query: Record<string, string> = {}, body?: unknown): Promise<any> {
   const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body), 'utf8')
@@ -125,7 +104,7 @@ export async function adminRequest(conn: AdminConnection, method: string, path: 
     credentials: { accessKeyId: conn.accessKey, secretAccessKey: conn.secretKey },
     region: conn.region,
     service: 's3',
-    sha256: Sha256,
+    sha256: NodeSha256,
     uriEscapePath: false,
   })
   const fullPath = ADMIN_PATH + path

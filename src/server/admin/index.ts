@@ -16,7 +16,7 @@ import { S3sseError, isS3sseError } from '../../errors.js'
 import { s3Error, toS3Error } from '../../s3/errors.js'
 import { authenticate } from '../auth/index.js'
 import { WriteBody } from '../body.js'
-import { readSmallBody, parseQuery, type RequestContext } from '../http.js'
+import { discardBody, parseQuery, readSmallBody, type RequestContext } from '../http.js'
 import { controlJob, getJob, isJobAction, JOB_ERRORS, jobFindings, jobView, startJob } from '../jobs/index.js'
 
 export const ADMIN_PATH = '/-/admin'
@@ -138,17 +138,6 @@ function fail(ctx: RequestContext, err: unknown): void {
     ctx.res.destroy()
     return
   }
-  const { req } = ctx
-  if (!req.complete) {
-    // Small bodies are drained so the connection can carry the next request; others close it.
-    const length = Number(req.headers['content-length'] ?? 'NaN')
-    if (Number.isFinite(length) && length <= 64 * 1024 && !req.destroyed) {
-      req.removeAllListeners('readable')
-      req.on('data', () => undefined)
-      req.resume()
-    } else {
-      ctx.res.setHeader('connection', 'close')
-    }
-  }
+  if (!discardBody(ctx, 64 * 1024)) ctx.res.setHeader('connection', 'close')
   send(ctx, status, { error: { code, message } })
 }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { S3sseError, isS3sseError } from '../../errors.js'
 import { s3Error } from '../../s3/errors.js'
-import type { JobFinding, JobKind, JobRow, JobState, JobCounts } from '../meta/index.js'
+import type { JobFinding, JobRow } from '../meta/index.js'
 import type { User } from '../credentials.js'
 import { bucketEncryption } from '../encryption.js'
 import { findBucket } from '../handlers/common.js'
@@ -24,26 +24,15 @@ export const JOB_ERRORS: Readonly<Record<string, { status: number; code: string 
   S3SSE_JOB_STATE: { status: 409, code: 'InvalidJobState' },
 }
 
-export interface JobView {
-  id: string
-  kind: JobKind
-  bucket: string
-  prefix: string
-  rate: number | null
-  toKey: string | null
-  state: JobState
-  createdBy: string
+/** A job as the admin API and the console show it: times as ISO dates, progress worked out, the claim as who holds it. */
+export type JobView = Omit<JobRow, 'createdAt' | 'updatedAt' | 'startedAt' | 'finishedAt' | 'total' | 'workedMs' | 'claim'> & {
   createdAt: string
+  updatedAt: string
   startedAt: string | null
   finishedAt: string | null
-  updatedAt: string
-  /** The last key done in order (where a worker resumes). */
-  cursor: string
-  done: JobCounts
   progress: JobProgress
-  /** Who works it now (host:pid), while a worker holds it. */
+  /** Who works it now (host:pid), while a worker's lease holds. */
   worker: string | null
-  error: string | null
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
