@@ -21,12 +21,12 @@
  * It is a request of no client, so the HTTPS/SigV4 transport rule does not apply to it.
  */
 import { S3sseError, isS3sseError } from '../errors.js'
-import { decodeManifest, rewrap, type EncryptionRequest, type Manifest } from '../object/index.js'
+import { rewrap, type EncryptionRequest, type Manifest } from '../object/index.js'
 import { replicaEncryption, replicaEtag } from '../s3/replication.js'
 import { commitObject, objectRow } from './commit.js'
 import { bucketEncryption, encryptionRequest, kmsAccess } from './encryption.js'
 import type { ObjectRow, ReplicationItem } from './meta/index.js'
-import { stageSealedCopy } from './sealed.js'
+import { checkedManifest, stageSealedCopy } from './sealed.js'
 import { DEFAULT_REPLICATION, type ReplicationSettings, type ReplicationWorker, type ServerState } from './state.js'
 import type { StagedBlob } from './store/blob.js'
 
@@ -203,7 +203,7 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     state,
     replicaEncryption({ mode: state.config.mode, destination: dest.name, destinationDefault: bucketEncryption(dest), source: src.encryption }),
   )
-  const srcManifest = decodeManifest(src.manifest)
+  const srcManifest = checkedManifest(src)
   const from = { bucket: src.bucket, key: src.key }
   const to = { bucket: dest.name, key: src.key }
 

@@ -63,6 +63,8 @@ export interface ServerConfig {
   replication?: Partial<ReplicationSettings>
   /** How the job runner works (defaults: DEFAULT_JOBS). */
   jobs?: Partial<JobSettings>
+  /** Slow-client bounds (defaults: DEFAULT_TIMEOUTS in timeouts.ts). */
+  timeouts?: Partial<{ headersMs: number; idleMs: number; keepAliveMs: number }>
 }
 
 export interface Logger {
@@ -111,6 +113,16 @@ export interface ServerState {
   replicator?: ReplicationWorker
   /** The job runner (started once the server listens). */
   jobs?: JobWorker
+  /** Space held back on the data dir's disk so that deletes work on a full one (reserve.ts); embedded default only. */
+  space?: SpaceReserve
+}
+
+/** Disk space held back for deletes (src/server/reserve.ts). */
+export interface SpaceReserve {
+  /** Frees the held space; true when there was some. */
+  release(): Promise<boolean>
+  /** Holds it again if there is room (best effort). */
+  restore(): Promise<void>
 }
 
 /** Root, or a user the MetaStore knows, by access key. */

@@ -148,8 +148,8 @@ describe.each(STORES)('MetaStore jobs and aggregates ($name)', (kind) => {
   })
 })
 
-describe('SQLite schema 3 upgrade', () => {
-  it('gives the objects of a schema-2 data dir their key id and version from their manifests, and uploads theirs from their state', async () => {
+describe('SQLite schema 4 upgrade', () => {
+  it('gives the objects of a schema-2 data dir (before owner ids and key versions) their key id and version from their manifests, and uploads theirs from their state', async () => {
     const dir = tempDir('s3sse-schema3-')
     dirs.push(dir)
     const kms = await openEmbeddedKms(dir, { create: true })

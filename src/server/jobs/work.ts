@@ -15,13 +15,13 @@
  *   each package tag of an encrypted object, the ETag MD5 and checksum of a plaintext one.
  */
 import { S3sseError, isS3sseError } from '../../errors.js'
-import { decodeManifest, isDamage, rewrap, type EncryptionRequest, type Manifest } from '../../object/index.js'
+import { isDamage, rewrap, type EncryptionRequest, type Manifest } from '../../object/index.js'
 import { PlaintextCheck } from '../../s3/integrity.js'
 import { resealedEtag } from '../../s3/sse.js'
 import { commitObject, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess } from '../encryption.js'
 import type { BucketRow, JobFinding, JobRow, ObjectDetails, ObjectRow } from '../meta/index.js'
-import { stageSealedCopy, verifyStored } from '../sealed.js'
+import { checkedManifest, stageSealedCopy, verifyStored } from '../sealed.js'
 import type { ServerState } from '../state.js'
 
 export type Outcome = 'changed' | 'skipped' | 'errors' | 'damaged'
@@ -105,10 +105,10 @@ async function commitIfUnchanged(state: ServerState, row: ObjectRow, read: Objec
   }
 }
 
-/** Decodes a row's manifest; a damaged one is reported. */
+/** A row's manifest, checked against the row (size, parts, encryption); a damaged one is reported. */
 function manifestOf(row: ObjectRow): Manifest | ObjectResult {
   try {
-    return decodeManifest(row.manifest)
+    return checkedManifest(row)
   } catch (err) {
     return { outcome: 'damaged', bytes: row.size, findings: [finding(row.key, 'damaged', (err as S3sseError).code ?? 'S3SSE_BAD_MANIFEST', (err as Error).message)] }
   }
