@@ -148,13 +148,14 @@ async function watch(conn: AdminConnection, id: string, io: JobIo, pollMs: numbe
   let v = await get()
   const live = io.tty
     ? new cliProgress.SingleBar(
-        { format: '{kind} [{bar}] {percentage}% | {objects} | {bytes} | {rate} | {eta} | {problems}', barsize: 24, hideCursor: true, stream: io.tty, etaBuffer: 1, fps: 5 },
+        { format: '{kind} [{bar}] {percentage}% | {objects} | {bytes} | {rate} | {left} | {problems}', barsize: 24, hideCursor: true, stream: io.tty, etaBuffer: 1, fps: 5 },
         cliProgress.Presets.shades_classic,
       )
     : undefined
   const fields = (x: JobView) => {
     const t = progressText(x)
-    return { kind: x.kind, objects: t.objects, bytes: t.bytes, rate: t.rate, eta: t.eta, problems: `${count(x.done.errors)} errors${x.kind === 'scrub' ? `, ${count(x.done.damaged)} damaged` : ''}` }
+    // Not `eta`: cli-progress keeps that token for its own estimate; this is the server's.
+    return { kind: x.kind, objects: t.objects, bytes: t.bytes, rate: t.rate, left: t.eta, problems: `${count(x.done.errors)} errors${x.kind === 'scrub' ? `, ${count(x.done.damaged)} damaged` : ''}` }
   }
   const total = (x: JobView) => Math.max(1, x.progress.objects.total ?? 1)
   live?.start(total(v), v.done.objects, fields(v))
