@@ -50,11 +50,18 @@ export class JobRunner implements JobWorker {
     this.worker = worker
   }
 
-  /** Gives back the claims a previous run held, then looks for work. */
+  /**
+   * Gives back the claims a previous run held, then looks for work. A store that refuses (a
+   * full disk) does not stop the server from starting: those claims then end with their lease.
+   */
   async start(): Promise<void> {
     const now = Date.now()
-    const resumed = await this.state.meta.resumeJobs(now, (j) => release(j, now))
-    if (resumed > 0) this.state.log.info(`jobs: ${resumed} ${resumed === 1 ? 'job was' : 'jobs were'} being worked at the last stop; resuming`)
+    try {
+      const resumed = await this.state.meta.resumeJobs(now, (j) => release(j, now))
+      if (resumed > 0) this.state.log.info(`jobs: ${resumed} ${resumed === 1 ? 'job was' : 'jobs were'} being worked at the last stop; resuming`)
+    } catch (err) {
+      this.state.log.error(`jobs: cannot give back the claims of the last run (they end with their lease): ${describe(err)}`)
+    }
     this.kick()
   }
 
