@@ -356,6 +356,15 @@ export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | nul
  * an encrypted one's is an opaque random value (S3: the ETag of an SSE-KMS object "is not an
  * MD5 digest of the object data"), so it says nothing about the plaintext.
  */
+/**
+ * The ETag of a plaintext object sealed in place (the encrypt job; S3's copy of an object onto
+ * itself with encryption): an encrypted object's opaque value, keeping a multipart `-N`.
+ */
+export function resealedEtag(plainEtag: string): string {
+  const parts = /-\d+$/.exec(plainEtag)?.[0] ?? ''
+  return randomBytes(16).toString('hex') + parts
+}
+
 export function objectEtag(plainMd5Hex: string | undefined, encrypted: boolean): string {
   if (encrypted) return randomBytes(16).toString('hex')
   if (plainMd5Hex === undefined) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'a plain object needs the MD5 of its data for its ETag')

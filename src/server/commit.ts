@@ -58,6 +58,7 @@ export function objectRow(o: ObjectRowInput): ObjectRow {
     manifest: encodeManifest(o.manifest),
     blobs: o.blobs,
     encryption: 'encryption' in o ? o.encryption : storedEncryption(o.manifest.encryption),
+    ...(o.manifest.encryption ? { kmsKey: { keyId: o.manifest.encryption.keyId, version: o.manifest.encryption.keyVersion } } : {}),
   }
 }
 

@@ -77,6 +77,7 @@ export type Operation =
   | 'GetBucketReplication'
   | 'PutBucketReplication'
   | 'DeleteBucketReplication'
+  | 'GetObjectTagging'
 
 /** Bucket subresources this server does not implement: answered NotImplemented rather than misread. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
@@ -126,6 +127,7 @@ export function selectOperation(method: string, target: Target, query: Map<strin
   switch (method) {
     case 'GET':
       if (uploadId) return 'ListParts'
+      if (query.has('tagging')) return 'GetObjectTagging'
       rejectUnsupportedObject(query)
       return 'GetObject'
     case 'HEAD':

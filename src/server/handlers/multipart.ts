@@ -79,6 +79,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     checksumAlgorithm: algorithm,
     checksumType: type,
     encryption: storedEncryption(encryption),
+    ...(state.encryption ? { kmsKey: { keyId: state.encryption.keyId, version: state.encryption.keyVersion } } : {}),
   }
   await ctx.state.meta.createUpload(upload)
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {

@@ -202,6 +202,20 @@ export async function deleteObjects(ctx: RequestContext): Promise<void> {
   sendXml(ctx, 200, s3Document('DeleteResult', { Deleted: deleted, Error: errors }))
 }
 
+/**
+ * GetObjectTagging: this server stores no object tags yet (PutObjectTagging is not
+ * implemented), so an object's tag set is empty. The aws CLI asks for it before every
+ * multipart copy (`aws s3 cp s3://b/k s3://b/k`), and copies no tags when there are none.
+ */
+export async function getObjectTagging(ctx: RequestContext): Promise<void> {
+  const bucket = await requireBucket(ctx)
+  validateKey(ctx.key)
+  await requireObject(ctx, bucket.name, ctx.key)
+  const versionId = ctx.query.get('versionId')
+  if (versionId !== undefined && versionId !== 'null') throw s3Error('NoSuchVersion')
+  sendXml(ctx, 200, s3Document('Tagging', { TagSet: '' }))
+}
+
 /** Source object of CopyObject / UploadPartCopy, with its preconditions checked. */
 export async function copySource(ctx: RequestContext): Promise<{ bucket: BucketRow; obj: ObjectRow }> {
   const raw = header(ctx, 'x-amz-copy-source')!
