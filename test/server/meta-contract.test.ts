@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { User } from '../../src/server/credentials.js'
 import { UserStore } from '../../src/server/credentials.js'
-import type { BucketRow, CommitOptions, MetaStore, ObjectRow, PartRow, ReplicationTarget, UploadRow } from '../../src/server/meta/index.js'
+import { checkpoint, claim, newJob, requestAction } from '../../src/server/jobs/model.js'
+import type { BucketRow, CommitOptions, JobFinding, JobRow, MetaStore, ObjectRow, PartRow, ReplicationTarget, UploadRow } from '../../src/server/meta/index.js'
 import { PostgresMetaStore } from '../../src/server/meta/postgres/index.js'
 import { SqliteMetaStore } from '../../src/server/meta/sqlite/index.js'
 import { freshDatabase, missingServices } from '../helpers/services.js'
@@ -187,6 +188,7 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
         manifest: new Uint8Array(randomBytes(300)),
         blobs: [blob(), blob()],
         encryption: { algorithm: 'aws:kms', keyId: 'k1', bucketKey: true } as unknown as ObjectRow['encryption'],
+        kmsKey: { keyId: 'k1', version: 7 },
       })
       expect(await m.commitObject(full)).toEqual({ status: 'committed', unused: [], queued: false })
       const back = await m.getObject('b1', 'dir/ключ 🗝')
@@ -393,7 +395,10 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
     })
 
     it('round-trips uploads and lists them by key then id, never splitting a key across pages', async () => {
-      const u = upload('b1', 'k1', 'u-1', { checksumAlgorithm: 'CRC32', checksumType: 'FULL_OBJECT', headers: { 'content-type': 'x/y' }, meta: { a: 'b' }, encryption: { algorithm: 'AES256' } as unknown as UploadRow['encryption'] })
+      const u = upload('b1', 'k1', 'u-1', {
+        checksumAlgorithm: 'CRC32', checksumType: 'FULL_OBJECT', headers: { 'content-type': 'x/y' }, meta: { a: 'b' },
+        encryption: { algorithm: 'aws:kms', keyId: 'k9' } as unknown as UploadRow['encryption'], kmsKey: { keyId: 'k9', version: 2 },
+      })
       await m.createUpload(u)
       expect(await m.getUpload('u-1')).toEqual(u)
       expect(await m.getUpload('nope')).toBeUndefined()
@@ -494,6 +499,101 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
         expect(inObject || unused.includes(p.blob) || results.get(p.blob) === 'no-upload').toBe(true)
       }
       expect(await m.allParts('u')).toEqual([])
+    })
+  })
+
+  describe('jobs', () => {
+    const job = (id: string, createdAt: number): JobRow => newJob({ kind: 'encrypt', bucket: 'b1', prefix: 'p/\u0000' }, { id, createdBy: 'root', now: createdAt })
+    const finding = (key: string, message: string): Omit<JobFinding, 'seq'> => ({ key, kind: 'error', part: null, package: null, code: 'S3SSE_X', message, at: 1 })
+
+    it('two stores claiming at once never take one job twice', async () => {
+      const m2 = await o.second()
+      for (let i = 0; i < 6; i++) await m.createJob(job(`j${i}`, i))
+      const now = Date.now()
+      const take = (s: MetaStore, token: string) => s.claimJob(now, (j) => claim(j, { token, worker: token, now, leaseMs: 60_000 }))
+      const got = await Promise.all(Array.from({ length: 12 }, (_, i) => take(i % 2 ? m : m2, `w${i}`)))
+      const ids = got.filter((j) => j !== undefined).map((j) => j!.id)
+      expect(new Set(ids).size).toBe(ids.length)
+      // What a claim skipped while another held it, a last round picks up; then none is left.
+      for (let i = 0; i < 6; i++) {
+        const j = await take(m, `late${i}`)
+        if (j) ids.push(j.id)
+      }
+      expect(ids.sort()).toEqual(['j0', 'j1', 'j2', 'j3', 'j4', 'j5'])
+      for (const id of ids) {
+        const stored = await m2.getJob(id)
+        expect(stored!.claim!.token).toBe(got.find((j) => j?.id === id)?.claim?.token ?? stored!.claim!.token)
+        expect(stored!.state).toBe('running')
+      }
+    })
+
+    it('read-modify-writes of one job from two stores all land, each with its findings, numbered in the order they committed', async () => {
+      const m2 = await o.second()
+      await m.createJob(job('j', 1))
+      const bump = (s: MetaStore, i: number) => {
+        let after = -1
+        return s
+          .updateJob('j', (j) => {
+            after = j.done.objects + 1
+            return { ...j, done: { ...j.done, objects: after } }
+          }, [finding(`k${i}`, 'first'), finding(`k${i}`, 'second')])
+          .then((stored) => ({ stored, after }))
+      }
+      const results = await Promise.all(Array.from({ length: 16 }, (_, i) => bump(i % 2 ? m : m2, i)))
+      expect((await m.getJob('j'))!.done.objects).toBe(16)
+      // Every change saw the one before it: the counts stored are 1..16, once each.
+      expect(results.map((r) => r.stored!.done.objects).sort((a, b) => a - b)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1))
+      const found = await m2.jobFindings('j', 0, 100)
+      expect(found).toHaveLength(32)
+      // Findings come in commit order: both of a change together, changes in the order of their counts.
+      const byKey = new Map(results.map((r, i) => [`k${i}`, r.stored!.done.objects]))
+      const order = found.filter((_, i) => i % 2 === 0).map((f) => byKey.get(f.key))
+      expect(order).toEqual([...order].sort((a, b) => a! - b!))
+      for (let i = 0; i < 32; i += 2) expect([found[i].key, found[i].message, found[i + 1].key, found[i + 1].message]).toEqual([found[i].key, 'first', found[i].key, 'second'])
+    })
+
+    it('a lease that ran out is taken over by another store; the first worker\'s late checkpoint changes nothing and writes no findings', async () => {
+      const m2 = await o.second()
+      await m.createJob(job('j', 1))
+      const t = Date.now()
+      const a = await m.claimJob(t, (j) => claim(j, { token: 'A', worker: 'gw-a', now: t, leaseMs: 100 }))
+      expect(a).toMatchObject({ id: 'j', claim: { token: 'A' } })
+      expect(await m2.claimJob(t + 50, (j) => claim(j, { token: 'B', worker: 'gw-b', now: t + 50, leaseMs: 100 }))).toBeUndefined()
+      const b = await m2.claimJob(t + 100, (j) => claim(j, { token: 'B', worker: 'gw-b', now: t + 100, leaseMs: 60_000 }))
+      expect(b).toMatchObject({ id: 'j', claim: { token: 'B', worker: 'gw-b' } })
+      const progress = { cursor: 'p/\u0000z', delta: { objects: 5, bytes: 50, changed: 5, skipped: 0, errors: 0, damaged: 0 }, workedMs: 10 }
+      const late = await m.updateJob('j', (j) => checkpoint(j, 'A', progress, t + 200, 100), [finding('late', 'never')])
+      expect(late).toMatchObject({ claim: { token: 'B' }, cursor: '', done: { objects: 0 } })
+      const mine = await m2.updateJob('j', (j) => checkpoint(j, 'B', progress, t + 200, 60_000), [finding('a\u0000b/🗝', 'key "a\u0000b/🗝" failed')])
+      expect(mine).toMatchObject({ cursor: 'p/\u0000z', done: { objects: 5 }, claim: { token: 'B', until: t + 60_200 } })
+      expect(await m.getJob('j')).toEqual(mine)
+      expect((await m.jobFindings('j', 0, 10)).map((f) => [f.key, f.message])).toEqual([['a\u0000b/🗝', 'key "a\u0000b/🗝" failed']])
+      // A pause from the first store while B holds the job: B sees it at its next checkpoint.
+      await m.updateJob('j', (j) => requestAction(j, 'pause', t + 300))
+      expect(await m2.updateJob('j', (j) => checkpoint(j, 'B', { ...progress, release: true }, t + 400, 60_000))).toMatchObject({ state: 'paused', claim: null, done: { objects: 10 } })
+      expect(await m.claimJob(t + 500, (j) => j)).toBeUndefined()
+    })
+
+    it('aggregates count what every store committed', async () => {
+      const m2 = await o.second()
+      const under = (keyId: string, version: number) => ({ encryption: { algorithm: 'aws:kms', keyId } as unknown as ObjectRow['encryption'], kmsKey: { keyId, version } })
+      await m.commitObject(row('b1', 'p/1', { size: 10, ...under('k', 1) }))
+      await m2.commitObject(row('b1', 'p/2', { size: 20, ...under('k', 2) }))
+      await m2.commitObject(row('b1', 'p/3', { size: 40 }))
+      await m.createUpload(upload('b1', 'p/4', 'u1', { kmsKey: { keyId: 'k', version: 2 } }))
+      expect(await m.objectStats('b1', 'p/')).toEqual({ objects: 3, bytes: 70, plaintextObjects: 1, plaintextBytes: 40 })
+      expect(await m2.keyUsage()).toEqual([
+        { keyId: 'k', version: 1, objects: 1, bytes: 10, uploads: 0 },
+        { keyId: 'k', version: 2, objects: 1, bytes: 20, uploads: 1 },
+      ])
+      // A rewrap moves the row to another version and keeps its blobs.
+      const moved = await m2.getObject('b1', 'p/1')
+      expect(await m.commitObject({ ...moved!, kmsKey: { keyId: 'k', version: 2 } })).toMatchObject({ status: 'committed', unused: [] })
+      expect((await m.keyUsage()).map((u) => [u.version, u.objects])).toEqual([[2, 2]])
+    })
+
+    beforeEach(async () => {
+      await m.createBucket(bucket('b1'))
     })
   })
 

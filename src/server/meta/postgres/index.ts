@@ -15,7 +15,10 @@
  * A transaction that meets a deadlock or a serialisation failure is run again from the start
  * (its callbacks are pure functions of what it reads). The replication queue is claimed with
  * `FOR UPDATE SKIP LOCKED` under a random claim token, so gateways never take one item twice,
- * and a claim whose lease ran out is taken over. Users and console sessions are tables here too.
+ * and a claim whose lease ran out is taken over. Jobs are claimed the same way, one job per
+ * claim; a job's row is read FOR UPDATE by every change to it (a checkpoint, a pause from another
+ * gateway), and its findings are appended in that transaction. Users and console sessions are
+ * tables here too.
  *
  * Failures of the database are S3SSE_META_UNAVAILABLE (S3SSE_STORAGE_FULL when it is out of
  * disk); errors thrown by a caller's callback pass through unchanged.
@@ -30,10 +33,15 @@ import type {
   ClaimOptions,
   CommitOptions,
   CommitResult,
+  JobFinding,
+  JobRow,
+  KeyUsage,
+  KmsKeyVersion,
   MetaStore,
   ObjectDetails,
   ObjectReplication,
   ObjectRow,
+  ObjectStats,
   ObjectSummary,
   PartRow,
   ReplicationItem,
@@ -87,6 +95,10 @@ function bucketFrom(r: Row): BucketRow {
   return { name: r.name as string, owner: r.owner as string, region: r.region as string, createdAt: num(r.created_at), settings: JSON.parse(r.settings as string) }
 }
 
+function kmsKeyFrom(r: Row): { kmsKey?: KmsKeyVersion } {
+  return r.key_id != null && r.key_version != null ? { kmsKey: { keyId: r.key_id as string, version: num(r.key_version) } } : {}
+}
+
 function replicationFrom(r: Row): ObjectReplication | undefined {
   if (r.repl_status == null) return undefined
   return r.repl_id == null ? { status: r.repl_status as ObjectReplication['status'] } : { status: r.repl_status as ObjectReplication['status'], id: r.repl_id as string }
@@ -106,6 +118,7 @@ function objectFrom(r: Row): ObjectRow {
     manifest: r.manifest as Buffer,
     blobs: JSON.parse(r.blobs as string),
     encryption: r.encryption ? JSON.parse(r.encryption as string) : undefined,
+    ...kmsKeyFrom(r),
     replication: replicationFrom(r),
   }
   return o
@@ -124,6 +137,7 @@ function uploadFrom(r: Row): UploadRow {
     checksumAlgorithm: (r.checksum_algorithm ?? undefined) as UploadRow['checksumAlgorithm'],
     checksumType: (r.checksum_type ?? undefined) as UploadRow['checksumType'],
     encryption: r.encryption ? JSON.parse(r.encryption as string) : undefined,
+    ...kmsKeyFrom(r),
   }
 }
 
@@ -156,6 +170,28 @@ function itemFrom(r: Row, claimed: boolean): ReplicationItem {
   }
 }
 
+function jobFrom(r: Row): JobRow {
+  return JSON.parse(r.body as string) as JobRow
+}
+
+/** The jobs row of a JobRow: the row whole as JSON, and the columns the claim and listings filter on. */
+function jobParams(j: JobRow): unknown[] {
+  return [j.id, j.bucket, j.state, j.createdAt, j.claim?.until ?? null, JSON.stringify(j)]
+}
+
+function findingFrom(r: Row): JobFinding {
+  return {
+    seq: num(r.seq),
+    key: str(r.key),
+    kind: r.kind as JobFinding['kind'],
+    part: r.part === null ? null : num(r.part),
+    package: r.package === null ? null : num(r.package),
+    code: r.code as string,
+    message: JSON.parse(r.message as string) as string,
+    at: num(r.at),
+  }
+}
+
 function userFrom(r: Row): User {
   return { id: r.id as string, name: r.name as string, accessKey: r.access_key as string, secretKey: r.secret_key as string, createdAt: r.created_at as string }
 }
@@ -171,7 +207,7 @@ function sessionFrom(r: Row): SessionRow {
   }
 }
 
-const OBJECT_COLUMNS = 'bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, blobs, encryption, repl_status, repl_id'
+const OBJECT_COLUMNS = 'bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, blobs, encryption, repl_status, repl_id, key_id, key_version'
 
 export interface PostgresMetaOptions {
   /** Connections in the pool (default 10). */
@@ -361,17 +397,22 @@ export class PostgresMetaStore implements MetaStore {
       const params = [
         o.bucket, key(o.key), o.size, o.etag, o.lastModified, JSON.stringify(o.headers), JSON.stringify(o.meta), json(o.checksum), o.partsCount,
         Buffer.from(o.manifest.buffer, o.manifest.byteOffset, o.manifest.byteLength), JSON.stringify(o.blobs), json(o.encryption),
-        replication?.status ?? null, replication?.id ?? null,
+        replication?.status ?? null, replication?.id ?? null, o.kmsKey?.keyId ?? null, o.kmsKey?.version ?? null,
       ]
       if (old) {
         await c.query(
           `UPDATE objects SET size = $3, etag = $4, last_modified = $5, headers = $6, meta = $7, checksum = $8, parts_count = $9, manifest = $10,
-             blobs = $11, encryption = $12, repl_status = $13, repl_id = $14 WHERE bucket = $1 AND key = $2`,
+             blobs = $11, encryption = $12, repl_status = $13, repl_id = $14, key_id = $15, key_version = $16 WHERE bucket = $1 AND key = $2`,
           params,
         )
-        return { status: 'committed', unused: old.blobs, queued }
+        // A row that keeps blobs of the one it replaces (a rewrap) does not give them up.
+        const kept = new Set(o.blobs)
+        return { status: 'committed', unused: old.blobs.filter((b) => !kept.has(b)), queued }
       }
-      const ins = await c.query(`INSERT INTO objects (${OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (bucket, key) DO NOTHING`, params)
+      const ins = await c.query(
+        `INSERT INTO objects (${OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (bucket, key) DO NOTHING`,
+        params,
+      )
       if (ins.rowCount === 1) return { status: 'committed', unused: [], queued }
       // Another gateway created the key since we looked: read its row (now committed) and decide again.
     }
@@ -401,24 +442,49 @@ export class PostgresMetaStore implements MetaStore {
 
   async listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]> {
     const rows = await this.query(
-      `SELECT key, size, etag, last_modified, encryption FROM objects
+      `SELECT key, size, etag, last_modified, encryption, key_id, key_version FROM objects
        WHERE bucket = $1 AND key > $2 AND key >= $3 AND ($4::bytea IS NULL OR key < $4) ORDER BY key LIMIT $5`,
       [bucket, key(after), key(prefix), upperBound(prefix), limit],
     )
     return rows.map((r) => {
       const o: ObjectDetails = { key: str(r.key), size: num(r.size), etag: r.etag as string, lastModified: num(r.last_modified) }
       if (r.encryption) o.encryption = JSON.parse(r.encryption as string)
-      return o
+      return { ...o, ...kmsKeyFrom(r) }
     })
+  }
+
+  async objectStats(bucket: string, prefix: string): Promise<ObjectStats> {
+    const [r] = await this.query(
+      `SELECT COUNT(*) AS objects, COALESCE(SUM(size), 0)::bigint AS bytes,
+              COUNT(*) FILTER (WHERE encryption IS NULL) AS plaintext_objects, COALESCE(SUM(size) FILTER (WHERE encryption IS NULL), 0)::bigint AS plaintext_bytes
+       FROM objects WHERE bucket = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)`,
+      [bucket, key(prefix), upperBound(prefix)],
+    )
+    return { objects: num(r.objects), bytes: num(r.bytes), plaintextObjects: num(r.plaintext_objects), plaintextBytes: num(r.plaintext_bytes) }
+  }
+
+  async keyUsage(): Promise<KeyUsage[]> {
+    // One statement: both counts from one snapshot.
+    const rows = await this.query(
+      `SELECT key_id, key_version, SUM(objects)::bigint AS objects, SUM(bytes)::bigint AS bytes, SUM(uploads)::bigint AS uploads FROM (
+         SELECT key_id, key_version, COUNT(*) AS objects, SUM(size) AS bytes, 0 AS uploads FROM objects WHERE key_id IS NOT NULL GROUP BY key_id, key_version
+         UNION ALL
+         SELECT key_id, key_version, 0, 0, COUNT(*) FROM uploads WHERE key_id IS NOT NULL GROUP BY key_id, key_version
+       ) u GROUP BY key_id, key_version ORDER BY key_id COLLATE "C", key_version`,
+    )
+    return rows.map((r) => ({ keyId: r.key_id as string, version: num(r.key_version), objects: num(r.objects), bytes: num(r.bytes), uploads: num(r.uploads) }))
   }
 
   // ------------------------------------------------------------------ multipart
 
   async createUpload(u: UploadRow): Promise<void> {
     await this.query(
-      `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [u.uploadId, u.bucket, key(u.key), u.initiated, u.owner, JSON.stringify(u.state), JSON.stringify(u.headers), JSON.stringify(u.meta), u.checksumAlgorithm ?? null, u.checksumType ?? null, json(u.encryption)],
+      `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, key_id, key_version)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [
+        u.uploadId, u.bucket, key(u.key), u.initiated, u.owner, JSON.stringify(u.state), JSON.stringify(u.headers), JSON.stringify(u.meta),
+        u.checksumAlgorithm ?? null, u.checksumType ?? null, json(u.encryption), u.kmsKey?.keyId ?? null, u.kmsKey?.version ?? null,
+      ],
     )
   }
 
@@ -575,6 +641,94 @@ export class PostgresMetaStore implements MetaStore {
   async resumeReplications(now: number): Promise<number> {
     const rows = await this.query('UPDATE replication_queue SET claim = NULL WHERE claim IS NOT NULL AND next_attempt <= $1 RETURNING 1', [now])
     return rows.length
+  }
+
+  // ------------------------------------------------------------------ jobs
+
+  async createJob(job: JobRow): Promise<void> {
+    await this.query('INSERT INTO jobs (id, bucket, state, created_at, claim_until, body) VALUES ($1, $2, $3, $4, $5, $6)', jobParams(job))
+  }
+
+  async getJob(id: string): Promise<JobRow | undefined> {
+    const [r] = await this.query('SELECT body FROM jobs WHERE id = $1', [id])
+    return r ? jobFrom(r) : undefined
+  }
+
+  async listJobs(opts: { bucket?: string; limit?: number } = {}): Promise<JobRow[]> {
+    const rows = await this.query('SELECT body FROM jobs WHERE ($1::text IS NULL OR bucket = $1) ORDER BY created_at DESC, id DESC LIMIT $2', [opts.bucket ?? null, opts.limit ?? 1000])
+    return rows.map(jobFrom)
+  }
+
+  private async storeJob(c: Client, j: JobRow): Promise<void> {
+    await c.query('UPDATE jobs SET bucket = $2, state = $3, created_at = $4, claim_until = $5, body = $6 WHERE id = $1', jobParams(j))
+  }
+
+  /**
+   * The oldest claimable job, locked: one that another gateway's transaction holds (it is
+   * claiming or checkpointing it) is skipped, so two gateways never claim one job, and neither
+   * waits for the other. A claim whose lease ran out is claimable: its worker is gone or cut off.
+   */
+  claimJob(now: number, claim: (job: JobRow) => JobRow): Promise<JobRow | undefined> {
+    return this.tx(async (c) => {
+      const [r] = (
+        await c.query(
+          `SELECT body FROM jobs WHERE state IN ('queued', 'running') AND (claim_until IS NULL OR claim_until <= $1)
+           ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`,
+          [now],
+        )
+      ).rows
+      if (!r) return undefined
+      const claimed = call(() => claim(jobFrom(r)))
+      await this.storeJob(c, claimed)
+      return claimed
+    })
+  }
+
+  /**
+   * The job's row read FOR UPDATE, so a checkpoint, a pause from another gateway and a claim
+   * take turns on it; what `change` returns is stored, and the findings are appended in the
+   * same transaction.
+   */
+  updateJob(id: string, change: (job: JobRow) => JobRow | null, findings: Array<Omit<JobFinding, 'seq'>> = []): Promise<JobRow | undefined> {
+    return this.tx(async (c) => {
+      const [r] = (await c.query('SELECT body FROM jobs WHERE id = $1 FOR UPDATE', [id])).rows
+      if (!r) return undefined
+      const job = jobFrom(r)
+      const next = call(() => change(job))
+      if (next === null) return job
+      await this.storeJob(c, next)
+      if (findings.length > 0) {
+        await c.query(
+          `INSERT INTO job_findings (job_id, key, kind, part, package, code, message, at)
+           SELECT $1, f.key, f.kind, f.part, f.package, f.code, f.message, f.at
+           FROM unnest($2::bytea[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY
+             AS f(key, kind, part, package, code, message, at, n)
+           ORDER BY f.n`,
+          [
+            id, findings.map((f) => key(f.key)), findings.map((f) => f.kind), findings.map((f) => f.part), findings.map((f) => f.package),
+            findings.map((f) => f.code), findings.map((f) => JSON.stringify(f.message)), findings.map((f) => f.at),
+          ],
+        )
+      }
+      return next
+    })
+  }
+
+  async jobFindings(id: string, afterSeq: number, limit: number): Promise<JobFinding[]> {
+    const rows = await this.query('SELECT * FROM job_findings WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [id, afterSeq, limit])
+    return rows.map(findingFrom)
+  }
+
+  /**
+   * At a gateway's start: only claims whose lease ran out are given back (their workers are
+   * gone); the live claims of other gateways stay theirs.
+   */
+  resumeJobs(now: number, release: (job: JobRow) => JobRow): Promise<number> {
+    return this.tx(async (c) => {
+      const held = (await c.query('SELECT body FROM jobs WHERE claim_until IS NOT NULL AND claim_until <= $1 FOR UPDATE SKIP LOCKED', [now])).rows.map(jobFrom)
+      for (const j of held) await this.storeJob(c, call(() => release(j)))
+      return held.length
+    })
   }
 
   // ------------------------------------------------------------------ users

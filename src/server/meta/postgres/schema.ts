@@ -10,18 +10,28 @@
  */
 import type { PoolClient } from 'pg'
 import { S3sseError } from '../../../errors.js'
+import { decodeManifest } from '../../../object/index.js'
 
 /**
  * 1: buckets, objects, uploads, parts, the replication queue, users (with stable ids: bucket
  * and upload owners are ids, as in SQLite schema 3), console sessions.
+ * 2: the KMS key version of objects and uploads (key_id, key_version, filled in from the
+ *    manifests and upload states already stored), jobs and their findings (SQLite schema 4).
  */
-export const PG_SCHEMA_VERSION = 1
+export const PG_SCHEMA_VERSION = 2
 
 /** The advisory lock the migrations hold ('S3SE' as a number): one migrating gateway at a time. */
 export const MIGRATION_LOCK = 0x53335345
 
-const MIGRATIONS: Record<number, string> = {
-  1: `
+/** A migration: its DDL, then (optionally) rows brought up to it, in the same transaction. */
+interface Migration {
+  sql: string
+  fill?: (client: PoolClient) => Promise<void>
+}
+
+const MIGRATIONS: Record<number, Migration> = {
+  1: {
+    sql: `
 CREATE TABLE buckets (
   name        TEXT COLLATE "C" PRIMARY KEY,
   owner       TEXT NOT NULL,
@@ -103,13 +113,91 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_seen ON console_sessions (last_seen);
 `,
+  },
+  2: {
+    // A job row is its JobRow as JSON (body) with the columns the claim and the listings filter
+    // on beside it, as in SQLite. A finding's key is BYTEA like every object key (it may hold a
+    // NUL), and its message is kept as a JSON string (TEXT cannot hold a NUL, which a message
+    // quoting a key may); seq is one sequence for all jobs, handed out while the job's row is
+    // locked, so one job's findings are numbered in the order they were committed.
+    sql: `
+ALTER TABLE objects ADD COLUMN key_id TEXT, ADD COLUMN key_version INTEGER;
+ALTER TABLE uploads ADD COLUMN key_id TEXT, ADD COLUMN key_version INTEGER;
+CREATE TABLE jobs (
+  id          TEXT COLLATE "C" PRIMARY KEY,
+  bucket      TEXT COLLATE "C" NOT NULL,
+  state       TEXT NOT NULL,
+  created_at  BIGINT NOT NULL,
+  claim_until BIGINT,
+  body        TEXT NOT NULL
+);
+CREATE INDEX jobs_claimable ON jobs (created_at, id) WHERE state IN ('queued', 'running');
+CREATE INDEX jobs_by_bucket ON jobs (bucket, created_at);
+CREATE TABLE job_findings (
+  seq     BIGSERIAL PRIMARY KEY,
+  job_id  TEXT COLLATE "C" NOT NULL,
+  key     BYTEA NOT NULL,
+  kind    TEXT NOT NULL,
+  part    INTEGER,
+  package INTEGER,
+  code    TEXT NOT NULL,
+  message TEXT NOT NULL,
+  at      BIGINT NOT NULL
+);
+CREATE INDEX job_findings_by_job ON job_findings (job_id, seq);
+`,
+    fill: fillKeyVersions,
+  },
+}
+
+/**
+ * Schema 2: each encrypted object's key id and version, read from its manifest (a page at a
+ * time, in key order), and each encrypted upload's from its state. A manifest that does not
+ * decode is left as it is: scrub reports it, reads fail as before.
+ */
+async function fillKeyVersions(client: PoolClient): Promise<void> {
+  const PAGE = 500
+  let after: { bucket: string; key: Buffer } | null = null
+  for (;;) {
+    const page: Array<{ bucket: string; key: Buffer; manifest: Buffer }> = (
+      await client.query(
+        `SELECT bucket, key, manifest FROM objects WHERE encryption IS NOT NULL AND ($1::text IS NULL OR (bucket, key) > ($1, $2::bytea))
+         ORDER BY bucket, key LIMIT $3`,
+        [after?.bucket ?? null, after?.key ?? null, PAGE],
+      )
+    ).rows
+    for (const r of page) {
+      let e
+      try {
+        e = decodeManifest(r.manifest).encryption
+      } catch {
+        continue
+      }
+      if (e) await client.query('UPDATE objects SET key_id = $1, key_version = $2 WHERE bucket = $3 AND key = $4', [e.keyId, e.keyVersion, r.bucket, r.key])
+    }
+    if (page.length < PAGE) break
+    after = page[page.length - 1]
+  }
+  const uploads: Array<{ upload_id: string; state: string }> = (await client.query('SELECT upload_id, state FROM uploads WHERE encryption IS NOT NULL')).rows
+  for (const u of uploads) {
+    let e: { keyId?: unknown; keyVersion?: unknown } | undefined
+    try {
+      e = (JSON.parse(u.state) as { encryption?: { keyId?: unknown; keyVersion?: unknown } }).encryption
+    } catch {
+      continue
+    }
+    if (e && typeof e.keyId === 'string' && Number.isSafeInteger(e.keyVersion)) {
+      await client.query('UPDATE uploads SET key_id = $1, key_version = $2 WHERE upload_id = $3', [e.keyId, e.keyVersion, u.upload_id])
+    }
+  }
 }
 
 /**
  * Brings the database to PG_SCHEMA_VERSION in one transaction under the migration lock; a
  * database newer than this s3-sse is refused (an older gateway never writes a newer schema).
+ * `target` is for tests that need a database as an older s3-sse left it.
  */
-export async function migrate(client: PoolClient): Promise<{ from: number; to: number }> {
+export async function migrate(client: PoolClient, target = PG_SCHEMA_VERSION): Promise<{ from: number; to: number }> {
   await client.query('BEGIN')
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
@@ -121,9 +209,10 @@ export async function migrate(client: PoolClient): Promise<{ from: number; to: n
     if (version > PG_SCHEMA_VERSION) {
       throw new S3sseError('S3SSE_META_UNAVAILABLE', `the database has s3-sse schema version ${version}; this s3-sse knows up to ${PG_SCHEMA_VERSION}`)
     }
-    while (version < PG_SCHEMA_VERSION) {
+    while (version < target) {
       version++
-      await client.query(MIGRATIONS[version])
+      await client.query(MIGRATIONS[version].sql)
+      await MIGRATIONS[version].fill?.(client)
     }
     await client.query('UPDATE s3sse_schema SET version = $1', [version])
     await client.query('COMMIT')
