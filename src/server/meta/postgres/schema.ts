@@ -8,7 +8,7 @@
  * Bucket names are checked S3 names, kept as TEXT in the "C" collation (byte order).
  * JSON documents are TEXT, stored exactly as written (JSONB would reorder their keys).
  */
-import type { PoolClient } from 'pg'
+import type { ClientBase } from 'pg'
 import { S3sseError } from '../../../errors.js'
 import { decodeManifest } from '../../../object/index.js'
 
@@ -26,7 +26,7 @@ export const MIGRATION_LOCK = 0x53335345
 /** A migration: its DDL, then (optionally) rows brought up to it, in the same transaction. */
 interface Migration {
   sql: string
-  fill?: (client: PoolClient) => Promise<void>
+  fill?: (client: ClientBase) => Promise<void>
 }
 
 const MIGRATIONS: Record<number, Migration> = {
@@ -155,7 +155,7 @@ CREATE INDEX job_findings_by_job ON job_findings (job_id, seq);
  * time, in key order), and each encrypted upload's from its state. A manifest that does not
  * decode is left as it is: scrub reports it, reads fail as before.
  */
-async function fillKeyVersions(client: PoolClient): Promise<void> {
+async function fillKeyVersions(client: ClientBase): Promise<void> {
   const PAGE = 500
   let after: { bucket: string; key: Buffer } | null = null
   for (;;) {
@@ -197,7 +197,7 @@ async function fillKeyVersions(client: PoolClient): Promise<void> {
  * database newer than this s3-sse is refused (an older gateway never writes a newer schema).
  * `target` is for tests that need a database as an older s3-sse left it.
  */
-export async function migrate(client: PoolClient, target = PG_SCHEMA_VERSION): Promise<{ from: number; to: number }> {
+export async function migrate(client: ClientBase, target = PG_SCHEMA_VERSION): Promise<{ from: number; to: number }> {
   await client.query('BEGIN')
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
