@@ -32,6 +32,10 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --replication-backoff-ms N  wait before the second try, doubling each try up to 64x (1000)
   --replication-lease-ms N    how long a claimed replication holds (1 h; a fleet: 600000)
   --replication-poll-ms N     look at the shared queue at least this often (a fleet: 15000)
+  --job-lease-ms N            how long a gateway's claim on a job holds unless renewed (30000):
+                              how soon another gateway takes over the job of one that died
+  --job-poll-ms N             how often the job table is looked at for jobs started elsewhere
+                              (through another gateway, or before a restart) (2000)
   --key-cache-ttl-ms N        how long unwrapped data keys and bucket keys are kept (300000):
                               the longest a key rotated or disabled in the KMS goes unnoticed
   --public-url URL            the HTTPS URL clients use, when behind a load balancer
@@ -97,6 +101,8 @@ export function parseServeOptions(argv: string[]): ServeArgs {
       'replication-lease-ms': { type: 'string' },
       'replication-poll-ms': { type: 'string' },
       'key-cache-ttl-ms': { type: 'string' },
+      'job-lease-ms': { type: 'string' },
+      'job-poll-ms': { type: 'string' },
       'public-url': { type: 'string' },
       'sweep-grace-ms': { type: 'string' },
       'sweep-interval-ms': { type: 'string' },
@@ -148,6 +154,10 @@ export function parseServeOptions(argv: string[]): ServeArgs {
           },
         }
       : {}),
+    jobs: {
+      ...(values['job-lease-ms'] !== undefined ? { leaseMs: positive(values['job-lease-ms'], '--job-lease-ms') } : {}),
+      ...(values['job-poll-ms'] !== undefined ? { pollMs: positive(values['job-poll-ms'], '--job-poll-ms') } : {}),
+    },
     ...(cacheTtl !== undefined ? { keyCache: { ttlMs: cacheTtl, bucketKeyTtlMs: cacheTtl } } : {}),
     ...(publicUrl ? { publicUrl } : {}),
     timeouts: {

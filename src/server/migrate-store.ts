@@ -7,7 +7,8 @@
  *
  * Per object, the write path's order: blobs staged and published, then the row committed. Run
  * it with the embedded server stopped. Multipart uploads in progress and replication still
- * queued must end first (complete or abort them; let the queue drain). Buckets and objects
+ * queued must end first (complete or abort them; let the queue drain), and so must jobs (let
+ * them complete or cancel them: a job's cursor is about this store's rows). Buckets and objects
  * already in the target are left alone, so a run that stopped half-way can be run again.
  * Users of the data dir's users file go into the target's users table when it has one.
  */
@@ -52,6 +53,10 @@ export async function migrateStore(dataDir: string, target: { blobs: BlobStore; 
     }
     const queued = await sqlite.pendingReplications()
     if (queued > 0) throw new S3sseError('S3SSE_BAD_ARGUMENT', `${queued} writes are still queued for replication: let the server replicate them, then migrate`)
+    const unfinished = (await sqlite.listJobs()).find((j) => j.state !== 'completed' && j.state !== 'cancelled')
+    if (unfinished) {
+      throw new S3sseError('S3SSE_BAD_ARGUMENT', `job ${unfinished.id} (${unfinished.kind} of ${unfinished.bucket}) is ${unfinished.state}: let it complete or cancel it (s3-sse job cancel ${unfinished.id}), then migrate; start it again on the fleet`)
+    }
 
     for (const b of buckets) {
       if (await target.meta.createBucket(b)) log(`bucket ${b.name}`)

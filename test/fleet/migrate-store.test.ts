@@ -19,6 +19,9 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3'
+import { newJob } from '../../src/server/jobs/model.js'
+import { PostgresMetaStore } from '../../src/server/meta/postgres/index.js'
+import { SqliteMetaStore } from '../../src/server/meta/sqlite/index.js'
 import { freshDatabase, describeWithServices, rgw } from '../helpers/services.js'
 import { backendBucket, type BackendBucket } from '../helpers/rgw.js'
 import { startKmsServe } from '../helpers/kms-server.js'
@@ -84,11 +87,27 @@ describeWithServices('s3-sse migrate-store: an embedded data dir into a fleet', 
     const r = rgw()!
     const env = { S3SSE_STORE_ACCESS_KEY: r.accessKey, S3SSE_STORE_SECRET_KEY: r.secretKey }
     const storeArgs = ['--store', 's3', '--store-endpoint', r.endpoint, '--store-bucket', bucket.name, '--meta', db.url]
+    // A job the data dir has not finished is not carried over silently: migrate-store refuses.
+    const local = new SqliteMetaStore(dataDir)
+    await local.createJob(newJob({ kind: 'scrub', bucket: 'sealed' }, { id: 'abc123', createdBy: 'root', now: Date.now() }))
+    await local.close()
+    const refused = await runCli(['migrate-store', '--data-dir', dataDir, ...storeArgs], env)
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain('job abc123 (scrub of sealed) is queued: let it complete or cancel it (s3-sse job cancel abc123)')
+    const again0 = new SqliteMetaStore(dataDir)
+    await again0.updateJob('abc123', (j) => ({ ...j, state: 'cancelled', finishedAt: Date.now() }))
+    await again0.close()
     const first = await runCli(['migrate-store', '--data-dir', dataDir, ...storeArgs], env)
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toMatch(/copied 4 objects \(\d+ sealed bytes\) in 2 buckets, 0 already there; 1 users/)
     const again = await runCli(['migrate-store', '--data-dir', dataDir, ...storeArgs], env)
     expect(again.stdout).toMatch(/copied 0 objects .* 4 already there; 0 users/)
+
+    // The rows keep the key version each data key is wrapped under (what kms usage and rewrap read).
+    const pgMeta = await PostgresMetaStore.open(db.url)
+    const usage = await pgMeta.keyUsage()
+    await pgMeta.close()
+    expect(usage.reduce((n, u) => n + u.objects, 0)).toBe(3)
 
     // Nothing in the backend shows the encrypted objects' plaintext.
     for (const key of await bucket.keys()) expect((await bucket.get(key)).includes(MARK)).toBe(false)

@@ -32,6 +32,13 @@ describe('serve flags for a fleet', () => {
     expect(tuned.config.replication?.pollMs).toBe(100)
   })
 
+  it('--job-lease-ms and --job-poll-ms tune the job runner (how soon a dead gateway\'s job is taken over); unset, its defaults stay', () => {
+    expect(parseServeOptions([]).config.jobs).toEqual({})
+    expect(parseServeOptions(['--job-lease-ms', '5000', '--job-poll-ms', '250']).config.jobs).toEqual({ leaseMs: 5000, pollMs: 250 })
+    expect(() => parseServeOptions(['--job-lease-ms', '0'])).toThrow(/--job-lease-ms must be a whole number of at least 1/)
+    expect(() => parseServeOptions(['--job-poll-ms', 'soon'])).toThrow(/--job-poll-ms must be a whole number/)
+  })
+
   it('refuses half-given or misplaced fleet flags', () => {
     const bad = (argv: string[]) => {
       try {
