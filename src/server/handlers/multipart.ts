@@ -3,7 +3,6 @@
  * CompleteMultipartUpload, AbortMultipartUpload, ListParts. Parts are stored as they
  * arrive (one file each) and an object made of them at Complete, without copying.
  */
-import { randomBytes } from 'node:crypto'
 import { s3Error } from '../../s3/errors.js'
 import {
   canCombine,
@@ -22,6 +21,7 @@ import {
   MIN_PART_SIZE,
   MAX_PART_SIZE,
   multipartEtag,
+  newUploadId,
   parsePartNumber,
   storedHeadersFrom,
   validateKey,
@@ -76,7 +76,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
   const encryption = encryptionFor(ctx, bucket)
   const state = await beginUpload({ context: { bucket: bucket.name, key: ctx.key }, encryption })
   const upload: UploadRow = {
-    uploadId: randomBytes(24).toString('base64url'),
+    uploadId: newUploadId(),
     bucket: bucket.name,
     key: ctx.key,
     initiated: Date.now(),
