@@ -29,6 +29,8 @@ export interface RequestContext {
   user?: User
   payload?: PayloadMode
   presigned?: boolean
+  /** Authenticated with Signature Version 2 (aws mode only), not SigV4. */
+  sigV2?: boolean
   /** 100 Continue sent (or not needed). */
   continued?: boolean
 }

@@ -28,19 +28,23 @@ function decodePath(raw: string): string {
   }
 }
 
+/** The bucket a Host header names in virtual-hosted style (`bucket.domain`), if it does. */
+export function virtualHostedBucket(host: string | undefined, domains: string[]): string | undefined {
+  const name = hostName(host)
+  // Longest domain first: bucket.s3.localhost is bucket under s3.localhost, not bucket.s3 under localhost.
+  for (const domain of [...domains].sort((a, b) => b.length - a.length)) {
+    if (name.endsWith('.' + domain)) return name.slice(0, -(domain.length + 1))
+  }
+  return undefined
+}
+
 export function resolveTarget(url: string, host: string | undefined, domains: string[]): Target {
   const q = url.indexOf('?')
   const rawPath = q >= 0 ? url.slice(0, q) : url
   const rawQuery = q >= 0 ? url.slice(q + 1) : ''
   if (!rawPath.startsWith('/')) throw s3Error('InvalidRequest', 'The request path must be absolute.')
-  const name = hostName(host)
-  // Longest domain first: bucket.s3.localhost is bucket under s3.localhost, not bucket.s3 under localhost.
-  for (const domain of [...domains].sort((a, b) => b.length - a.length)) {
-    if (name.endsWith('.' + domain)) {
-      const bucket = name.slice(0, -(domain.length + 1))
-      return { bucket, key: decodePath(rawPath.slice(1)), rawPath, rawQuery }
-    }
-  }
+  const bucket = virtualHostedBucket(host, domains)
+  if (bucket !== undefined) return { bucket, key: decodePath(rawPath.slice(1)), rawPath, rawQuery }
   const rest = rawPath.slice(1)
   const slash = rest.indexOf('/')
   if (slash < 0) return { bucket: decodePath(rest), key: '', rawPath, rawQuery }

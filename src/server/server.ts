@@ -120,9 +120,9 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
     if (op !== 'PostObject') {
-      if (isSigV2(ctx)) refuseSigV2(ctx, op)
+      if (isSigV2(ctx) && state.config.mode !== 'aws') refuseSigV2(ctx, op)
       await authenticate(ctx)
-      enforceTransport(ctx, op, true)
+      enforceTransport(ctx, op, ctx.sigV2 !== true)
     }
     await HANDLERS[op](ctx)
   } catch (err) {

@@ -15,6 +15,7 @@ import { describe, it } from 'vitest'
 import { removeDir, ROOT_KEY, ROOT_SECRET, tempDir, type TestServer } from '../server/helpers.js'
 
 export const AWS_CLI = '/usr/bin/aws'
+export const PYTHON = '/usr/bin/python3'
 export type ClientName = 'rclone' | 's3cmd' | 'aws' | 'boto3'
 
 export interface Availability {
@@ -29,7 +30,8 @@ const PROBES: Record<ClientName, { cmd: string; args: string[]; install: string 
   rclone: { cmd: 'rclone', args: ['version'], install: 'apt-get install -y rclone' },
   s3cmd: { cmd: 's3cmd', args: ['--version'], install: 'apt-get install -y s3cmd' },
   aws: { cmd: AWS_CLI, args: ['--version'], install: 'apt-get install -y awscli' },
-  boto3: { cmd: 'python3', args: ['-c', 'import boto3, botocore; print("boto3", boto3.__version__)'], install: 'apt-get install -y python3-boto3' },
+  // Debian's python3 and its python3-boto3, whatever else is first on PATH.
+  boto3: { cmd: PYTHON, args: ['-c', 'import boto3, botocore; print("boto3", boto3.__version__, "botocore", botocore.__version__)'], install: 'apt-get install -y python3-boto3' },
 }
 
 const probed = new Map<ClientName, Availability>()
@@ -57,12 +59,15 @@ export const REQUIRE_CLIENTS = process.env.S3SSE_REQUIRE_SERVICES === '1'
  * skips it, naming the reason in the suite's title and on stderr — or, under
  * S3SSE_REQUIRE_SERVICES=1, fails with that reason.
  */
-export function describeClient(name: ClientName, title: string, body: () => void): void {
-  const a = probe(name)
-  if (a.ok) {
-    describe(`${title} [${a.version}]`, body)
+export function describeClient(names: ClientName | ClientName[], title: string, body: () => void): void {
+  const list = Array.isArray(names) ? names : [names]
+  const probes = list.map((n) => ({ n, a: probe(n) }))
+  const missing = probes.find((p) => !p.a.ok)
+  if (!missing) {
+    describe(`${title} [${probes.map((p) => p.a.version).join('; ')}]`, body)
     return
   }
+  const { n: name, a } = missing
   if (REQUIRE_CLIENTS) {
     describe(title, () => {
       it(`${name} is installed (S3SSE_REQUIRE_SERVICES=1)`, () => {
@@ -213,6 +218,8 @@ export class Clients {
       bucket_location: 'us-east-1',
       signature_v2: 'False',
       progress_meter: 'False',
+      // s3cmd signurl links point at the HTTPS endpoint (s3cmd 2.3 has no flag for it).
+      signurl_use_https: 'True',
       ...extra,
     }
     return '[default]\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n'
@@ -290,7 +297,7 @@ export class Clients {
       `s3 = boto3.client("s3", endpoint_url=ENDPOINT, verify=CA, config=CONFIG, aws_access_key_id=${JSON.stringify(this.creds.accessKey)}, aws_secret_access_key=${JSON.stringify(this.creds.secretKey)})`,
       '',
     ].join('\n')
-    const r = ok(await run('python3', ['-c', prelude + program], this.env({ AWS_EC2_METADATA_DISABLED: 'true', ...opts.env }), { ...opts, input: JSON.stringify(args) }), 'boto3 program')
+    const r = ok(await run(PYTHON, ['-c', prelude + program], this.env({ AWS_EC2_METADATA_DISABLED: 'true', ...opts.env }), { ...opts, input: JSON.stringify(args) }), 'boto3 program')
     const lines = r.stdout.trim().split('\n')
     return JSON.parse(lines[lines.length - 1]) as T
   }

@@ -38,6 +38,7 @@ import {
   ROOT_KEY,
   runCli,
   signRequest,
+  sigV2Headers,
   startServer,
   stopAll,
   xmlCode,
@@ -440,24 +441,35 @@ for (const mode of ['oss', 'aws'] as const) {
         expect((await plainHttp.send(new GetBucketEncryptionCommand({ Bucket: enc }))).ServerSideEncryptionConfiguration?.Rules?.length).toBe(1)
       })
 
-      it('refuses SigV2-signed requests for encrypted data with the SigV4 message, others with the usual one', async () => {
+      it('refuses SigV2-signed requests for encrypted data with the SigV4 message; others follow the mode', async () => {
         const enc = await bucket(true)
         const plain = await bucket(false)
         await s3.send(new PutObjectCommand({ Bucket: enc, Key: 'secret', Body: data(ENC_MARKER, 100) }))
-        const v2 = { authorization: `AWS ${ROOT_KEY}:c2lnbmF0dXJlLW9mLXNvbWUta2luZA==`, date: new Date().toUTCString() }
-        const put = await rawRequest(server, { method: 'PUT', path: `/${enc}/v2`, headers: { ...v2, 'content-length': '5' }, body: 'hello' })
+        // aws mode verifies SigV2 first (a forged signature learns nothing); oss mode refuses any SigV2.
+        const v2 = (method: string, path: string, headers: Record<string, string> = {}) => sigV2Headers(method, path, { headers })
+        const put = await rawRequest(server, { method: 'PUT', path: `/${enc}/v2`, headers: { ...v2('PUT', `/${enc}/v2`), 'content-length': '5' }, body: 'hello' })
         expect([put.status, xmlCode(put)]).toEqual([400, 'InvalidArgument'])
         expect(put.body.toString()).toContain(NOT_V4)
-        const get = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2 })
+        const get = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2('GET', `/${enc}/secret`) })
         expect([get.status, xmlCode(get)]).toEqual([400, 'InvalidArgument'])
         expect(get.body.toString()).toContain(NOT_V4)
+        const forged = { authorization: `AWS ${ROOT_KEY}:c2lnbmF0dXJlLW9mLXNvbWUta2luZA==`, date: new Date().toUTCString() }
+        const forgedGet = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: forged })
         const presignedV2 = await rawRequest(server, { method: 'GET', path: `/${enc}/secret?AWSAccessKeyId=${ROOT_KEY}&Expires=9999999999&Signature=abc` })
-        expect(presignedV2.body.toString()).toContain(NOT_V4)
-        const other = await rawRequest(server, { method: 'PUT', path: `/${plain}/v2`, headers: { ...v2, 'content-length': '5' }, body: 'hello' })
-        expect([other.status, xmlCode(other)]).toEqual([400, 'InvalidRequest'])
-        expect(other.body.toString()).toMatch(/Please use AWS4-HMAC-SHA256/)
-        // Over HTTP the connection is the first complaint.
-        const both = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2, plain: true })
+        const other = await rawRequest(server, { method: 'PUT', path: `/${plain}/v2`, headers: { ...v2('PUT', `/${plain}/v2`), 'content-length': '5' }, body: 'hello' })
+        if (mode === 'oss') {
+          expect(forgedGet.body.toString()).toContain(NOT_V4)
+          expect(presignedV2.body.toString()).toContain(NOT_V4)
+          expect([other.status, xmlCode(other)]).toEqual([400, 'InvalidRequest'])
+          expect(other.body.toString()).toMatch(/Please use AWS4-HMAC-SHA256/)
+        } else {
+          expect([forgedGet.status, xmlCode(forgedGet)]).toEqual([403, 'SignatureDoesNotMatch'])
+          expect([presignedV2.status, xmlCode(presignedV2)]).toEqual([403, 'SignatureDoesNotMatch'])
+          expect(other.status).toBe(200)
+          expect((await read(s3, plain, 'v2')).toString()).toBe('hello')
+        }
+        // Over HTTP the connection is the first complaint about a (validly signed) request for encrypted data.
+        const both = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2('GET', `/${enc}/secret`), plain: true })
         expect(both.body.toString()).toContain(INSECURE)
       })
     })

@@ -1,6 +1,6 @@
 /**
  * PostObject: a browser form upload (multipart/form-data) authenticated by a SigV4-signed
- * POST policy (S3 API reference, "PostObject" and "Browser-Based Uploads Using POST").
+ * (aws mode: or SigV2-signed) POST policy (S3 API reference, "PostObject" and "Browser-Based Uploads Using POST").
  * Fields come first; the `file` field is the data and ends the form.
  */
 import busboy from 'busboy'
@@ -11,6 +11,7 @@ import { storedHeadersFrom, validateKey } from '../../s3/objects.js'
 import { evaluatePostPolicy, postObjectKey } from '../../s3/post-policy.js'
 import { s3Document } from '../../s3/xml.js'
 import { verifyOptions } from '../auth/index.js'
+import { verifyPostPolicyV2 } from '../auth/sigv2.js'
 import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
 import type { ObjectRow } from '../db.js'
 import { encryptionFor, manifestEncryption, sseResponseHeaders } from '../encryption.js'
@@ -65,11 +66,19 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     const signature = fields.get('x-amz-signature')
     const credential = fields.get('x-amz-credential')
     const amzDate = fields.get('x-amz-date')
-    if (!policy || !signature || !credential || !amzDate) {
-      throw s3Error('AccessDenied', 'Bucket POST must contain a policy and its SigV4 fields (x-amz-credential, x-amz-date, x-amz-signature).')
+    // aws mode also takes a SigV2 policy (AWSAccessKeyId + signature), as Amazon S3 does.
+    const v2 = ctx.state.config.mode === 'aws' && signature === undefined && fields.has('awsaccesskeyid') && fields.has('signature')
+    let accessKey: string
+    if (v2) {
+      if (!policy) throw s3Error('AccessDenied', 'Bucket POST must contain a policy.')
+      accessKey = verifyPostPolicyV2(policy, fields.get('awsaccesskeyid')!, fields.get('signature')!, verifyOptions(ctx.state))
+    } else {
+      if (!policy || !signature || !credential || !amzDate) {
+        throw s3Error('AccessDenied', 'Bucket POST must contain a policy and its SigV4 fields (x-amz-credential, x-amz-date, x-amz-signature).')
+      }
+      if (fields.get('x-amz-algorithm') !== ALGORITHM) throw s3Error('InvalidArgument', 'x-amz-algorithm must be AWS4-HMAC-SHA256.')
+      accessKey = await verifyPostPolicySignature(policy, credential, amzDate, signature, verifyOptions(ctx.state))
     }
-    if (fields.get('x-amz-algorithm') !== ALGORITHM) throw s3Error('InvalidArgument', 'x-amz-algorithm must be AWS4-HMAC-SHA256.')
-    const accessKey = await verifyPostPolicySignature(policy, credential, amzDate, signature, verifyOptions(ctx.state))
     ctx.user = lookupUser(ctx.state, accessKey)
     if (!bucket) throw s3Error('NoSuchBucket')
     requireBucket(ctx)
@@ -85,8 +94,8 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     const stored = storedHeadersFrom(headerFields)
     // SSE fields of the form are what headers are to PutObject.
     const encryption = encryptionFor(ctx, bucket, headerFields)
-    // A form upload is always SigV4 (its policy); encrypted data still needs HTTPS.
-    checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: true })
+    // Encrypted data needs HTTPS and a SigV4 policy.
+    checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: !v2 })
     const md5 = encryption ? undefined : createDigest('MD5')
     let size = 0
     const data = tapStream(file.stream as AsyncIterable<Buffer>, (chunk) => {
