@@ -24,6 +24,7 @@ export type S3ErrorCode =
   | 'InvalidAccessKeyId'
   | 'InvalidArgument'
   | 'InvalidBucketName'
+  | 'InvalidChunkSizeError'
   | 'InvalidDigest'
   | 'InvalidLocationConstraint'
   | 'InvalidObjectState'
@@ -84,6 +85,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   },
   InvalidArgument: { status: 400, message: 'Invalid Argument' },
   InvalidBucketName: { status: 400, message: 'The specified bucket is not valid.' },
+  InvalidChunkSizeError: { status: 403, message: 'Only the last chunk is allowed to have a size less than 8192 bytes' },
   InvalidDigest: { status: 400, message: 'The Content-MD5 or checksum you specified is not valid.' },
   InvalidLocationConstraint: { status: 400, message: 'The specified location constraint is not valid.' },
   InvalidObjectState: { status: 403, message: 'The operation is not valid for the current state of the object.' },
