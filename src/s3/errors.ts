@@ -26,6 +26,7 @@ export type S3ErrorCode =
   | 'InvalidBucketName'
   | 'InvalidChunkSizeError'
   | 'InvalidDigest'
+  | 'InvalidEncryptionAlgorithmError'
   | 'InvalidLocationConstraint'
   | 'InvalidObjectState'
   | 'InvalidPart'
@@ -87,6 +88,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   InvalidBucketName: { status: 400, message: 'The specified bucket is not valid.' },
   InvalidChunkSizeError: { status: 403, message: 'Only the last chunk is allowed to have a size less than 8192 bytes' },
   InvalidDigest: { status: 400, message: 'The Content-MD5 or checksum you specified is not valid.' },
+  InvalidEncryptionAlgorithmError: { status: 400, message: 'The Encryption request you specified is not valid. Supported value: AES256.' },
   InvalidLocationConstraint: { status: 400, message: 'The specified location constraint is not valid.' },
   InvalidObjectState: { status: 403, message: 'The operation is not valid for the current state of the object.' },
   InvalidPart: {
@@ -161,6 +163,8 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_KMS_KEY_NOT_FOUND: { s3: 'InvalidArgument', message: 'The KMS key does not exist.' },
   S3SSE_KMS_CONTEXT_MISMATCH: { s3: 'AccessDenied', message: 'The KMS encryption context does not match.' },
   S3SSE_KMS_KEY_DISABLED: { s3: 'AccessDenied', message: 'The KMS key is disabled.' },
+  // SSE-C: the key given is not the one the object was written with.
+  S3SSE_CUSTOMER_KEY_MISMATCH: { s3: 'AccessDenied' },
   S3SSE_BACKEND_UNAVAILABLE: { s3: 'InternalError', message: 'No crypto backend is available.' },
   S3SSE_CRYPTO_FAILURE: { s3: 'InternalError' },
 }

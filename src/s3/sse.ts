@@ -12,7 +12,7 @@
  * Errors are S3sseError whose code is the S3 error code (the server's one error table maps
  * them to status and XML).
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { XMLBuilder } from 'fast-xml-parser'
 import { elements, malformed, optionalText, parseConfigDocument, single, text } from './config-xml.js'
 import { S3sseError } from '../errors.js'
@@ -35,6 +35,11 @@ export interface EncryptionDecision {
   algorithm: SseAlgorithm
   /** KMS key id or alias the data key comes from. */
   keyId: string
+  /**
+   * aws mode, aws:kms: the key as the request or the bucket configuration named it (NAME,
+   * alias/NAME, key id or ARN), which responses report; `alias/aws/s3` when none was named.
+   */
+  keyName?: string
   /** Create the key under this alias on first use (service keys, aws/s3, the SSE-S3 key). */
   createKey: boolean
   bucketKey: boolean
@@ -46,6 +51,8 @@ export interface EncryptionDecision {
 export interface StoredEncryption {
   algorithm: SseAlgorithm
   keyId: string
+  /** How the write named its KMS key (EncryptionDecision.keyName); reported instead of keyId. */
+  keyName?: string
   bucketKey?: boolean
 }
 
@@ -75,6 +82,17 @@ export function kmsKeyRef(value: string): string {
   if (v.startsWith('key/')) return v.slice('key/'.length)
   if (v.startsWith('alias/')) return v.slice('alias/'.length)
   return v
+}
+
+/**
+ * How responses name a KMS key (x-amz-server-side-encryption-aws-kms-key-id): the way the
+ * request or the bucket configuration named it — NAME, alias/NAME, key id or ARN, as given
+ * (as Ceph RGW and MinIO answer) — never an internal id the client did not use. With no key
+ * named, the AWS managed key under its alias.
+ */
+export function kmsKeyName(named: string | undefined): string {
+  if (named === undefined || named.trim() === '') return `alias/${AWS_MANAGED_KEY_ALIAS}`
+  return named.trim()
 }
 
 // ---------------------------------------------------------------- the configuration XML
@@ -241,6 +259,8 @@ export function decideWriteEncryption(input: WriteEncryptionInput): EncryptionDe
     if (h.sse !== undefined || h.kmsKeyId !== undefined || h.context !== undefined) {
       throw err('InvalidArgument', 'Server Side Encryption with Customer provided key is incompatible with the encryption method specified')
     }
+    // The headers are checked as S3 checks them, so a client hears about a bad key first.
+    customerKeyFrom(h)
     throw err('NotImplemented', 'Server Side Encryption with customer-provided keys (SSE-C) is not supported by this server')
   }
   if (h.sse !== undefined && !(SSE_ALGORITHMS as readonly string[]).includes(h.sse)) {
@@ -275,8 +295,8 @@ export function decideWriteEncryption(input: WriteEncryptionInput): EncryptionDe
   }
   const named = h.kmsKeyId ?? (fromDefault ? bucketDefault?.kmsMasterKeyId : undefined)
   const decision: EncryptionDecision = named !== undefined
-    ? { algorithm, keyId: kmsKeyRef(named), createKey: false, bucketKey }
-    : { algorithm, keyId: AWS_MANAGED_KEY_ALIAS, createKey: true, bucketKey }
+    ? { algorithm, keyId: kmsKeyRef(named), keyName: kmsKeyName(named), createKey: false, bucketKey }
+    : { algorithm, keyId: AWS_MANAGED_KEY_ALIAS, keyName: kmsKeyName(undefined), createKey: true, bucketKey }
   if (h.context !== undefined) decision.extraContext = parseEncryptionContext(h.context)
   return decision
 }
@@ -340,7 +360,7 @@ export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | nul
   if (!enc) return {}
   const out: Record<string, string> = { 'x-amz-server-side-encryption': enc.algorithm }
   if (mode === 'aws') {
-    if (enc.algorithm === 'aws:kms') out['x-amz-server-side-encryption-aws-kms-key-id'] = enc.keyId
+    if (enc.algorithm === 'aws:kms') out['x-amz-server-side-encryption-aws-kms-key-id'] = enc.keyName ?? enc.keyId
     if (enc.bucketKey) out['x-amz-server-side-encryption-bucket-key-enabled'] = 'true'
   }
   return out
@@ -355,4 +375,90 @@ export function objectEtag(plainMd5Hex: string | undefined, encrypted: boolean):
   if (encrypted) return randomBytes(16).toString('hex')
   if (plainMd5Hex === undefined) throw new Error('a plain object needs the MD5 of its data for its ETag')
   return plainMd5Hex
+}
+
+// ---------------------------------------------------------------- SSE-C (customer-provided keys)
+
+/** SSE-C's one algorithm and key size (S3 User Guide, "Using server-side encryption with customer-provided keys"). */
+export const SSE_C_ALGORITHM = 'AES256'
+export const CUSTOMER_KEY_SIZE = 32
+
+/** A customer key as a request gives it. The key itself is never stored, logged or echoed. */
+export interface CustomerKey {
+  algorithm: typeof SSE_C_ALGORITHM
+  /** CUSTOMER_KEY_SIZE bytes. */
+  key: Buffer
+  /** base64 MD5 of the key, as sent (responses echo it). */
+  keyMd5: string
+}
+
+export const SSE_C_MESSAGES = {
+  algorithm: 'Requests specifying Server Side Encryption with Customer provided keys must provide a valid encryption algorithm.',
+  badAlgorithm: 'The Encryption request you specified is not valid. Supported value: AES256.',
+  key: 'Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key.',
+  badKey: 'The secret key was invalid for the specified algorithm.',
+  md5: 'Requests specifying Server Side Encryption with Customer provided keys must provide the client calculated MD5 of the secret key.',
+  badMd5: 'The calculated MD5 hash of the key did not match the hash that was provided.',
+  insecure: 'Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.',
+  missing: 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.',
+  notApplicable: 'The encryption parameters are not applicable to this object.',
+} as const
+
+function strictBase64(v: string): Buffer | undefined {
+  const t = v.trim()
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t)) return undefined
+  return Buffer.from(t, 'base64')
+}
+
+/**
+ * The customer key of a request, checked the way S3 checks it — algorithm AES256 only, a
+ * base64 key of exactly 32 bytes, the key's MD5 given and matching — or undefined when the
+ * request names none. `source` reads the copy-source variant
+ * (x-amz-copy-source-server-side-encryption-customer-*) of CopyObject and UploadPartCopy.
+ */
+export function parseCustomerKey(h: HeaderBag, source: 'object' | 'copy-source' = 'object'): CustomerKey | undefined {
+  const prefix = source === 'object' ? 'x-amz-server-side-encryption-customer-' : 'x-amz-copy-source-server-side-encryption-customer-'
+  return customerKeyFrom({
+    customerAlgorithm: header(h, prefix + 'algorithm'),
+    customerKey: header(h, prefix + 'key'),
+    customerKeyMd5: header(h, prefix + 'key-md5'),
+  })
+}
+
+function customerKeyFrom(h: Pick<SseRequestHeaders, 'customerAlgorithm' | 'customerKey' | 'customerKeyMd5'>): CustomerKey | undefined {
+  if (h.customerAlgorithm === undefined && h.customerKey === undefined && h.customerKeyMd5 === undefined) return undefined
+  if (h.customerAlgorithm === undefined) throw err('InvalidArgument', SSE_C_MESSAGES.algorithm)
+  if (h.customerAlgorithm.trim() !== SSE_C_ALGORITHM) throw err('InvalidEncryptionAlgorithmError', SSE_C_MESSAGES.badAlgorithm)
+  if (h.customerKey === undefined || h.customerKey.trim() === '') throw err('InvalidArgument', SSE_C_MESSAGES.key)
+  const key = strictBase64(h.customerKey)
+  if (!key || key.length !== CUSTOMER_KEY_SIZE) throw err('InvalidArgument', SSE_C_MESSAGES.badKey)
+  if (h.customerKeyMd5 === undefined || h.customerKeyMd5.trim() === '') throw err('InvalidArgument', SSE_C_MESSAGES.md5)
+  const given = strictBase64(h.customerKeyMd5)
+  const actual = createHash('md5').update(key).digest()
+  if (!given || given.length !== actual.length || !timingSafeEqual(given, actual)) throw err('InvalidArgument', SSE_C_MESSAGES.badMd5)
+  return { algorithm: SSE_C_ALGORITHM, key, keyMd5: h.customerKeyMd5.trim() }
+}
+
+/** SSE-C keys travel only over TLS (S3 refuses them over HTTP). */
+export function checkCustomerKeyTransport(given: CustomerKey | undefined, secure: boolean): void {
+  if (given && !secure) throw err('InvalidRequest', SSE_C_MESSAGES.insecure)
+}
+
+/**
+ * Reading (GET, HEAD, partNumber and ranged GETs) or copying from an object: an SSE-C object
+ * needs its key; SSE-C headers on any other object are refused. Whether the key is the right
+ * one is the object layer's check (a wrong key is 403 AccessDenied).
+ */
+export function checkCustomerKeyForObject(storedWithCustomerKey: boolean, given: CustomerKey | undefined): void {
+  if (storedWithCustomerKey && !given) throw err('InvalidRequest', SSE_C_MESSAGES.missing)
+  if (!storedWithCustomerKey && given) throw err('InvalidRequest', SSE_C_MESSAGES.notApplicable)
+}
+
+/** Response headers of an SSE-C request: the algorithm and the MD5 the client sent. */
+export function customerKeyResponseHeaders(given: CustomerKey | undefined): Record<string, string> {
+  if (!given) return {}
+  return {
+    'x-amz-server-side-encryption-customer-algorithm': given.algorithm,
+    'x-amz-server-side-encryption-customer-key-md5': given.keyMd5,
+  }
 }

@@ -121,7 +121,8 @@ describe('the encryption of a write', () => {
     ['a context with a number', { sse: 'aws:kms', context: Buffer.from('{"a":1}').toString('base64') }, 'InvalidArgument'],
     ['SSE-C mixed with SSE-KMS', { sse: 'aws:kms', customerAlgorithm: 'AES256' }, 'InvalidArgument'],
     ['bucket-key-enabled maybe', { sse: 'aws:kms', bucketKeyEnabled: 'maybe' }, 'InvalidArgument'],
-    ['SSE-C alone', { customerAlgorithm: 'AES256', customerKey: 'x', customerKeyMd5: 'y' }, 'NotImplemented'],
+    ['SSE-C with a malformed key', { customerAlgorithm: 'AES256', customerKey: 'x', customerKeyMd5: 'y' }, 'InvalidArgument'],
+    ['SSE-C alone (not yet carried out)', { customerAlgorithm: 'AES256', customerKey: Buffer.alloc(32, 7).toString('base64'), customerKeyMd5: 'y4HAEFCYWuvAXWFTtA1Qpg==' }, 'NotImplemented'],
   ]
   it.each(invalid)('aws: %s is refused', (_n, headers, code) => {
     expect(failure(() => decideWriteEncryption({ mode: 'aws', bucket: 'b', bucketDefault: null, headers })).code).toBe(code)
