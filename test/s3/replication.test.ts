@@ -191,7 +191,7 @@ describe('how a replica is encrypted', () => {
     expect(replicaEncryption({ mode: 'aws', destination: 'dst', destinationDefault: { algorithm: 'AES256', bucketKeyEnabled: false }, source: undefined }))
       .toMatchObject({ algorithm: 'AES256' })
     expect(replicaEncryption({ mode: 'aws', destination: 'dst', destinationDefault: { algorithm: 'aws:kms', kmsMasterKeyId: 'team', bucketKeyEnabled: true }, source: undefined }))
-      .toEqual({ algorithm: 'aws:kms', keyId: 'team', createKey: false, bucketKey: true })
+      .toEqual({ algorithm: 'aws:kms', keyId: 'team', keyName: 'team', createKey: false, bucketKey: true })
     expect(replicaEncryption({ mode: 'aws', destination: 'dst', destinationDefault: null, source: { algorithm: 'AES256', keyId: 'k' } }))
       .toMatchObject({ algorithm: 'AES256' })
     expect(replicaEncryption({ mode: 'aws', destination: 'dst', destinationDefault: null, source: sourceKms })).toMatchObject({ algorithm: 'aws:kms' })
