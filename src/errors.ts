@@ -40,6 +40,7 @@ export type S3sseErrorCode =
   | 'S3SSE_BAD_UPLOAD'
   | 'S3SSE_PART_AUTH_FAILED'
   | 'S3SSE_BAD_PART_ORDER'
+  | 'S3SSE_CUSTOMER_KEY_MISMATCH'
   // server (src/server/); its S3 request errors use the S3 code itself (NoSuchKey, …)
   | 'S3SSE_BAD_CREDENTIALS'
   | 'S3SSE_USER_EXISTS'
