@@ -14,9 +14,12 @@ export function malformed(detail: string): S3sseError {
   return malformedXml(detail)
 }
 
-/** The one root element of `xml`, which must be named `rootName`. */
-export function parseConfigDocument(xml: string, rootName: string): unknown {
-  const doc = parseRequestXml(xml, { trim: true })
+/**
+ * The one root element of `xml`, which must be named `rootName`. Text is trimmed unless
+ * `exactText` (tag keys and values keep their spaces).
+ */
+export function parseConfigDocument(xml: string, rootName: string, exactText = false): unknown {
+  const doc = parseRequestXml(xml, { trim: !exactText })
   if (doc.rootName !== rootName) throw malformed(`the root element must be ${rootName}`)
   return doc.root
 }

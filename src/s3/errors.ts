@@ -13,6 +13,7 @@ export type S3ErrorCode =
   | 'AuthorizationHeaderMalformed'
   | 'AuthorizationQueryParametersError'
   | 'BadDigest'
+  | 'BadRequest'
   | 'BucketAlreadyExists'
   | 'BucketAlreadyOwnedByYou'
   | 'BucketNotEmpty'
@@ -35,6 +36,7 @@ export type S3ErrorCode =
   | 'InvalidRange'
   | 'InvalidRequest'
   | 'InvalidStorageClass'
+  | 'InvalidTag'
   | 'KeyTooLongError'
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
@@ -69,6 +71,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   AuthorizationHeaderMalformed: { status: 400, message: 'The authorization header is malformed.' },
   AuthorizationQueryParametersError: { status: 400, message: 'Error parsing the X-Amz-Credential parameter.' },
   BadDigest: { status: 400, message: 'The Content-MD5 or checksum you specified did not match what we received.' },
+  BadRequest: { status: 400, message: 'Bad Request' },
   BucketAlreadyExists: { status: 409, message: 'The requested bucket name is not available.' },
   BucketAlreadyOwnedByYou: {
     status: 409,
@@ -101,6 +104,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   InvalidRange: { status: 416, message: 'The requested range is not satisfiable' },
   InvalidRequest: { status: 400, message: 'Invalid Request' },
   InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid.' },
+  InvalidTag: { status: 400, message: 'The tag provided was not a valid tag.' },
   KeyTooLongError: { status: 400, message: 'Your key is too long.' },
   MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
   MalformedXML: {
