@@ -38,6 +38,7 @@ export type S3ErrorCode =
   | 'InvalidStorageClass'
   | 'InvalidTag'
   | 'KeyTooLongError'
+  | 'MalformedPolicy'
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
   | 'MaxMessageLengthExceeded'
@@ -106,6 +107,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid.' },
   InvalidTag: { status: 400, message: 'The tag provided was not a valid tag.' },
   KeyTooLongError: { status: 400, message: 'Your key is too long.' },
+  MalformedPolicy: { status: 400, message: 'Policies must be valid JSON and the first byte must be \'{\'' },
   MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
   MalformedXML: {
     status: 400,
