@@ -462,3 +462,41 @@ export function customerKeyResponseHeaders(given: CustomerKey | undefined): Reco
     'x-amz-server-side-encryption-customer-key-md5': given.keyMd5,
   }
 }
+
+// ---------------------------------------------------------------- ETags (issue 12 item 4)
+
+/** How an object's data is protected, for its ETag. */
+export type EtagProtection = 'plain' | SseAlgorithm | 'SSE-C'
+
+/**
+ * The ETag of a new object or part.
+ *
+ * - plain and SSE-S3 (AES256): the MD5 of the plaintext, as Amazon S3 gives it — clients
+ *   (s3cmd, rclone) compare it with their own MD5.
+ * - SSE-KMS and SSE-C: an opaque random value that says nothing about the plaintext (S3:
+ *   such ETags are "not an MD5 digest of the object data"). A whole object's has the
+ *   multipart shape `hex-N`, N its part count (1 for a single PUT): rclone takes a 32-hex
+ *   ETag for an MD5 (`^[0-9a-f]{32}$`) and fails "md5 hash differ" / "corrupted on
+ *   transfer", and s3cmd sync re-sends every file whose listed ETag differs from its MD5,
+ *   but both skip an ETag with a '-' (rclone then uses its X-Amz-Meta-Md5chksum, s3cmd the
+ *   md5 in its x-amz-meta-s3cmd-attrs — digests the client chose to store). A part's ETag
+ *   stays 32 hex: CompleteMultipartUpload combines them, and s3cmd skips its part check
+ *   when the response says aws:kms.
+ */
+export function etagOf(what: 'object' | 'part', protection: EtagProtection, plainMd5Hex?: string): string {
+  if (protection === 'plain' || protection === 'AES256') {
+    if (plainMd5Hex === undefined || !/^[0-9a-f]{32}$/.test(plainMd5Hex)) throw new Error(`a ${protection} ${what} needs the MD5 of its plaintext for its ETag`)
+    return plainMd5Hex
+  }
+  const opaque = randomBytes(16).toString('hex')
+  return what === 'object' ? `${opaque}-1` : opaque
+}
+
+/**
+ * The ETag of a copy. When the sealed bytes are kept (an encrypted → encrypted copy whose
+ * data key is re-wrapped) the copy has the same content and keeps the source's ETag, as an
+ * S3 copy of a single-part object does; otherwise the new object's own (etagOf).
+ */
+export function copyEtag(sourceEtag: string, keepsSealedBytes: boolean, fresh: () => string): string {
+  return keepsSealedBytes ? sourceEtag : fresh()
+}

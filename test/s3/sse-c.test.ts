@@ -10,6 +10,8 @@ import { toS3Error } from '../../src/s3/errors.js'
 import {
   checkCustomerKeyForObject,
   checkCustomerKeyTransport,
+  copyEtag,
+  etagOf,
   customerKeyResponseHeaders,
   decideWriteEncryption,
   kmsKeyName,
@@ -137,5 +139,34 @@ describe('KMS key names in responses (aws mode)', () => {
     expect(sseResponseHeaders('aws', { algorithm: 'aws:kms', keyId: 'k-1' })['x-amz-server-side-encryption-aws-kms-key-id']).toBe('k-1')
     // oss mode never names keys.
     expect(sseResponseHeaders('oss', { algorithm: 'aws:kms', keyId: 'k-1', keyName: 'x' })).toEqual({ 'x-amz-server-side-encryption': 'aws:kms' })
+  })
+})
+
+describe('ETags (issue 12 item 4)', () => {
+  const md5hex = createHash('md5').update('hello').digest('hex')
+  it('plain and SSE-S3 objects and parts: the MD5 of the plaintext, as on S3', () => {
+    for (const p of ['plain', 'AES256'] as const) {
+      expect(etagOf('object', p, md5hex)).toBe(md5hex)
+      expect(etagOf('part', p, md5hex)).toBe(md5hex)
+      expect(() => etagOf('object', p)).toThrow()
+    }
+  })
+
+  it('SSE-KMS and SSE-C: opaque, and a whole object\'s never looks like an MD5 (rclone\'s ^[0-9a-f]{32}$)', () => {
+    for (const p of ['aws:kms', 'SSE-C'] as const) {
+      const a = etagOf('object', p, md5hex)
+      const b = etagOf('object', p, md5hex)
+      expect(a).toMatch(/^[0-9a-f]{32}-1$/)
+      expect(a).not.toMatch(/^[0-9a-f]{32}$/)
+      expect(a).not.toContain(md5hex)
+      expect(a).not.toBe(b)
+      // Parts keep 32 hex: the multipart ETag is the MD5 of the part ETags' bytes.
+      expect(etagOf('part', p)).toMatch(/^[0-9a-f]{32}$/)
+    }
+  })
+
+  it('a copy that keeps the sealed bytes keeps the source ETag', () => {
+    expect(copyEtag('abc-1', true, () => 'new')).toBe('abc-1')
+    expect(copyEtag('abc-1', false, () => 'new')).toBe('new')
   })
 })
