@@ -117,7 +117,7 @@ function badge(text, on, title) {
 
 // ---------------------------------------------------------------- session
 
-/** {user: {name, accessKey, root}, mode, region} once signed in. */
+/** {user: {name, accessKey, root}, mode, region, keyListing?: false} once signed in. */
 let me = null
 
 const VIEWS = ['view-login', 'view-buckets', 'view-bucket', 'view-keys']
@@ -151,6 +151,8 @@ function signedIn(who) {
     : 'aws mode: SSE-S3, SSE-KMS with chosen keys, and request headers as in Amazon S3'
   $('nav').hidden = false
   $('who').hidden = false
+  // A KMS without an admin surface has no key listing: no keys page.
+  document.querySelector('[data-nav="keys"]').hidden = who.keyListing === false
   showError('login-error', null)
 }
 
@@ -441,7 +443,7 @@ async function route(focus = false) {
       signedIn(who)
     }
     const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean)
-    if (parts[0] === 'keys') return await showKeys(focus)
+    if (parts[0] === 'keys' && me.keyListing !== false) return await showKeys(focus)
     if (parts[0] === 'buckets' && parts[1]) {
       return await showBucket(decodeURIComponent(parts[1]), parts[2] === 'settings' ? 'settings' : 'objects', focus)
     }

@@ -41,6 +41,11 @@ export type S3sseErrorCode =
   | 'S3SSE_PART_AUTH_FAILED'
   | 'S3SSE_BAD_PART_ORDER'
   | 'S3SSE_CUSTOMER_KEY_MISMATCH'
+  // the server's stores (src/server/store/, src/server/meta/): each maps its own failures to these
+  | 'S3SSE_BLOB_NOT_FOUND'
+  | 'S3SSE_STORAGE_FULL'
+  | 'S3SSE_STORAGE_IO'
+  | 'S3SSE_META_UNAVAILABLE'
   // server (src/server/); its S3 request errors use the S3 code itself (NoSuchKey, …)
   | 'S3SSE_BAD_CREDENTIALS'
   | 'S3SSE_USER_EXISTS'

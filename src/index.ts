@@ -48,6 +48,8 @@ export {
 export {
   canonicalContext,
   hasBucketKeys,
+  isKmsAdmin,
+  parseKeyRef,
   EmbeddedKms,
   openEmbeddedKms,
   CachedKms,
@@ -61,6 +63,8 @@ export {
   ROOT_KEY_ENV,
   type EncryptionContext,
   type Kms,
+  type KmsAdmin,
+  type KeyRef,
   type KmsMethod,
   type DataKey,
   type KeyInfo,

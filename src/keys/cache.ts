@@ -78,7 +78,8 @@ interface BucketKeyEntry {
 }
 
 /**
- * A KMS in front of another one that remembers unwrapped data keys (bounded, with a TTL) and
+ * A KMS in front of another one (the data path only: an admin surface stays on the inner KMS)
+ * that remembers unwrapped data keys (bounded, with a TTL) and
  * hands out bucket keys. Put it in front of the real KMS once per process:
  * `cachedKms(await openEmbeddedKms(dir))`.
  *
@@ -108,10 +109,7 @@ export class CachedKms implements Kms, BucketKeySource {
     this.bucketKeyMaxUses = opts.bucketKeyMaxUses ?? Number.POSITIVE_INFINITY
   }
 
-  createKey(opts?: { alias?: string; description?: string }): Promise<KeyInfo> { return this.inner.createKey(opts) }
   describeKey(keyIdOrAlias: string): Promise<KeyInfo> { return this.inner.describeKey(keyIdOrAlias) }
-  listKeys(): Promise<KeyInfo[]> { return this.inner.listKeys() }
-  rotateKey(keyIdOrAlias: string): Promise<KeyInfo> { return this.inner.rotateKey(keyIdOrAlias) }
   ensureKey(alias: string): Promise<KeyInfo> { return this.inner.ensureKey(alias) }
   encrypt(keyIdOrAlias: string, plaintext: Uint8Array, context: EncryptionContext) { return this.inner.encrypt(keyIdOrAlias, plaintext, context) }
   reEncrypt(wrapped: Uint8Array, context: EncryptionContext, newContext: EncryptionContext, newKeyId?: string) {
@@ -185,7 +183,7 @@ export function cachedKms(inner: Kms, opts?: KeyCacheOptions): CachedKms {
 }
 
 /**
- * Counts the calls that reach a KMS, per method: the benchmark and the tests put it between a
+ * Counts the data-path calls that reach a KMS, per method: the benchmark and the tests put it between a
  * cache and the real KMS to show how many calls a workload costs.
  */
 export class CountingKms implements Kms {
@@ -201,9 +199,7 @@ export class CountingKms implements Kms {
     for (const m of KMS_METHODS) this.counts[m] = 0
   }
 
-  createKey(opts?: { alias?: string; description?: string }) { this.counts.createKey++; return this.inner.createKey(opts) }
   describeKey(keyIdOrAlias: string) { this.counts.describeKey++; return this.inner.describeKey(keyIdOrAlias) }
-  listKeys() { this.counts.listKeys++; return this.inner.listKeys() }
   generateDataKey(keyIdOrAlias: string, context: EncryptionContext) { this.counts.generateDataKey++; return this.inner.generateDataKey(keyIdOrAlias, context) }
   decrypt(wrapped: Uint8Array, context: EncryptionContext) { this.counts.decrypt++; return this.inner.decrypt(wrapped, context) }
   encrypt(keyIdOrAlias: string, plaintext: Uint8Array, context: EncryptionContext) { this.counts.encrypt++; return this.inner.encrypt(keyIdOrAlias, plaintext, context) }
@@ -211,7 +207,6 @@ export class CountingKms implements Kms {
     this.counts.reEncrypt++
     return this.inner.reEncrypt(wrapped, context, newContext, newKeyId)
   }
-  rotateKey(keyIdOrAlias: string) { this.counts.rotateKey++; return this.inner.rotateKey(keyIdOrAlias) }
   ensureKey(alias: string) { this.counts.ensureKey++; return this.inner.ensureKey(alias) }
 }
 

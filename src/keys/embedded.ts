@@ -1,12 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import * as fs from 'node:fs'
+import { fsyncDirSync, writeFileAtomic } from '../durable.js'
 import { S3sseError } from '../errors.js'
 import { KEY_SIZE } from '../crypto/constants.js'
 import type { EncryptionContext } from './context.js'
-import type { DataKey, KeyInfo, Kms } from './kms.js'
+import { parseKeyRef, type DataKey, type KeyInfo, type KmsAdmin } from './kms.js'
 import {
-  ROOT_KEY_ENV, fsyncDir, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, sealKeyring, withFileLock,
-  writeFileAtomic, writeNewFile, type KeyringBody, type KmsPaths, type StoredKey,
+  ROOT_KEY_ENV, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, sealKeyring, withFileLock,
+  writeNewFile, type KeyringBody, type KmsPaths, type StoredKey,
 } from './keyring.js'
 import { parseWrapped, unwrapDataKey, wrapDataKey } from './wrap.js'
 
@@ -21,7 +22,7 @@ import { parseWrapped, unwrapDataKey, wrapDataKey } from './wrap.js'
  * Every call first checks (one stat) whether the file changed on disk and reloads it, so
  * keys created or rotated by the command are seen by the server at once.
  */
-export class EmbeddedKms implements Kms {
+export class EmbeddedKms implements KmsAdmin {
   private body: KeyringBody
   private materials = new Map<string, Uint8Array[]>()
   private fileId = ''
@@ -224,17 +225,17 @@ export class EmbeddedKms implements Kms {
     return key
   }
 
-  /** Key id, `alias/NAME`, bare NAME, or `arn:…:kms:…:key/ID` / `arn:…:alias/NAME`. */
+  /** Key id, `alias/NAME`, bare NAME, or the ARN of a key or an alias (parseKeyRef). */
   private resolve(keyIdOrAlias: string): StoredKey {
     if (typeof keyIdOrAlias !== 'string' || keyIdOrAlias.length === 0) {
       throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', 'no key id or alias given')
     }
-    let name = keyIdOrAlias
-    const arn = /^arn:[^:]+:kms:[^:]*:[^:]*:((?:key|alias)\/.+)$/.exec(name)
-    if (arn) name = arn[1].startsWith('key/') ? arn[1].slice(4) : arn[1]
-    const key = name.startsWith('alias/')
-      ? this.body.keys.find((k) => k.alias === name)
-      : this.body.keys.find((k) => k.id === name) ?? this.body.keys.find((k) => k.alias === `alias/${name}`)
+    const ref = parseKeyRef(keyIdOrAlias)
+    const key = 'alias' in ref
+      ? this.body.keys.find((k) => k.alias === ref.alias)
+      : 'keyId' in ref
+        ? this.body.keys.find((k) => k.id === ref.keyId)
+        : this.body.keys.find((k) => k.id === ref.name) ?? this.body.keys.find((k) => k.alias === `alias/${ref.name}`)
     if (!key) throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', `no key ${JSON.stringify(keyIdOrAlias)} in this keyring`)
     return key
   }
@@ -342,7 +343,7 @@ function openLocked(paths: KmsPaths, opts: { rootKey?: Uint8Array }): EmbeddedKm
       const pending = readRootKeyFile(paths.rootKeyPending)
       const body = openKeyring(pending, fs.readFileSync(paths.keyring), paths.keyring)
       fs.renameSync(paths.rootKeyPending, paths.rootKey)
-      fsyncDir(paths.dir)
+      fsyncDirSync(paths.dir)
       return new EmbeddedKms(paths, pending, body)
     }
     if (root === null) {
@@ -368,7 +369,7 @@ function openLocked(paths: KmsPaths, opts: { rootKey?: Uint8Array }): EmbeddedKm
   writeNewFile(paths.rootKeyPending, Buffer.from(fresh).toString('base64') + '\n')
   writeFileAtomic(paths.keyring, sealKeyring(fresh, empty))
   fs.renameSync(paths.rootKeyPending, paths.rootKey)
-  fsyncDir(paths.dir)
+  fsyncDirSync(paths.dir)
   return new EmbeddedKms(paths, fresh, empty)
 }
 

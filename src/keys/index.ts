@@ -1,5 +1,8 @@
 export { canonicalContext, type EncryptionContext } from './context.js'
-export { hasBucketKeys, kmsCall, KMS_METHODS, type Kms, type KmsMethod, type DataKey, type KeyInfo, type BucketKeySource } from './kms.js'
+export {
+  hasBucketKeys, isKmsAdmin, kmsCall, parseKeyRef, KMS_METHODS, KMS_ADMIN_METHODS,
+  type Kms, type KmsAdmin, type KmsMethod, type KeyRef, type DataKey, type KeyInfo, type BucketKeySource,
+} from './kms.js'
 export { EmbeddedKms, openEmbeddedKms, normaliseAlias } from './embedded.js'
 export { CachedKms, cachedKms, CountingKms, countingKms, KeyLru, type KeyCacheOptions } from './cache.js'
 export { wrapDataKey, unwrapDataKey, parseWrapped, WRAP_FORMAT } from './wrap.js'

@@ -166,41 +166,6 @@ export function readRootKeyFile(file: string): Uint8Array {
   return parseRootKey(fs.readFileSync(file, 'utf8'), file)
 }
 
-/** fsync a directory so a rename in it survives a crash. */
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r')
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-}
-
-/**
- * Crash-safe replace: write a temp file next to `file` (mode 0600), fsync it, rename it over
- * `file`, fsync the directory. A crash leaves either the old or the new file, never half.
- */
-export function writeFileAtomic(file: string, data: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`
-  const fd = fs.openSync(tmp, 'wx', 0o600)
-  try {
-    fs.writeFileSync(fd, data)
-    fs.fsyncSync(fd)
-  } catch (e) {
-    fs.closeSync(fd)
-    fs.rmSync(tmp, { force: true })
-    throw e
-  }
-  fs.closeSync(fd)
-  try {
-    fs.renameSync(tmp, file)
-  } catch (e) {
-    fs.rmSync(tmp, { force: true })
-    throw e
-  }
-  fsyncDir(path.dirname(file))
-}
-
 /** Writes a new file with O_EXCL and mode 0600, fsynced. */
 export function writeNewFile(file: string, data: Uint8Array | string): void {
   const fd = fs.openSync(file, 'wx', 0o600)

@@ -24,32 +24,66 @@ export interface KeyInfo {
 }
 
 /**
- * What s3-sse needs from a key management service. Any KMS can sit behind it (the embedded
- * one in ./embedded.ts, or an adapter to an external service).
+ * What the server and the object layer need from a key management service on the data path.
+ * An external KMS (AWS KMS, a PKCS#11 HSM, …) implements this and nothing more; the embedded
+ * one (./embedded.ts) also implements KmsAdmin.
  *
  * The encryption context is bound to every wrapped blob: decrypting under any other
  * context fails with S3SSE_KMS_CONTEXT_MISMATCH. Other failures are typed too:
  * S3SSE_KMS_KEY_NOT_FOUND, S3SSE_KMS_KEY_DISABLED, S3SSE_KMS_BAD_CIPHERTEXT (the blob is
  * malformed or was altered), S3SSE_KMS_UNAVAILABLE (the service could not be reached).
- * `keyIdOrAlias` accepts a key id, `alias/NAME`, a bare alias NAME, or an AWS-style ARN.
+ * `keyIdOrAlias` accepts a key id, `alias/NAME`, a bare alias NAME, or an AWS-style ARN
+ * (parseKeyRef below reads all of them).
  */
 export interface Kms {
-  createKey(opts?: { alias?: string; description?: string }): Promise<KeyInfo>
-  describeKey(keyIdOrAlias: string): Promise<KeyInfo>
-  listKeys(): Promise<KeyInfo[]>
   generateDataKey(keyIdOrAlias: string, context: EncryptionContext): Promise<DataKey>
   decrypt(wrapped: Uint8Array, context: EncryptionContext): Promise<Uint8Array>
   /**
-   * Wraps a key the caller already has. Added to the contract for `rewrap` of objects
-   * written under a bucket key: their data key is derived, so it can only be wrapped on its
-   * own by encrypting it (AWS KMS Encrypt).
+   * Wraps a key the caller already has (AWS KMS Encrypt): `rewrap` of an object written under
+   * a bucket key needs it, since that object's data key is derived and has no blob of its own.
    */
   encrypt(keyIdOrAlias: string, plaintext: Uint8Array, context: EncryptionContext): Promise<{ wrapped: Uint8Array; keyId: string; keyVersion: number }>
   /** Moves a blob to another context and to the current version of `newKeyId` (default: its own key). */
   reEncrypt(wrapped: Uint8Array, context: EncryptionContext, newContext: EncryptionContext, newKeyId?: string): Promise<{ wrapped: Uint8Array; keyId: string; keyVersion: number }>
-  rotateKey(keyIdOrAlias: string): Promise<KeyInfo>
-  /** The key with this alias, created on first use (the bucket service key). */
+  /** The key with this alias, created on first use (a bucket's service key). */
   ensureKey(alias: string): Promise<KeyInfo>
+  /** A key's state (aws mode checks a named key exists and is enabled before storing it). */
+  describeKey(keyIdOrAlias: string): Promise<KeyInfo>
+}
+
+/**
+ * The administrative surface of a KMS that has one (the embedded KMS): what `s3-sse kms` and
+ * the web console's key listing use. The server never needs it to store or read objects.
+ */
+export interface KmsAdmin extends Kms {
+  createKey(opts?: { alias?: string; description?: string }): Promise<KeyInfo>
+  listKeys(): Promise<KeyInfo[]>
+  rotateKey(keyIdOrAlias: string): Promise<KeyInfo>
+}
+
+/** The methods of KmsAdmin beyond Kms. */
+export const KMS_ADMIN_METHODS = ['createKey', 'listKeys', 'rotateKey'] as const
+
+export function isKmsAdmin(kms: Kms): kms is KmsAdmin {
+  const k = kms as Partial<KmsAdmin>
+  return KMS_ADMIN_METHODS.every((m) => typeof k[m] === 'function')
+}
+
+/**
+ * A key reference as clients and configurations write it — a key id, `alias/NAME`, a bare
+ * alias NAME, or the ARN of a key or an alias (`arn:PARTITION:kms:REGION:ACCOUNT:key/ID`,
+ * `…:alias/NAME`) — as what a KMS looks up: `{ keyId }` or `{ alias: 'alias/NAME' }`.
+ * A bare name is `{ name }`: a key id, or else an alias of that name (KMS Decrypt semantics).
+ */
+export type KeyRef = { keyId: string } | { alias: string } | { name: string }
+
+export function parseKeyRef(value: string): KeyRef {
+  let v = value
+  const arn = /^arn:[^:]+:kms:[^:]*:[^:]*:((?:key|alias)\/.+)$/.exec(v)
+  if (arn) v = arn[1]
+  if (v.startsWith('key/')) return { keyId: v.slice('key/'.length) }
+  if (v.startsWith('alias/')) return { alias: v }
+  return { name: v }
 }
 
 /**
@@ -65,8 +99,8 @@ export function hasBucketKeys(kms: Kms): kms is Kms & BucketKeySource {
   return typeof (kms as Partial<BucketKeySource>).bucketKey === 'function'
 }
 
-/** The method names of Kms, for wrappers that count or forward calls. */
-export const KMS_METHODS = ['createKey', 'describeKey', 'listKeys', 'generateDataKey', 'decrypt', 'encrypt', 'reEncrypt', 'rotateKey', 'ensureKey'] as const
+/** The method names of Kms (the data path), for wrappers that count or forward calls. */
+export const KMS_METHODS = ['describeKey', 'generateDataKey', 'decrypt', 'encrypt', 'reEncrypt', 'ensureKey'] as const
 export type KmsMethod = typeof KMS_METHODS[number]
 
 /**

@@ -1,13 +1,12 @@
 /**
  * The object layer: objects, byte ranges and multipart uploads over the stream format
- * (docs/FORMAT.md, "Manifest"), for encrypted and plaintext objects alike. It implements
- * /work/notes/OBJECT-CONTRACT.md; the deviations, each for a reason:
+ * (docs/FORMAT.md, "Manifest"), for encrypted and plaintext objects alike, storage-agnostic:
+ * stored bytes come in through a `ReadStored` and go out as a sealed stream.
  *
- * - Manifest.encryption gains `keyNonce` (bucket-key objects: the per-object HKDF salt of the
- *   data key) and its `context` is the object's whole context { bucket, key, ...extra }.
- * - Kms gains `encrypt` (see rewrap: a bucket-key object's derived data key can only be
- *   wrapped on its own by encrypting it).
- * - rewrap takes optional `extraContext` and `algorithm` for aws-mode CopyObject.
+ * - Manifest.encryption carries `keyNonce` for bucket-key objects (the per-object HKDF salt of
+ *   the data key); its `context` is the object's whole context { bucket, key, ...extra }.
+ * - rewrap moves a data key to another object name and/or key version without touching the
+ *   data (one KMS call: ReEncrypt, or Encrypt for a bucket-key object's derived key).
  * - verifyManifest(m, opts) checks a manifest (context, KMS, MAC) without reading data, so a
  *   server can answer an error before it sends headers; open* do the same check on their
  *   first next().

@@ -78,14 +78,23 @@ export async function newObjectKey(req: EncryptionRequest, context: ObjectContex
   }
 }
 
-async function withCreate(req: EncryptionRequest, call: () => Promise<DataKey>): Promise<DataKey> {
+function withCreate(req: EncryptionRequest, call: () => Promise<DataKey>): Promise<DataKey> {
+  return withKeyCreation(req.kms, req.keyId, req.createKey === true, 'GenerateDataKey', call)
+}
+
+/**
+ * Runs a KMS call that names `keyId`. With `createKey` (a bucket's service key, made on the
+ * bucket's first encrypted write), a key not found is created by alias and the call tried
+ * once more: the one place that rule lives, for new objects, uploads and rewraps alike.
+ */
+export async function withKeyCreation<T>(kms: Kms, keyId: string, createKey: boolean, what: string, call: () => Promise<T>): Promise<T> {
   try {
-    return await kmsCall('GenerateDataKey', call)
+    return await kmsCall(what, call)
   } catch (e) {
-    if (!req.createKey || !isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) throw e
+    if (!createKey || !isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) throw e
   }
-  await kmsCall('CreateKey', () => req.kms.ensureKey(req.keyId))
-  return kmsCall('GenerateDataKey', call)
+  await kmsCall('CreateKey', () => kms.ensureKey(keyId))
+  return kmsCall(what, call)
 }
 
 /**

@@ -4,8 +4,8 @@ import { MAX_PACKAGE_SIZE, PACKAGE_SIZE, SALT_SIZE } from '../crypto/constants.j
 import { deriveStreamKey, newSalt } from '../crypto/kdf.js'
 import { sealedStreamSize } from '../crypto/offsets.js'
 import { sealStream } from '../crypto/stream.js'
-import { kmsCall, type Kms } from '../keys/kms.js'
-import { checkObjectContext, kmsContextOf, newObjectKey, objectEncryptionContext, recoverObjectKey, type EncryptionRequest } from './keys.js'
+import type { Kms } from '../keys/kms.js'
+import { checkObjectContext, kmsContextOf, newObjectKey, objectEncryptionContext, recoverObjectKey, withKeyCreation, type EncryptionRequest } from './keys.js'
 import {
   KEY_NONCE_SIZE, MAX_PARTS, manifestMac, manifestMacKey, partMac, validateManifest,
   type Algorithm, type Manifest, type ManifestEncryption, type ManifestPart, type ObjectContext,
@@ -318,9 +318,10 @@ export async function completeUpload(upload: UploadState, opts: { kms?: Kms }, p
  * x-amz-copy-source-range) of the source object, sealed as part `partNumber` of the upload.
  * Only the source packages covering the range are read and opened. The source manifest and
  * both keys are checked before the promise resolves. {start: 0, end: -1} copies an empty source.
+ * `onPlaintext` sees the copied plaintext as it is sealed (the part's digests: MD5, checksums).
  */
 export async function copyPartRange(src: Manifest, srcOpts: OpenOptions, srcRange: { start: number; end: number }, readSrc: ReadStored,
-  upload: UploadState, opts: { kms?: Kms }, partNumber: number): Promise<SealedOutput<PartRecord>> {
+  upload: UploadState, opts: { kms?: Kms }, partNumber: number, onPlaintext?: (chunk: Buffer) => void): Promise<SealedOutput<PartRecord>> {
   const opened = await prepareOpen(src, srcOpts)
   try {
     const empty = src.size === 0 && srcRange?.start === 0 && srcRange?.end === -1
@@ -328,10 +329,17 @@ export async function copyPartRange(src: Manifest, srcOpts: OpenOptions, srcRang
       throw new S3sseError('S3SSE_BAD_RANGE', `copy range ${srcRange?.start}-${srcRange?.end} is outside the ${src.size}-byte source`)
     }
     const plain = empty ? opened.whole(readSrc) : opened.range(srcRange.start, srcRange.end, readSrc)
-    return await sealPart(upload, opts, partNumber, plain)
+    return await sealPart(upload, opts, partNumber, onPlaintext ? observed(plain, onPlaintext) : plain)
   } catch (e) {
     opened.dispose()
     throw e
+  }
+}
+
+async function* observed(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    see(chunk)
+    yield chunk
   }
 }
 
@@ -343,12 +351,13 @@ export async function copyPartRange(src: Manifest, srcOpts: OpenOptions, srcRang
  * An object written under a bucket key comes back as an ordinary one: its derived data key is
  * wrapped on its own (KMS encrypt) under the new context, so the source bucket's key is never
  * shared with the destination. `extraContext` replaces the extra pairs and `algorithm` the
- * algorithm (additions to the contract, for aws-mode CopyObject). A plaintext manifest is
+ * algorithm (additions to the contract, for aws-mode CopyObject); `createKey` creates `keyId` by
+ * alias when it does not exist yet, as a new object's write would. A plaintext manifest is
  * returned as it is: there is nothing to wrap (to change whether an object is encrypted, copy
  * its bytes through openObject and sealObject).
  */
 export async function rewrap(m: Manifest, opts: {
-  kms: Kms; from: ObjectContext; to: ObjectContext; keyId?: string; extraContext?: Record<string, string>; algorithm?: Algorithm
+  kms: Kms; from: ObjectContext; to: ObjectContext; keyId?: string; extraContext?: Record<string, string>; algorithm?: Algorithm; createKey?: boolean
 }): Promise<Manifest> {
   const opened = await prepareOpen(m, { context: opts.from, kms: opts.kms })
   const dataKey = opened.dataKey
@@ -361,9 +370,10 @@ export async function rewrap(m: Manifest, opts: {
     const { bucket: _b, key: _k, ...oldExtra } = e.context
     const context = objectEncryptionContext(to, opts.extraContext ?? oldExtra)
     const kms = opts.kms
+    const create = opts.createKey === true && opts.keyId !== undefined
     const wrapped = e.bucketKey
-      ? await kmsCall('Encrypt', () => kms.encrypt(opts.keyId ?? e.keyId, dataKey, context))
-      : await kmsCall('ReEncrypt', () => kms.reEncrypt(e.wrappedKey, kmsContextOf(e), context, opts.keyId))
+      ? await withKeyCreation(kms, opts.keyId ?? e.keyId, create, 'Encrypt', () => kms.encrypt(opts.keyId ?? e.keyId, dataKey, context))
+      : await withKeyCreation(kms, opts.keyId ?? e.keyId, create, 'ReEncrypt', () => kms.reEncrypt(e.wrappedKey, kmsContextOf(e), context, opts.keyId))
     const out: Manifest = {
       version: 1, packageSize: m.packageSize, size: m.size, parts,
       encryption: { algorithm: opts.algorithm ?? e.algorithm, keyId: wrapped.keyId, keyVersion: wrapped.keyVersion, wrappedKey: wrapped.wrapped, context },

@@ -2,6 +2,7 @@
  * Range and conditional request rules (RFC 9110 §13–14 as S3 applies them; S3 API
  * reference, GetObject / HeadObject / CopyObject). Pure: headers in, decision out.
  */
+import { resolveRange } from '../object/open.js'
 import { s3Error } from './errors.js'
 
 export interface ByteRange {
@@ -11,7 +12,8 @@ export interface ByteRange {
 }
 
 /**
- * `Range: bytes=a-b | a- | -n` against an object of `size` bytes.
+ * `Range: bytes=a-b | a- | -n` against an object of `size` bytes: the header's syntax here, the
+ * offsets by the object layer's resolveRange (RFC 9110 §14.1.2), the one place they are worked out.
  * Returns null when the header is absent or not a single byte range (S3 then serves the
  * whole object); throws InvalidRange (416) when it is a valid range that cannot be met.
  */
@@ -21,18 +23,13 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   if (!m) return null
   const [, a, b] = m
   if (a === '' && b === '') return null
-  if (a === '') {
-    // suffix range: the last n bytes
-    const n = Number(b)
-    if (n === 0 || size === 0) throw s3Error('InvalidRange')
-    return { start: Math.max(0, size - n), end: size - 1 }
-  }
-  const start = Number(a)
-  let end = b === '' ? size - 1 : Number(b)
-  if (b !== '' && end < start) return null // syntactically invalid: ignored (RFC 9110 §14.1.1)
-  if (start >= size) throw s3Error('InvalidRange')
-  if (end >= size) end = size - 1
-  return { start, end }
+  // Offsets past 2^53 are past any object: clamp them so they stay exact integers.
+  const num = (s: string) => Math.min(Number(s), Number.MAX_SAFE_INTEGER)
+  if (a !== '' && b !== '' && num(b) < num(a)) return null // syntactically invalid: ignored (RFC 9110 §14.1.1)
+  const spec = a === '' ? { suffix: num(b) } : b === '' ? { start: num(a) } : { start: num(a), end: num(b) }
+  const range = resolveRange(size, spec)
+  if (!range) throw s3Error('InvalidRange')
+  return range
 }
 
 export function contentRange(range: ByteRange, size: number): string {

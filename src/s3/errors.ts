@@ -173,6 +173,12 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_CUSTOMER_KEY_MISMATCH: { s3: 'AccessDenied' },
   S3SSE_BACKEND_UNAVAILABLE: { s3: 'InternalError', message: 'No crypto backend is available.' },
   S3SSE_CRYPTO_FAILURE: { s3: 'InternalError' },
+  // The stores (BlobStore, MetaStore). A full or failing disk is a service that cannot take
+  // the request now (503, which clients retry), not a fault in the request.
+  S3SSE_STORAGE_FULL: { s3: 'ServiceUnavailable', message: 'The server has no space left to store this data.' },
+  S3SSE_STORAGE_IO: { s3: 'ServiceUnavailable', message: 'The object storage failed to read or write; try again later.' },
+  S3SSE_META_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The metadata store is unavailable; try again later.' },
+  S3SSE_BLOB_NOT_FOUND: { s3: 'InternalError', message: 'The stored data of this object is missing.' },
 }
 
 /** Throws-ready S3 request error; `code` is the S3 error code. */

@@ -1,8 +1,8 @@
 /**
  * Listing rules shared by ListObjects, ListObjectsV2, ListObjectVersions and
  * ListMultipartUploads (S3 API reference): prefix filter, delimiter roll-up into
- * CommonPrefixes, max-keys counting both kinds, markers. Pure: the caller supplies the
- * sorted rows.
+ * CommonPrefixes, max-keys counting both kinds, markers. No storage here: the caller supplies
+ * the sorted rows (a MetaStore query, which may be async).
  */
 import { s3Error } from './errors.js'
 
@@ -10,7 +10,7 @@ import { s3Error } from './errors.js'
  * Rows whose key starts with `prefix` and sorts after `after` (exclusive; '' = from the
  * start), in ascending UTF-8 byte order, at most `limit` of them.
  */
-export type ListSource<T> = (after: string, prefix: string, limit: number) => T[]
+export type ListSource<T> = (after: string, prefix: string, limit: number) => T[] | Promise<T[]>
 
 export interface ListRequest {
   prefix: string
@@ -37,7 +37,7 @@ export function pastPrefix(prefix: string): string {
 
 const BATCH = 1000
 
-export function listPage<T extends { key: string }>(source: ListSource<T>, req: ListRequest): ListPage<T> {
+export async function listPage<T extends { key: string }>(source: ListSource<T>, req: ListRequest): Promise<ListPage<T>> {
   const { prefix, delimiter, maxKeys } = req
   const contents: T[] = []
   const commonPrefixes: string[] = []
@@ -52,7 +52,7 @@ export function listPage<T extends { key: string }>(source: ListSource<T>, req: 
   let nextMarker: string | undefined
   let resumeAfter: string | undefined
   for (;;) {
-    const rows = source(cursor, prefix, BATCH)
+    const rows = await source(cursor, prefix, BATCH)
     if (rows.length === 0) return { contents, commonPrefixes, isTruncated: false, nextMarker, resumeAfter }
     let skipped = false
     for (const row of rows) {

@@ -7,7 +7,6 @@ import { s3Error } from './errors.js'
 import type { ChecksumAlgorithm, ChecksumType } from './checksums.js'
 import { checksumHeader } from './checksums.js'
 import { contentRange, type ByteRange } from './conditions.js'
-import type { ReplicationStatus } from './replication.js'
 import { sseResponseHeaders, type ServerMode, type StoredEncryption } from './sse.js'
 
 /** S3 limits (S3 User Guide, "Uploading and copying objects using multipart upload"). */
@@ -98,6 +97,9 @@ export function storedHeadersFrom(source: HeaderSource, prefix = ''): StoredHead
   if (metaSize > MAX_USER_METADATA) throw s3Error('MetadataTooLarge')
   return { headers, meta }
 }
+
+/** What an object says about its replication (x-amz-replication-status). */
+export type ReplicationStatus = 'PENDING' | 'COMPLETED' | 'FAILED' | 'REPLICA'
 
 /** What GET/HEAD know about an object; the server's record maps onto it. */
 export interface ObjectView {

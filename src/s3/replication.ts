@@ -76,8 +76,7 @@ export interface ReplicationConfiguration {
   rules: ReplicationRule[]
 }
 
-/** What an object says about its replication (x-amz-replication-status). */
-export type ReplicationStatus = 'PENDING' | 'COMPLETED' | 'FAILED' | 'REPLICA'
+export type { ReplicationStatus } from './objects.js'
 
 const XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/'
 const err = (code: string, message: string) => new S3sseError(code, message)

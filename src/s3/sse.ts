@@ -16,6 +16,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { XMLBuilder } from 'fast-xml-parser'
 import { elements, malformed, optionalText, parseConfigDocument, single, text } from './config-xml.js'
 import { S3sseError } from '../errors.js'
+import { parseKeyRef } from '../keys/kms.js'
 
 export type ServerMode = 'oss' | 'aws'
 export type SseAlgorithm = 'aws:kms' | 'AES256'
@@ -73,15 +74,11 @@ export const SSE_S3_KEY_ALIAS = 's3-sse/sse-s3'
 
 /**
  * A KMS key reference as clients write it — a key id, `alias/name`, or the ARN of either —
- * reduced to what the KMS looks up: the key id, or the alias name.
+ * reduced to what the KMS looks up: the key id, or the alias name (src/keys/kms.ts, parseKeyRef).
  */
 export function kmsKeyRef(value: string): string {
-  let v = value.trim()
-  const arn = /^arn:[^:]+:kms:[^:]*:[^:]*:(.+)$/.exec(v)
-  if (arn) v = arn[1]
-  if (v.startsWith('key/')) return v.slice('key/'.length)
-  if (v.startsWith('alias/')) return v.slice('alias/'.length)
-  return v
+  const ref = parseKeyRef(value.trim())
+  return 'keyId' in ref ? ref.keyId : 'alias' in ref ? ref.alias.slice('alias/'.length) : ref.name
 }
 
 /**
@@ -353,6 +350,14 @@ export type ReportingOperation =
   | 'UploadPartCopy' | 'CompleteMultipartUpload' | 'GetObject' | 'HeadObject'
 
 /**
+ * The stored form of how an object or upload is encrypted (what its responses report), from
+ * the encryption a write asked for or the header of a manifest: the one place either becomes it.
+ */
+export function storedEncryption(e: { algorithm: SseAlgorithm; keyId: string; bucketKey?: boolean } | null | undefined): StoredEncryption | undefined {
+  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
+}
+
+/**
  * Response headers that say how an object is encrypted; none for a plaintext object.
  * aws mode also names the KMS key and reports bucket keys, as S3 does.
  */
@@ -373,7 +378,7 @@ export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | nul
  */
 export function objectEtag(plainMd5Hex: string | undefined, encrypted: boolean): string {
   if (encrypted) return randomBytes(16).toString('hex')
-  if (plainMd5Hex === undefined) throw new Error('a plain object needs the MD5 of its data for its ETag')
+  if (plainMd5Hex === undefined) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'a plain object needs the MD5 of its data for its ETag')
   return plainMd5Hex
 }
 

@@ -121,15 +121,18 @@ export class WriteBody {
     this.consumed = true
     continueBody(this.ctx)
     const payload = this.ctx.payload
+    // A reader that gives up early (a storage failure mid-write) must leave the request intact,
+    // so that sendError can drain the rest and the keep-alive connection carries the next request.
+    const raw = this.ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>
     const source: AsyncIterable<Buffer> = this.isChunked()
-      ? decodeAwsChunked(this.ctx.req, {
+      ? decodeAwsChunked(raw, {
           signer: payload?.kind === 'streaming-signed' ? payload.signer : undefined,
           signedTrailer: payload?.kind === 'streaming-signed' && payload.trailer,
           onTrailers: (t) => {
             this.trailers = t
           },
         })
-      : this.ctx.req
+      : raw
     const self = this
     return (async function* () {
       for await (const chunk of source) {

@@ -100,7 +100,7 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGINT', onInt)
   let server
   try {
-    server = await startServer(config)
+    server = await startServer({ config })
   } catch (err) {
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)

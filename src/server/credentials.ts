@@ -1,11 +1,12 @@
 /**
  * Who may call the server: the root credentials (from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY,
  * or generated once into the data dir) and the users file managed by `s3-sse user`.
- * Both files are written 0600 through a temporary name, so a reader never sees half a file.
+ * Both files are written 0600 through a temporary name (src/durable.ts), so a reader never sees half a file.
  */
 import { randomBytes, randomInt } from 'node:crypto'
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { writeFileAtomic } from '../durable.js'
 import { S3sseError } from '../errors.js'
 
 export const ROOT_CREDENTIALS_FILE = 'root-credentials.json'
@@ -32,18 +33,8 @@ export function newSecretKey(): string {
   return randomBytes(30).toString('base64').replace(/\+/g, 'A').replace(/\//g, 'B')
 }
 
-/** Writes a private file atomically: temp name, 0600, fsync, rename. */
-export function writePrivateFile(path: string, contents: string): void {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  const fd = openSync(tmp, 'wx', 0o600)
-  try {
-    writeSync(fd, contents)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(tmp, path)
-}
+/** Writes a private file atomically (src/durable.ts: temp name, 0600, fsync, rename, directory fsync). */
+export const writePrivateFile = writeFileAtomic
 
 export interface RootCredentials {
   user: User

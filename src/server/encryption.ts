@@ -10,6 +10,7 @@
  * - the bucket's configuration, kept in the bucket's settings.
  */
 import { isS3sseError } from '../errors.js'
+import type { EncryptionRequest } from '../object/index.js'
 import { s3Error } from '../s3/errors.js'
 import {
   AWS_MANAGED_KEY_ALIAS,
@@ -22,13 +23,12 @@ import {
   type StoredEncryption,
 } from '../s3/sse.js'
 import { parseCopySource } from '../s3/objects.js'
-import type { BucketRow } from './db.js'
-import { header, type RequestContext } from './http.js'
+import type { BucketRow } from './meta/index.js'
 import type { Operation } from './router.js'
+import type { KmsAccess } from './sealed.js'
 import type { ServerState } from './state.js'
-import type { EncryptionRequest, KmsAccess, Manifest } from './store.js'
 
-export { sseResponseHeaders } from '../s3/sse.js'
+export { sseResponseHeaders, storedEncryption } from '../s3/sse.js'
 
 type HeaderSource = Record<string, string | string[] | undefined>
 
@@ -60,7 +60,7 @@ export async function setBucketEncryption(state: ServerState, bucket: BucketRow,
   }
   // Read-modify-write in one transaction: `bucket` was read before the awaits above, and a
   // concurrent change to another setting (replication) must survive.
-  state.meta.updateBucketSettings(bucket.name, (settings) => {
+  await state.meta.updateBucketSettings(bucket.name, (settings) => {
     if (config) settings.encryption = config
     else delete settings.encryption
   })
@@ -68,16 +68,16 @@ export async function setBucketEncryption(state: ServerState, bucket: BucketRow,
 
 /**
  * The encryption of a write into `bucket`, from the bucket's setting now and (aws mode) the
- * request's SSE headers — or a PostObject's form fields, given as `source`.
+ * request's SSE headers — or a PostObject's form fields, given as `headers`.
  */
-export function encryptionFor(ctx: RequestContext, bucket: BucketRow, source: HeaderSource = ctx.req.headers): EncryptionRequest | null {
+export function encryptionFor(state: ServerState, bucket: BucketRow, headers: HeaderSource): EncryptionRequest | null {
   const decision = decideWriteEncryption({
-    mode: ctx.state.config.mode,
+    mode: state.config.mode,
     bucket: bucket.name,
     bucketDefault: bucketEncryption(bucket),
-    headers: sseRequestHeaders(source),
+    headers: sseRequestHeaders(headers),
   })
-  return encryptionRequest(ctx.state, decision)
+  return encryptionRequest(state, decision)
 }
 
 /** What the object layer needs to carry out an encryption decision (null: plaintext). */
@@ -93,34 +93,36 @@ export function encryptionRequest(state: ServerState, decision: EncryptionDecisi
   }
 }
 
-/** The stored form of a write's encryption (what its responses report). */
-export function storedEncryption(e: EncryptionRequest | null): StoredEncryption | undefined {
-  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
-}
-
-/** How a stored object is encrypted, from its manifest. */
-export function manifestEncryption(m: Manifest): StoredEncryption | undefined {
-  const e = m.encryption
-  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
-}
-
 /** The KMS access the object layer needs to read or extend what was written. */
-export function kmsAccess(ctx: RequestContext): KmsAccess {
-  return ctx.state.kms === undefined ? {} : { kms: ctx.state.kms }
+export function kmsAccess(state: ServerState): KmsAccess {
+  return { kms: state.kms }
 }
 
 const isKms = (e: StoredEncryption | BucketEncryption | EncryptionRequest | null | undefined) => e?.algorithm === 'aws:kms'
 
+/** What the transport rule looks at in a request: its operation, names and headers. */
+export interface TransportRequest {
+  op: Operation
+  bucket: string
+  key: string
+  uploadId?: string
+  headers: HeaderSource
+}
+
+function one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v
+}
+
 /** The source object of a copy, if the request names one that exists. */
-function copySourceEncryption(ctx: RequestContext): StoredEncryption | undefined {
-  const raw = header(ctx, 'x-amz-copy-source')
+async function copySourceEncryption(state: ServerState, raw: string | undefined): Promise<StoredEncryption | undefined> {
   if (raw === undefined) return undefined
+  let src
   try {
-    const src = parseCopySource(raw)
-    return ctx.state.meta.getObject(src.bucket, src.key)?.encryption
+    src = parseCopySource(raw)
   } catch {
     return undefined
   }
+  return (await state.meta.getObject(src.bucket, src.key))?.encryption
 }
 
 /**
@@ -129,52 +131,46 @@ function copySourceEncryption(ctx: RequestContext): StoredEncryption | undefined
  * from one. Looks only at metadata; errors (no such bucket, bad headers) are left to the
  * handler, which reports them properly.
  */
-export function carriesKmsData(ctx: RequestContext, op: Operation): boolean {
-  const meta = ctx.state.meta
-  const bucket = meta.getBucket(ctx.bucket)
+export async function carriesKmsData(state: ServerState, req: TransportRequest): Promise<boolean> {
+  const meta = state.meta
+  const bucket = await meta.getBucket(req.bucket)
   if (!bucket) return false
   const writeIsKms = () => {
     try {
-      return isKms(encryptionFor(ctx, bucket))
+      return isKms(encryptionFor(state, bucket, req.headers))
     } catch {
       return false
     }
   }
-  const uploadIsKms = () => isKms(meta.getUpload(ctx.query.get('uploadId') ?? '')?.encryption)
-  switch (op) {
+  const uploadIsKms = async () => isKms((await meta.getUpload(req.uploadId ?? ''))?.encryption)
+  const copySource = () => copySourceEncryption(state, one(req.headers['x-amz-copy-source']))
+  switch (req.op) {
     case 'PutObject':
     case 'CreateMultipartUpload':
       return writeIsKms()
     case 'CopyObject':
-      return writeIsKms() || isKms(copySourceEncryption(ctx))
+      return writeIsKms() || isKms(await copySource())
     case 'UploadPart':
       return uploadIsKms()
     case 'UploadPartCopy':
-      return uploadIsKms() || isKms(copySourceEncryption(ctx))
+      return (await uploadIsKms()) || isKms(await copySource())
     case 'GetObject':
-      return isKms(meta.getObject(bucket.name, ctx.key)?.encryption)
+      return isKms((await meta.getObject(bucket.name, req.key))?.encryption)
     default:
       return false
   }
 }
 
 /** Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's messages). */
-export function enforceTransport(ctx: RequestContext, op: Operation, sigV4: boolean): void {
-  checkTransport({ carriesKmsData: carriesKmsData(ctx, op), secure: ctx.secure, sigV4 })
+export async function enforceTransport(state: ServerState, req: TransportRequest, how: { secure: boolean; sigV4: boolean }): Promise<void> {
+  checkTransport({ carriesKmsData: await carriesKmsData(state, req), secure: how.secure, sigV4: how.sigV4 })
 }
 
 /**
- * Signature Version 2 (`Authorization: AWS key:sig`, or `AWSAccessKeyId`/`Signature` in the
- * query) is not accepted. A request that would move SSE-KMS data hears why in S3's words;
- * any other is told to use SigV4.
+ * Signature Version 2 is not accepted. A request that would move SSE-KMS data hears why in
+ * S3's words; any other is told to use SigV4.
  */
-export function refuseSigV2(ctx: RequestContext, op: Operation): never {
-  enforceTransport(ctx, op, false)
+export async function refuseSigV2(state: ServerState, req: TransportRequest, secure: boolean): Promise<never> {
+  await enforceTransport(state, req, { secure, sigV4: false })
   throw s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.')
-}
-
-export function isSigV2(ctx: RequestContext): boolean {
-  const authorization = header(ctx, 'authorization')
-  if (authorization !== undefined) return /^AWS [^\s:]+:/.test(authorization)
-  return ctx.query.has('AWSAccessKeyId') && ctx.query.has('Signature')
 }

@@ -6,7 +6,7 @@ import { errorDocument } from '../s3/xml.js'
 import { s3Error, toS3Error } from '../s3/errors.js'
 import type { ServerState } from './state.js'
 import type { User } from './credentials.js'
-import type { PayloadMode } from './auth/sigv4.js'
+import type { PayloadMode } from './payload.js'
 
 export interface RequestContext {
   req: IncomingMessage
@@ -105,7 +105,8 @@ export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Recor
   const headers: Record<string, string> = { ...baseHeaders(ctx), ...extraHeaders }
   if (!req.complete) {
     const length = Number(req.headers['content-length'] ?? 'NaN')
-    if (Number.isFinite(length) && length <= 1024 * 1024) drain(req)
+    // A destroyed request cannot be drained: its connection cannot carry another request.
+    if (Number.isFinite(length) && length <= 1024 * 1024 && !req.destroyed) drain(req)
     else headers.connection = 'close'
   }
   if (e.status === 304) {

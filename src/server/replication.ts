@@ -1,8 +1,10 @@
 /**
- * The replication worker: drains the replication queue (db.ts) inside the server process.
+ * The replication worker: drains the replication queue (MetaStore) inside the server process.
  *
- * A write that matches a rule is queued in the same SQLite transaction as its object row, so
- * a crash or a stop never loses one; at start everything queued is due at once. Each item is
+ * A write that matches a rule is queued in the same MetaStore transaction as its object row
+ * (src/server/commit.ts), so a crash or a stop never loses one; at start everything queued is
+ * due at once. Items are claimed with a lease, so workers in several processes never take one
+ * item twice. Each item is
  * tried until it succeeds, with a doubling delay between attempts, and marked FAILED after
  * the configured number. One key is never replicated twice at the same time, so replicas are
  * written in the order their sources were.
@@ -12,41 +14,29 @@
  * checksum. Its encryption follows the destination bucket's default encryption at the time it
  * is written (src/s3/replication.ts, replicaEncryption):
  * - encrypted source → the data key is re-wrapped for the replica's context and the sealed
- *   files are hard-linked, as CopyObject does: nothing is decrypted or re-encrypted;
- * - plaintext source, plaintext replica → the files are hard-linked;
+ *   blobs copied cheaply (BlobStore.copy), as CopyObject does: nothing is decrypted or re-encrypted;
+ * - plaintext source, plaintext replica → the blobs are copied the same way;
  * - plaintext source, encrypted replica → sealed part by part under a new data key, so a
  *   multipart object keeps its parts (part numbers, x-amz-mp-parts-count, checksums).
  * It is a request of no client, so the HTTPS/SigV4 transport rule does not apply to it.
  */
-import { S3sseError } from '../errors.js'
-import { openRange, rewrap } from '../object/index.js'
+import { S3sseError, isS3sseError } from '../errors.js'
+import { decodeManifest, rewrap, startUpload, completeUpload, type EncryptionRequest, type Manifest, type PartRecord } from '../object/index.js'
 import { replicaEncryption, replicaEtag } from '../s3/replication.js'
-import type { ObjectRow, ReplicationItem } from './db.js'
-import { bucketEncryption, encryptionRequest, manifestEncryption } from './encryption.js'
-import type { ServerState } from './state.js'
-import {
-  beginUpload,
-  decodeManifest,
-  encodeManifest,
-  finishUpload,
-  stageObject,
-  stagePart,
-  type EncryptionRequest,
-  type Manifest,
-  type PartRecord,
-  type StagedFile,
-} from './store.js'
+import { commitObject, discardStaged, objectRow } from './commit.js'
+import { bucketEncryption, encryptionRequest, kmsAccess } from './encryption.js'
+import type { ObjectRow, ReplicationItem } from './meta/index.js'
+import { openParts, stageObject, stagePart } from './sealed.js'
+import { DEFAULT_REPLICATION, type ReplicationSettings, type ReplicationWorker, type ServerState } from './state.js'
+import type { StagedBlob } from './store/blob.js'
 
-export interface ReplicationSettings {
-  /** Attempts before an item is marked FAILED. */
-  attempts: number
-  /** Delay before the second attempt; it doubles with each attempt, up to 64 times this. */
-  backoffMs: number
-  /** Items replicated at once. */
-  concurrency: number
-}
+export { DEFAULT_REPLICATION, type ReplicationSettings } from './state.js'
 
-export const DEFAULT_REPLICATION: ReplicationSettings = { attempts: 12, backoffMs: 1000, concurrency: 2 }
+/**
+ * How long a claimed item stays claimed (MetaStore.claimReplications). Longer than any one
+ * replication takes; a crashed server's claims are released at its next start (resume).
+ */
+export const REPLICATION_LEASE_MS = 60 * 60 * 1000
 
 /** The delay after `attempts` failed attempts. */
 export function retryDelay(settings: ReplicationSettings, attempts: number): number {
@@ -58,13 +48,13 @@ class PermanentFailure extends Error {}
 
 const keyOf = (item: { bucket: string; key: string }) => `${item.bucket}\u0000${item.key}`
 
-async function* nothing(): AsyncGenerator<Buffer> {}
-
-export class Replicator {
+export class Replicator implements ReplicationWorker {
   private readonly inFlight = new Map<string, Promise<void>>()
   private timer: NodeJS.Timeout | undefined
   private scheduled = false
   private stopping = false
+  private filling: Promise<void> | undefined
+  private again = false
   /** Counters for /-/metrics. */
   completed = 0
   failed = 0
@@ -75,12 +65,11 @@ export class Replicator {
     readonly settings: ReplicationSettings = DEFAULT_REPLICATION,
   ) {}
 
-  /** Resumes what an earlier run left queued and starts listening for new writes. */
-  start(): void {
-    this.state.meta.resumeReplications(Date.now())
-    const pending = this.state.meta.pendingReplications()
+  /** Resumes what an earlier run left queued; new writes kick it (src/server/commit.ts). */
+  async start(): Promise<void> {
+    await this.state.meta.resumeReplications(Date.now())
+    const pending = await this.state.meta.pendingReplications()
     if (pending > 0) this.state.log.info(`replication: ${pending} ${pending === 1 ? 'write' : 'writes'} queued before the last stop, replicating now`)
-    this.state.meta.onReplicationQueued = () => this.kick()
     this.kick()
   }
 
@@ -97,44 +86,60 @@ export class Replicator {
   /** Takes no new items, and waits for those in flight (their outcome is recorded). */
   async stop(): Promise<void> {
     this.stopping = true
-    this.state.meta.onReplicationQueued = undefined
     clearTimeout(this.timer)
+    await this.filling
     await Promise.allSettled([...this.inFlight.values()])
   }
 
   private pump(): void {
     if (this.stopping) return
+    // One fill at a time (it awaits the store): a kick during one runs another right after.
+    if (this.filling) {
+      this.again = true
+      return
+    }
     clearTimeout(this.timer)
     this.timer = undefined
-    try {
-      this.fill()
-    } catch (err) {
-      // The database refused (it is checked again on the next write or start); never crash the server.
-      this.state.log.error(`replication: cannot read the queue: ${describe(err)}`)
-    }
+    this.filling = this.fill()
+      .catch((err) => {
+        // The store refused (it is tried again on the next write or start); never crash the server.
+        this.state.log.error(`replication: cannot read the queue: ${describe(err)}`)
+      })
+      .finally(() => {
+        this.filling = undefined
+        if (this.again) {
+          this.again = false
+          this.pump()
+        }
+      })
   }
 
-  /** Starts due items in the free slots, and sets a timer for the next one due later. */
-  private fill(): void {
+  /**
+   * Claims due items for the free slots and starts them, and sets a timer for the next one due
+   * later. A claimed item whose key is still in flight (a newer write of it) runs after that
+   * one, so one key is never replicated twice at a time.
+   */
+  private async fill(): Promise<void> {
     const { meta } = this.state
-    const limit = this.settings.concurrency
     const now = Date.now()
-    if (this.inFlight.size < limit) {
-      // In-flight items are due too; ask for enough rows to find the free slots' worth.
-      for (const item of meta.dueReplications(now, limit + this.inFlight.size)) {
-        if (this.inFlight.size >= limit) break
+    const free = this.settings.concurrency - this.inFlight.size
+    if (free > 0) {
+      for (const item of await meta.claimReplications({ now, limit: free, leaseMs: REPLICATION_LEASE_MS })) {
+        if (this.stopping) break
         const k = keyOf(item)
-        if (this.inFlight.has(k)) continue
-        const run = this.run(item).finally(() => {
-          this.inFlight.delete(k)
+        const before = this.inFlight.get(k) ?? Promise.resolve()
+        const run: Promise<void> = before.then(() => this.run(item)).finally(() => {
+          if (this.inFlight.get(k) === run) this.inFlight.delete(k)
           this.kick()
         })
         this.inFlight.set(k, run)
       }
     }
     // Anything due now is running or waits for a slot; a finishing item kicks again.
-    const next = meta.nextReplicationAt()
+    const next = await meta.nextReplicationAt()
+    if (this.stopping) return
     if (next !== null && next > now) {
+      clearTimeout(this.timer)
       this.timer = setTimeout(() => this.pump(), Math.min(next - now, 2 ** 31 - 1))
       this.timer.unref()
     }
@@ -150,19 +155,19 @@ export class Replicator {
         const attempts = item.attempts + 1
         const reason = describe(err)
         if (err instanceof PermanentFailure || attempts >= this.settings.attempts) {
-          meta.finishReplication(item, 'FAILED')
+          await meta.finishReplication(item, 'FAILED')
           this.failed++
           log.error(`replication of ${item.bucket}/${item.key} to ${item.destination} FAILED after ${attempts} ${attempts === 1 ? 'attempt' : 'attempts'}: ${reason}`)
         } else {
           const delay = retryDelay(this.settings, attempts)
-          meta.retryReplication(item, attempts, Date.now() + delay, reason)
+          await meta.retryReplication(item, attempts, Date.now() + delay, reason)
           this.retried++
           log.info(`replication of ${item.bucket}/${item.key} to ${item.destination}: attempt ${attempts} failed (${reason}); next in ${delay} ms`)
         }
         return
       }
-      if (outcome === 'superseded') meta.dropReplication(item)
-      else if (meta.finishReplication(item, 'COMPLETED')) this.completed++
+      if (outcome === 'superseded') await meta.dropReplication(item)
+      else if (await meta.finishReplication(item, 'COMPLETED')) this.completed++
     } catch (err) {
       // The queue itself failed (the database): the item stays queued for the next start.
       log.error(`replication of ${item.bucket}/${item.key}: ${describe(err)}`)
@@ -177,8 +182,8 @@ function describe(err: unknown): string {
 }
 
 /** The source write of an item, if it is still the object's latest. */
-function currentSource(state: ServerState, item: ReplicationItem): ObjectRow | undefined {
-  const src = state.meta.getObject(item.bucket, item.key)
+async function currentSource(state: ServerState, item: ReplicationItem): Promise<ObjectRow | undefined> {
+  const src = await state.meta.getObject(item.bucket, item.key)
   return src?.replication?.status === 'PENDING' && src.replication.id === item.id ? src : undefined
 }
 
@@ -187,10 +192,9 @@ function currentSource(state: ServerState, item: ReplicationItem): ObjectRow | u
  * key's latest (overwritten or deleted), so there is nothing of it to replicate.
  */
 async function replicate(state: ServerState, item: ReplicationItem): Promise<'replicated' | 'superseded'> {
-  const { meta, files } = state
-  const src = currentSource(state, item)
+  const src = await currentSource(state, item)
   if (!src) return 'superseded'
-  const dest = meta.getBucket(item.destination)
+  const dest = await state.meta.getBucket(item.destination)
   if (!dest) throw new Error(`the destination bucket ${item.destination} does not exist`)
   if (item.destinationOwner !== null && dest.owner !== item.destinationOwner) {
     throw new PermanentFailure(`the destination bucket ${item.destination} no longer belongs to the owner it had when the rule was set`)
@@ -203,21 +207,23 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
   const from = { bucket: src.bucket, key: src.key }
   const to = { bucket: dest.name, key: src.key }
 
-  let staged: { manifest: Manifest; files: StagedFile[] }
+  let staged: { manifest: Manifest; blobs: StagedBlob[] }
   try {
     staged = encryption && !srcManifest.encryption
       ? await sealReplica(state, src, srcManifest, from, to, encryption)
-      : await linkReplica(state, src, srcManifest, from, to, encryption)
+      : await copyReplica(state, src, srcManifest, from, to, encryption)
   } catch (err) {
-    // The source's files went with a newer write or a delete: that write is not ours to finish.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !currentSource(state, item)) return 'superseded'
+    // The source's blobs went with a newer write or a delete: that write is not ours to finish.
+    if (isS3sseError(err, 'S3SSE_BLOB_NOT_FOUND') && !(await currentSource(state, item))) return 'superseded'
     throw err
   }
 
   const { manifest } = staged
-  const replica: ObjectRow = {
+  const replica = objectRow({
     bucket: dest.name,
     key: src.key,
+    manifest,
+    blobs: staged.blobs.map((b) => b.id),
     size: src.size,
     etag: replicaEtag({ etag: src.etag, encrypted: src.encryption !== undefined }, manifest.encryption !== undefined),
     // S3 replicas keep the source's metadata, creation time included.
@@ -226,49 +232,35 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     meta: src.meta,
     checksum: src.checksum,
     partsCount: src.partsCount,
-    manifest: encodeManifest(manifest),
-    files: staged.files.map((f) => f.id),
-    encryption: manifestEncryption(manifest),
-    replication: { status: 'REPLICA' },
-  }
+  })
+  // Committed only while the source is still this write (checked in the commit's transaction):
+  // a replica never brings back data its source has lost.
+  let outcome: 'committed' | 'superseded'
   try {
-    await files.publish(staged.files)
+    outcome = await commitObject(state, replica, staged.blobs, { replicaOf: item })
   } catch (err) {
-    await files.discard(staged.files)
+    if (isS3sseError(err, 'NoSuchBucket')) throw new Error(`the destination bucket ${dest.name} was deleted`)
     throw err
   }
-  // Checked again right before the commit (no await between): a source overwritten or deleted
-  // meanwhile is not replicated, so a replica never brings back data its source has lost.
-  if (!currentSource(state, item)) {
-    await files.remove(replica.files)
-    return 'superseded'
-  }
-  const put = meta.putObject(replica)
-  if (put === null) {
-    await files.remove(replica.files)
-    throw new Error(`the destination bucket ${dest.name} was deleted`)
-  }
-  await files.remove(put.replacedFiles)
-  return 'replicated'
+  return outcome === 'superseded' ? 'superseded' : 'replicated'
 }
 
-/** The replica keeps the source's bytes: re-wrap the data key (if any) and hard-link the files. */
-async function linkReplica(
+/** The replica keeps the source's bytes: re-wrap the data key (if any) and copy the blobs. */
+async function copyReplica(
   state: ServerState,
   src: ObjectRow,
   m: Manifest,
   from: { bucket: string; key: string },
   to: { bucket: string; key: string },
   encryption: EncryptionRequest | null,
-): Promise<{ manifest: Manifest; files: StagedFile[] }> {
-  if (encryption?.createKey) await encryption.kms.ensureKey(encryption.keyId)
+): Promise<{ manifest: Manifest; blobs: StagedBlob[] }> {
   const manifest = await rewrap(m, {
     kms: state.kms,
     from,
     to,
-    ...(encryption ? { keyId: encryption.keyId, algorithm: encryption.algorithm, extraContext: encryption.extraContext ?? {} } : {}),
+    ...(encryption ? { keyId: encryption.keyId, createKey: encryption.createKey, algorithm: encryption.algorithm, extraContext: encryption.extraContext ?? {} } : {}),
   })
-  return { manifest, files: await state.files.linkCopies(src.files) }
+  return { manifest, blobs: await state.blobs.copy(src.blobs) }
 }
 
 /** A plaintext source sealed into an encrypted replica, part by part. */
@@ -279,35 +271,28 @@ async function sealReplica(
   from: { bucket: string; key: string },
   to: { bucket: string; key: string },
   encryption: EncryptionRequest,
-): Promise<{ manifest: Manifest; files: StagedFile[] }> {
-  const { files } = state
-  const access = { kms: state.kms }
-  const reader = await files.openFiles(src.files)
-  const staged: StagedFile[] = []
+): Promise<{ manifest: Manifest; blobs: StagedBlob[] }> {
+  const access = kmsAccess(state)
+  const parts = await openParts(state.blobs, { manifest: m, blobs: src.blobs, context: from }, access)
+  const staged: StagedBlob[] = []
   try {
-    let offset = 0
-    const partPlaintext = (size: number) => {
-      const start = offset
-      offset += size
-      return size === 0 ? nothing() : openRange(m, { context: from, ...access }, start, start + size - 1, reader.read)
-    }
     if (m.parts.length === 1) {
-      const one = await stageObject(files, partPlaintext(m.parts[0].size), { context: to, encryption })
-      staged.push(one.file)
-      return { manifest: one.result, files: staged }
+      const one = await stageObject(state.blobs, parts.part(0), { context: to, encryption })
+      staged.push(one.blob)
+      return { manifest: one.result, blobs: staged }
     }
-    const upload = await beginUpload({ context: to, encryption })
+    const upload = await startUpload({ context: to, encryption })
     const records: PartRecord[] = []
-    for (const part of m.parts) {
-      const sealed = await stagePart(files, upload, access, part.number, partPlaintext(part.size))
-      staged.push(sealed.file)
+    for (const [i, part] of m.parts.entries()) {
+      const sealed = await stagePart(state.blobs, upload, access, part.number, parts.part(i))
+      staged.push(sealed.blob)
       records.push(sealed.result)
     }
-    return { manifest: await finishUpload(upload, access, records), files: staged }
+    return { manifest: await completeUpload(upload, access, records), blobs: staged }
   } catch (err) {
-    await files.discard(staged)
+    await discardStaged(state, staged)
     throw err
   } finally {
-    await reader.close()
+    await parts.close()
   }
 }

@@ -7,12 +7,13 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
-import { authenticate } from './auth/index.js'
-import { enforceTransport, isSigV2, refuseSigV2 } from './encryption.js'
+import { cachedKms, countingKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
+import { authenticate, isSigV2 } from './auth/index.js'
+import { sweepOrphans } from './commit.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
-import { cachedKms, countingKms, KMS_METHODS, openEmbeddedKms } from '../keys/index.js'
-import { loadRootCredentials, UserStore, type RootCredentials } from './credentials.js'
-import { MetaStore } from './db.js'
+import { loadRootCredentials, type RootCredentials } from './credentials.js'
+import { withEmbeddedDefaults } from './defaults.js'
+import { enforceTransport, refuseSigV2, type TransportRequest } from './encryption.js'
 import * as buckets from './handlers/buckets.js'
 import * as encryption from './handlers/encryption.js'
 import * as multipart from './handlers/multipart.js'
@@ -20,10 +21,11 @@ import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
 import * as replication from './handlers/replication.js'
 import { parseQuery, sendError, type RequestContext } from './http.js'
-import { DEFAULT_REPLICATION, Replicator } from './replication.js'
+import type { MetaStore } from './meta/index.js'
+import { Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
-import type { Logger, ServerConfig, ServerState } from './state.js'
-import { FileStore } from './store.js'
+import { DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState } from './state.js'
+import type { BlobStore } from './store/blob.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 
 type Handler = (ctx: RequestContext) => Promise<void>
@@ -75,10 +77,25 @@ export interface RunningServer {
   rootCredentials: RootCredentials
   httpsUrl: string
   httpUrl?: string
-  /** Orphan files removed at start. */
+  /** Orphan blobs (stored, unreferenced) removed at start. */
   swept: number
-  /** Stops accepting, lets in-flight requests finish, then closes the metadata store. */
+  /** Stops accepting, lets in-flight requests finish, then closes the stores it built. */
   close(): Promise<void>
+}
+
+/**
+ * What the server runs on. Each seam left out gets its embedded default in the data dir
+ * (src/server/defaults.ts); what is given stays the caller's to close.
+ */
+export interface StartOptions {
+  config: ServerConfig
+  /** Keys (the data path; an admin surface, if it has one, serves the console's key listing). */
+  kms?: Kms
+  /** Sealed object data. */
+  blobs?: BlobStore
+  /** Buckets, objects, uploads, the replication queue, users. */
+  meta?: MetaStore
+  log?: Logger
 }
 
 async function handle(state: ServerState, web: ConsoleService, req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
@@ -105,7 +122,7 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
       return
     }
     if (ctx.rawPath === '/-/metrics') {
-      const body = metrics(state)
+      const body = await metrics(state)
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': String(Buffer.byteLength(body)) })
       res.end(ctx.method === 'HEAD' ? undefined : body)
       return
@@ -120,9 +137,10 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
     if (op !== 'PostObject') {
-      if (isSigV2(ctx) && state.config.mode !== 'aws') refuseSigV2(ctx, op)
+      const transport: TransportRequest = { op, bucket: ctx.bucket, key: ctx.key, uploadId: ctx.query.get('uploadId'), headers: req.headers }
+      if (isSigV2(ctx) && state.config.mode !== 'aws') await refuseSigV2(state, transport, secure)
       await authenticate(ctx)
-      enforceTransport(ctx, op, ctx.sigV2 !== true)
+      await enforceTransport(state, transport, { secure, sigV4: ctx.sigV2 !== true })
     }
     await HANDLERS[op](ctx)
   } catch (err) {
@@ -135,7 +153,7 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
  * cache and bucket keys), by method; the replication queue and its outcomes. No names, keys
  * or secrets.
  */
-function metrics(state: ServerState): string {
+async function metrics(state: ServerState): Promise<string> {
   const r = state.replicator
   const lines = [
     '# HELP s3sse_kms_calls_total Calls that reached the KMS (after the key cache and bucket keys), by method.',
@@ -143,7 +161,7 @@ function metrics(state: ServerState): string {
     ...KMS_METHODS.map((m) => `s3sse_kms_calls_total{method="${m}"} ${state.kmsCalls?.counts[m] ?? 0}`),
     '# HELP s3sse_replication_queued Writes waiting to be replicated.',
     '# TYPE s3sse_replication_queued gauge',
-    `s3sse_replication_queued ${state.meta.pendingReplications()}`,
+    `s3sse_replication_queued ${await state.meta.pendingReplications()}`,
     '# HELP s3sse_replication_total Replication attempts since start, by outcome: completed, failed (given up), retry (failed, to be tried again).',
     '# TYPE s3sse_replication_total counter',
     `s3sse_replication_total{outcome="completed"} ${r?.completed ?? 0}`,
@@ -158,21 +176,31 @@ const consoleLogger: Logger = {
   error: (m) => process.stderr.write(m + '\n'),
 }
 
-export async function startServer(config: ServerConfig, log: Logger = consoleLogger): Promise<RunningServer> {
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const { config, log = consoleLogger } = opts
   const dataDir = resolve(config.dataDir)
   // The data dir holds credentials and the TLS key: private to the server's user.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const rootCredentials = loadRootCredentials(dataDir)
   const tls = await loadTls(dataDir, { certPath: config.tlsCert, keyPath: config.tlsKey })
-  const files = new FileStore(dataDir)
-  await files.init()
-  const meta = new MetaStore(dataDir)
-  const swept = await files.sweep(meta.referencedFiles())
-  // The embedded KMS (keyring in the data dir), cached so that bucket keys and repeated
-  // reads of one object cost no KMS call each; the calls that do reach it are counted.
-  const kmsCalls = countingKms(await openEmbeddedKms(dataDir, { create: true }))
-  const kms = cachedKms(kmsCalls)
-  const state: ServerState = { config: { ...config, dataDir }, meta, files, users: new UserStore(dataDir), root: rootCredentials.user, log, kms, kmsCalls }
+  const deps = await withEmbeddedDefaults(dataDir, opts)
+  let state: ServerState
+  let swept: number
+  try {
+    // The KMS, cached so that bucket keys and repeated reads of one object cost no KMS call
+    // each; the calls that do reach it are counted.
+    const kmsCalls = countingKms(deps.kms)
+    state = {
+      config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls), kmsCalls,
+      ...(isKmsAdmin(deps.kms) ? { kmsAdmin: deps.kms } : {}),
+      root: rootCredentials.user, log,
+    }
+    // Nothing is in flight before the server listens: whatever a crash left is swept now.
+    swept = (await sweepOrphans(state, Date.now())).stored
+  } catch (err) {
+    await deps.close()
+    throw err
+  }
   const replicator = new Replicator(state, { ...DEFAULT_REPLICATION, ...config.replication })
   state.replicator = replicator
 
@@ -211,11 +239,11 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
     if (http && config.httpPort !== null) httpPort = await listen(http, config.httpPort)
   } catch (err) {
     for (const s of servers) s.close()
-    meta.close()
+    await deps.close()
     throw err
   }
   // Writes queued before a stop or crash are picked up now; new ones as they commit.
-  replicator.start()
+  await replicator.start()
 
   let closing: Promise<void> | undefined
   const close = () => {
@@ -230,7 +258,7 @@ export async function startServer(config: ServerConfig, log: Logger = consoleLog
       clearTimeout(timer)
       // Requests are done; replications in flight finish, the queued rest waits for the next start.
       await replicator.stop()
-      meta.close()
+      await deps.close()
     })()
     return closing
   }

@@ -1,13 +1,23 @@
 /**
- * What a running server holds: its configuration, metadata, files and identities.
+ * What a running server holds: its configuration, its three seams (blobs, metadata, KMS) and
+ * identities. A leaf: it names interfaces only, so every module can depend on it.
  */
-import type { Kms } from '../keys/kms.js'
-import type { CountingKms } from '../keys/cache.js'
+import type { Kms, KmsAdmin } from '../keys/kms.js'
 import type { ServerMode } from '../s3/sse.js'
-import type { User, UserStore } from './credentials.js'
-import type { MetaStore } from './db.js'
-import type { ReplicationSettings, Replicator } from './replication.js'
-import type { FileStore } from './store.js'
+import type { User } from './credentials.js'
+import type { MetaStore } from './meta/index.js'
+import type { BlobStore } from './store/blob.js'
+
+export interface ReplicationSettings {
+  /** Attempts before an item is marked FAILED. */
+  attempts: number
+  /** Delay before the second attempt; it doubles with each attempt, up to 64 times this. */
+  backoffMs: number
+  /** Items replicated at once. */
+  concurrency: number
+}
+
+export const DEFAULT_REPLICATION: ReplicationSettings = { attempts: 12, backoffMs: 1000, concurrency: 2 }
 
 export interface ServerConfig {
   dataDir: string
@@ -31,22 +41,40 @@ export interface Logger {
   error(msg: string): void
 }
 
-export interface ServerState {
-  config: ServerConfig
-  meta: MetaStore
-  files: FileStore
-  users: UserStore
-  root: User
-  log: Logger
-  /** The KMS the object layer uses (the embedded one, cached). */
-  kms: Kms
-  /** The calls that reach the KMS behind the cache, counted for /-/metrics. */
-  kmsCalls?: CountingKms
-  /** The replication worker (started once the server listens). */
-  replicator?: Replicator
+/** What the server shows of its replication worker (src/server/replication.ts). */
+export interface ReplicationWorker {
+  /** Looks at the queue soon: a write was just queued. */
+  kick(): void
+  readonly completed: number
+  readonly failed: number
+  readonly retried: number
 }
 
-export function lookupUser(state: ServerState, accessKey: string): User | undefined {
+/** The KMS calls counted behind the cache, for /-/metrics. */
+export interface KmsCallCounts {
+  readonly counts: Readonly<Record<string, number>>
+}
+
+export interface ServerState {
+  config: ServerConfig
+  /** Sealed object data. */
+  blobs: BlobStore
+  /** Buckets, objects, uploads, the replication queue, users. */
+  meta: MetaStore
+  /** The KMS the object layer uses (the injected one, cached). */
+  kms: Kms
+  /** The injected KMS's admin surface, when it has one (the console's key listing). */
+  kmsAdmin?: KmsAdmin
+  /** The calls that reach the KMS behind the cache, counted for /-/metrics. */
+  kmsCalls?: KmsCallCounts
+  root: User
+  log: Logger
+  /** The replication worker (started once the server listens). */
+  replicator?: ReplicationWorker
+}
+
+/** Root, or a user the MetaStore knows, by access key. */
+export async function lookupUser(state: ServerState, accessKey: string): Promise<User | undefined> {
   if (accessKey === state.root.accessKey) return state.root
-  return state.users.lookup(accessKey)
+  return state.meta.lookupUser(accessKey)
 }

@@ -14,7 +14,7 @@ import { encodeKeyForXml, parseCompleteMultipart, parseCreateBucket, parseDelete
 import { S3sseError } from '../../src/errors.js'
 import { decodeAwsChunked } from '../../src/server/auth/chunked.js'
 import { canonicalUri, ChunkSigner } from '../../src/server/auth/sigv4.js'
-import { prefixUpperBound } from '../../src/server/db.js'
+import { prefixUpperBound } from '../../src/server/meta/sqlite/rows.js'
 
 function code(fn: () => unknown): string | undefined {
   try {
@@ -85,38 +85,38 @@ describe('listing', () => {
       .map((key) => ({ key }))
   }
 
-  it('rolls keys up into common prefixes and counts both against max-keys', () => {
-    const page = listPage(source, { prefix: '', delimiter: '/', maxKeys: 1000, after: '' })
+  it('rolls keys up into common prefixes and counts both against max-keys', async () => {
+    const page = await listPage(source, { prefix: '', delimiter: '/', maxKeys: 1000, after: '' })
     expect(page.contents.map((c) => c.key)).toEqual(['a', 'b'])
     expect(page.commonPrefixes).toEqual(['a/', 'b/', 'c/', 'é/', '日本/'])
     expect(page.isTruncated).toBe(false)
-    const p1 = listPage(source, { prefix: '', delimiter: '/', maxKeys: 3, after: '' })
+    const p1 = await listPage(source, { prefix: '', delimiter: '/', maxKeys: 3, after: '' })
     expect([...p1.contents.map((c) => c.key), ...p1.commonPrefixes]).toEqual(['a', 'b', 'a/'])
     expect(p1.isTruncated).toBe(true)
     expect(p1.nextMarker).toBe('b')
-    const p2 = listPage(source, { prefix: '', delimiter: '/', maxKeys: 3, after: p1.resumeAfter! })
+    const p2 = await listPage(source, { prefix: '', delimiter: '/', maxKeys: 3, after: p1.resumeAfter! })
     expect(p2.commonPrefixes).toEqual(['b/', 'c/', 'é/'])
     expect(p2.isTruncated).toBe(true)
-    const p3page = listPage(source, { prefix: '', delimiter: '/', maxKeys: 3, after: p2.resumeAfter! })
+    const p3page = await listPage(source, { prefix: '', delimiter: '/', maxKeys: 3, after: p2.resumeAfter! })
     expect(p3page).toMatchObject({ contents: [], commonPrefixes: ['日本/'], isTruncated: false })
     // A NextMarker that is a common prefix resumes past every key under it.
-    const p3 = listPage(source, { prefix: '', delimiter: '/', maxKeys: 1000, after: 'b/' })
+    const p3 = await listPage(source, { prefix: '', delimiter: '/', maxKeys: 1000, after: 'b/' })
     expect(p3.commonPrefixes).toEqual(['c/', 'é/', '日本/'])
   })
 
-  it('filters by prefix, with and without a delimiter', () => {
-    expect(listPage(source, { prefix: 'a/', delimiter: '/', maxKeys: 10, after: '' })).toMatchObject({
+  it('filters by prefix, with and without a delimiter', async () => {
+    expect(await listPage(source, { prefix: 'a/', delimiter: '/', maxKeys: 10, after: '' })).toMatchObject({
       contents: [{ key: 'a/1' }, { key: 'a/2' }],
       commonPrefixes: ['a/b/'],
     })
-    expect(listPage(source, { prefix: 'a', delimiter: '', maxKeys: 10, after: '' }).contents.map((c) => c.key)).toEqual(['a', 'a/1', 'a/2', 'a/b/c'])
-    expect(listPage(source, { prefix: 'zz', delimiter: '/', maxKeys: 10, after: '' }).contents).toEqual([])
-    expect(listPage(source, { prefix: '', delimiter: '', maxKeys: 0, after: '' })).toMatchObject({ contents: [], isTruncated: true })
+    expect((await listPage(source, { prefix: 'a', delimiter: '', maxKeys: 10, after: '' })).contents.map((c) => c.key)).toEqual(['a', 'a/1', 'a/2', 'a/b/c'])
+    expect((await listPage(source, { prefix: 'zz', delimiter: '/', maxKeys: 10, after: '' })).contents).toEqual([])
+    expect(await listPage(source, { prefix: '', delimiter: '', maxKeys: 0, after: '' })).toMatchObject({ contents: [], isTruncated: true })
   })
 
-  it('skips a whole prefix with one query', () => {
+  it('skips a whole prefix with one query', async () => {
     queries = 0
-    listPage(source, { prefix: '', delimiter: '/', maxKeys: 1000, after: '' })
+    await listPage(source, { prefix: '', delimiter: '/', maxKeys: 1000, after: '' })
     expect(queries).toBeLessThanOrEqual(9)
   })
 

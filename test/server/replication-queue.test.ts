@@ -6,7 +6,9 @@
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { DB_FILE, MetaStore, type ObjectRow } from '../../src/server/db.js'
+import { replicationTarget } from '../../src/server/commit.js'
+import type { CommitOptions, ObjectRow } from '../../src/server/meta/index.js'
+import { DB_FILE, SqliteMetaStore } from '../../src/server/meta/sqlite/index.js'
 import type { ReplicationConfiguration } from '../../src/s3/replication.js'
 import { removeDir, tempDir } from './helpers.js'
 
@@ -17,92 +19,119 @@ const REPLICATE_LOGS: ReplicationConfiguration = {
 function row(key: string, over: Partial<ObjectRow> = {}): ObjectRow {
   return {
     bucket: 'src', key, size: 1, etag: 'e', lastModified: 1, headers: {}, meta: {}, partsCount: 1,
-    manifest: new Uint8Array([1, 2, 3]), files: [`file-${key}-${Math.random()}`], ...over,
+    manifest: new Uint8Array([1, 2, 3]), blobs: [`file-${key}-${Math.random()}`], ...over,
   }
 }
 
 let dir: string
-let meta: MetaStore
+let meta: SqliteMetaStore
+
+/** A write as the write path commits it: its replication decided from the bucket's rules in the transaction. */
+async function put(m: SqliteMetaStore, o: ObjectRow, opts: CommitOptions = { replicate: (b) => replicationTarget(b, o.key) }) {
+  const result = await m.commitObject(o, opts)
+  return result.status === 'committed' && result.queued
+}
 
 beforeEach(() => {
   dir = tempDir('s3sse-queue-')
 })
 
-afterEach(() => {
-  meta?.close()
+afterEach(async () => {
+  await meta?.close()
   removeDir(dir)
 })
 
-function open(): MetaStore {
-  meta = new MetaStore(dir)
+function open(): SqliteMetaStore {
+  meta = new SqliteMetaStore(dir)
   return meta
 }
 
 describe('replication queue', () => {
-  it('a matching write is PENDING and queued in the same transaction; others are not', () => {
+  it('a matching write is PENDING and queued in the same transaction; others are not', async () => {
     const m = open()
-    m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
+    await m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
     let kicks = 0
-    m.onReplicationQueued = () => kicks++
-    m.putObject(row('logs/a'))
-    m.putObject(row('other'))
-    expect(m.getObject('src', 'logs/a')?.replication).toMatchObject({ status: 'PENDING' })
-    expect(m.getObject('src', 'other')?.replication).toBeUndefined()
+    if (await put(m, row('logs/a'))) kicks++
+    if (await put(m, row('other'))) kicks++
+    expect((await m.getObject('src', 'logs/a'))?.replication).toMatchObject({ status: 'PENDING' })
+    expect((await m.getObject('src', 'other'))?.replication).toBeUndefined()
     expect(kicks).toBe(1)
-    const [item] = m.dueReplications(Date.now(), 10)
+    const [item] = await m.dueReplications(Date.now(), 10)
     expect(item).toMatchObject({ bucket: 'src', key: 'logs/a', destination: 'dst', destinationOwner: 'root', ruleId: 'logs', attempts: 0 })
-    expect(item.id).toBe(m.getObject('src', 'logs/a')?.replication?.id)
+    expect(item.id).toBe((await m.getObject('src', 'logs/a'))?.replication?.id)
   })
 
-  it('a newer write replaces the queued one; finishing the old one changes nothing', () => {
+  it('a newer write replaces the queued one; finishing the old one changes nothing', async () => {
     const m = open()
-    m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
-    m.putObject(row('logs/a'))
-    const [old] = m.dueReplications(Date.now(), 10)
-    m.putObject(row('logs/a'))
-    const queued = m.dueReplications(Date.now(), 10)
+    await m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
+    await put(m, row('logs/a'))
+    const [old] = await m.dueReplications(Date.now(), 10)
+    await put(m, row('logs/a'))
+    const queued = await m.dueReplications(Date.now(), 10)
     expect(queued).toHaveLength(1)
     expect(queued[0].id).not.toBe(old.id)
-    expect(m.finishReplication(old, 'COMPLETED')).toBe(false)
-    expect(m.getObject('src', 'logs/a')?.replication).toEqual({ status: 'PENDING', id: queued[0].id })
-    expect(m.finishReplication(queued[0], 'COMPLETED')).toBe(true)
-    expect(m.getObject('src', 'logs/a')?.replication).toEqual({ status: 'COMPLETED', id: queued[0].id })
-    expect(m.pendingReplications()).toBe(0)
+    expect(await m.finishReplication(old, 'COMPLETED')).toBe(false)
+    expect((await m.getObject('src', 'logs/a'))?.replication).toEqual({ status: 'PENDING', id: queued[0].id })
+    expect(await m.finishReplication(queued[0], 'COMPLETED')).toBe(true)
+    expect((await m.getObject('src', 'logs/a'))?.replication).toEqual({ status: 'COMPLETED', id: queued[0].id })
+    expect(await m.pendingReplications()).toBe(0)
   })
 
-  it('a delete, a write that no longer matches, and a replica write each unqueue the key', () => {
+  it('a delete, a write that no longer matches, and a replica write each unqueue the key', async () => {
     const m = open()
-    m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
-    m.putObject(row('logs/a'))
-    m.deleteObject('src', 'logs/a')
-    expect(m.pendingReplications()).toBe(0)
-    m.putObject(row('logs/b'))
-    m.updateBucketSettings('src', (s) => delete s.replication)
-    m.putObject(row('logs/b'))
-    expect(m.pendingReplications()).toBe(0)
-    m.updateBucketSettings('src', (s) => (s.replication = REPLICATE_LOGS))
-    m.putObject(row('logs/c'))
-    m.putObject(row('logs/c', { replication: { status: 'REPLICA' } }))
-    expect(m.pendingReplications()).toBe(0)
-    expect(m.getObject('src', 'logs/c')?.replication).toEqual({ status: 'REPLICA' })
+    await m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
+    await put(m, row('logs/a'))
+    await m.deleteObject('src', 'logs/a')
+    expect(await m.pendingReplications()).toBe(0)
+    await put(m, row('logs/b'))
+    await m.updateBucketSettings('src', (s) => delete s.replication)
+    await put(m, row('logs/b'))
+    expect(await m.pendingReplications()).toBe(0)
+    await m.updateBucketSettings('src', (s) => (s.replication = REPLICATE_LOGS))
+    await put(m, row('logs/c'))
+    const [pending] = await m.dueReplications(Date.now(), 10)
+    await put(m, row('logs/c'), { replicaOf: pending })
+    expect(await m.pendingReplications()).toBe(0)
+    expect((await m.getObject('src', 'logs/c'))?.replication).toEqual({ status: 'REPLICA' })
   })
 
-  it('retries wait for their time; a restart makes everything due at once', () => {
+  it('retries wait for their time; a restart makes everything due at once', async () => {
     let m = open()
-    m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
-    m.putObject(row('logs/a'))
-    const [item] = m.dueReplications(Date.now(), 10)
+    await m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
+    await put(m, row('logs/a'))
+    const [item] = await m.dueReplications(Date.now(), 10)
     const later = Date.now() + 3_600_000
-    m.retryReplication(item, 1, later, 'the destination bucket dst does not exist')
-    expect(m.dueReplications(Date.now(), 10)).toEqual([])
-    expect(m.nextReplicationAt()).toBe(later)
-    m.close()
+    await m.retryReplication(item, 1, later, 'the destination bucket dst does not exist')
+    expect(await m.dueReplications(Date.now(), 10)).toEqual([])
+    expect(await m.nextReplicationAt()).toBe(later)
+    await m.close()
     m = open()
-    expect(m.resumeReplications(Date.now())).toBe(1)
-    expect(m.dueReplications(Date.now(), 10)).toMatchObject([{ key: 'logs/a', attempts: 1, lastError: 'the destination bucket dst does not exist' }])
+    expect(await m.resumeReplications(Date.now())).toBe(1)
+    expect(await m.dueReplications(Date.now(), 10)).toMatchObject([{ key: 'logs/a', attempts: 1, lastError: 'the destination bucket dst does not exist' }])
   })
 
-  it('a schema-1 data dir (before replication) is upgraded in place and keeps its objects', () => {
+  it('a claim holds an item for its lease; an expired claim is void once another worker takes the item over', async () => {
+    const m = open()
+    await m.createBucket({ name: 'src', owner: 'root', region: 'us-east-1', createdAt: 0, settings: { replication: REPLICATE_LOGS } })
+    await put(m, row('logs/a'))
+    const t0 = Date.now()
+    const [first] = await m.claimReplications({ now: t0, limit: 10, leaseMs: 60_000 })
+    expect(first).toMatchObject({ key: 'logs/a' })
+    expect(first.claim).not.toBeNull()
+    // A second worker finds nothing to take while the lease holds...
+    expect(await m.claimReplications({ now: t0 + 1000, limit: 10, leaseMs: 60_000 })).toEqual([])
+    // ...and takes the item over once it has run out; the first worker's claim is then void.
+    const [second] = await m.claimReplications({ now: t0 + 61_000, limit: 10, leaseMs: 60_000 })
+    expect(second).toMatchObject({ key: 'logs/a', id: first.id })
+    expect(second.claim).not.toBe(first.claim)
+    expect(await m.finishReplication(first, 'COMPLETED')).toBe(false)
+    expect((await m.getObject('src', 'logs/a'))?.replication?.status).toBe('PENDING')
+    expect(await m.finishReplication(second, 'COMPLETED')).toBe(true)
+    expect((await m.getObject('src', 'logs/a'))?.replication?.status).toBe('COMPLETED')
+    expect(await m.pendingReplications()).toBe(0)
+  })
+
+  it('a schema-1 data dir (before replication) is upgraded in place and keeps its objects', async () => {
     const db = new Database(join(dir, DB_FILE))
     db.exec(`
       CREATE TABLE buckets (name TEXT PRIMARY KEY, owner TEXT NOT NULL, region TEXT NOT NULL, created_at INTEGER NOT NULL, settings TEXT NOT NULL DEFAULT '{}');
@@ -115,10 +144,10 @@ describe('replication queue', () => {
     `)
     db.close()
     const m = open()
-    expect(m.getObject('src', 'old')).toMatchObject({ key: 'old', files: ['f1'], replication: undefined })
-    m.updateBucketSettings('src', (s) => (s.replication = REPLICATE_LOGS))
-    m.putObject(row('logs/new'))
-    expect(m.getObject('src', 'logs/new')?.replication?.status).toBe('PENDING')
+    expect(await m.getObject('src', 'old')).toMatchObject({ key: 'old', blobs: ['f1'], replication: undefined })
+    await m.updateBucketSettings('src', (s) => (s.replication = REPLICATE_LOGS))
+    await put(m, row('logs/new'))
+    expect((await m.getObject('src', 'logs/new'))?.replication?.status).toBe('PENDING')
     expect(m.db.pragma('user_version', { simple: true })).toBe(2)
   })
 })

@@ -1,27 +1,19 @@
 /**
- * The server's file store over the object layer, with encryption on (what the encryption
- * issue will switch on per request): single objects, ranges across packages and parts,
- * multipart assembled from part files without copying, copied parts, and a tampered file.
+ * The embedded blob store (files) under the object layer, with encryption on: single objects,
+ * ranges across packages and parts, multipart assembled from part blobs without copying,
+ * copied parts, and a tampered file.
  */
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openEmbeddedKms, type EmbeddedKms } from '../../src/keys/index.js'
-import {
-  beginUpload,
-  FileStore,
-  finishUpload,
-  readObject,
-  stageCopiedPart,
-  stageObject,
-  stagePart,
-  type EncryptionRequest,
-  type Manifest,
-} from '../../src/server/store.js'
+import { completeUpload as finishUpload, startUpload as beginUpload, type EncryptionRequest, type Manifest } from '../../src/object/index.js'
+import { readObject, stageCopiedPart, stageObject, stagePart } from '../../src/server/sealed.js'
+import { FileBlobStore } from '../../src/server/store/files.js'
 import { removeDir, tempDir } from './helpers.js'
 
 let dir: string
-let files: FileStore
+let files: FileBlobStore
 let kms: EmbeddedKms
 let encryption: EncryptionRequest
 
@@ -37,8 +29,7 @@ async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
 
 beforeAll(async () => {
   dir = tempDir()
-  files = new FileStore(dir)
-  await files.init()
+  files = await FileBlobStore.open(dir)
   kms = await openEmbeddedKms(dir, { rootKey: randomBytes(32) })
   encryption = { algorithm: 'aws:kms', kms, keyId: 'store-test', createKey: true }
 })
@@ -51,14 +42,14 @@ describe('file store over the object layer, encrypted', () => {
   it('stores sealed bytes and reads back the whole object and ranges', async () => {
     const data = randomBytes(300_000)
     const staged = await stageObject(files, chunks(data), { context, encryption })
-    await files.publish([staged.file])
+    await files.publish([staged.blob])
     const m: Manifest = staged.result
     expect(m.encryption?.algorithm).toBe('aws:kms')
-    const stored = readFileSync(files.pathOf(staged.file.id))
+    const stored = readFileSync(files.pathOf(staged.blob.id))
     expect(stored.length).toBe(m.parts[0].storedSize)
     expect(stored.length).toBeGreaterThan(data.length) // tags
     expect(stored.includes(data.subarray(1000, 1064))).toBe(false) // not plaintext
-    const obj = { manifest: m, files: [staged.file.id], context }
+    const obj = { manifest: m, blobs: [staged.blob.id], context }
     expect((await collect(await readObject(files, obj, { kms }))).equals(data)).toBe(true)
     for (const [start, end] of [[0, 0], [65535, 65537], [299_999, 299_999], [1, 200_000]]) {
       expect((await collect(await readObject(files, obj, { kms }, { start, end }))).equals(data.subarray(start, end + 1))).toBe(true)
@@ -74,21 +65,21 @@ describe('file store over the object layer, encrypted', () => {
     const s2 = await stagePart(files, upload, { kms }, 2, chunks(p2))
     const srcData = randomBytes(200_000)
     const src = await stageObject(files, chunks(srcData), { context, encryption })
-    await files.publish([s1.file, s2.file, src.file])
+    await files.publish([s1.blob, s2.blob, src.blob])
     let tapped = 0
     const s3 = await stageCopiedPart(
       files,
-      { manifest: src.result, files: [src.file.id], context },
+      { manifest: src.result, blobs: [src.blob.id], context },
       { start: 10, end: 150_009 },
       upload,
       { kms },
       3,
       (c) => (tapped += c.length),
     )
-    await files.publish([s3.file])
+    await files.publish([s3.blob])
     expect(tapped).toBe(150_000)
     const m = await finishUpload(upload, { kms }, [s1.result, s2.result, s3.result])
-    const obj = { manifest: m, files: [s1.file.id, s2.file.id, s3.file.id], context: mp }
+    const obj = { manifest: m, blobs: [s1.blob.id, s2.blob.id, s3.blob.id], context: mp }
     const whole = Buffer.concat([p1, p2, srcData.subarray(10, 150_010)])
     expect((await collect(await readObject(files, obj, { kms }))).equals(whole)).toBe(true)
     const across = await collect(await readObject(files, obj, { kms }, { start: 69_990, end: 70_010 }))
@@ -98,12 +89,12 @@ describe('file store over the object layer, encrypted', () => {
   it('refuses a tampered file before sending any plaintext', async () => {
     const data = randomBytes(200_000)
     const staged = await stageObject(files, chunks(data), { context, encryption })
-    await files.publish([staged.file])
-    const path = files.pathOf(staged.file.id)
+    await files.publish([staged.blob])
+    const path = files.pathOf(staged.blob.id)
     const bytes = readFileSync(path)
     bytes[10] ^= 1
     writeFileSync(path, bytes)
-    const obj = { manifest: staged.result, files: [staged.file.id], context }
+    const obj = { manifest: staged.result, blobs: [staged.blob.id], context }
     await expect(readObject(files, obj, { kms })).rejects.toMatchObject({ code: 'S3SSE_AUTH_FAILED' })
   })
 })

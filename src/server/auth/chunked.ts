@@ -11,7 +11,7 @@
  */
 import { createHash, type Hash } from 'node:crypto'
 import { s3Error } from '../../s3/errors.js'
-import type { ChunkSigner } from './sigv4.js'
+import type { ChunkVerifier } from '../payload.js'
 
 const CRLF = Buffer.from('\r\n')
 /**
@@ -25,7 +25,7 @@ const MAX_LINE = 8192
 
 export interface ChunkedOptions {
   /** Present for STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]: verifies every chunk signature. */
-  signer?: ChunkSigner
+  signer?: ChunkVerifier
   /** The signed-trailer variant: the trailer carries x-amz-trailer-signature. */
   signedTrailer?: boolean
   /** Receives the trailing headers (lowercase names) once the body has been read. */

@@ -5,7 +5,7 @@
  */
 import { s3Error } from '../../s3/errors.js'
 import type { User } from '../credentials.js'
-import type { BucketRow } from '../db.js'
+import type { BucketRow } from '../meta/index.js'
 import { header, type RequestContext } from '../http.js'
 import { lookupUser, type ServerState } from '../state.js'
 import { virtualHostedBucket } from '../router.js'
@@ -15,8 +15,8 @@ import { verifyHeaderSignature, verifyPresigned, type VerifyOptions } from './si
 export function verifyOptions(state: ServerState): VerifyOptions {
   return {
     region: state.config.region,
-    lookup: (accessKey) => {
-      const u = lookupUser(state, accessKey)
+    lookup: async (accessKey) => {
+      const u = await lookupUser(state, accessKey)
       return u ? { accessKey: u.accessKey, secretKey: u.secretKey } : undefined
     },
   }
@@ -31,7 +31,7 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
   if (authorization !== undefined) verified = await verifyHeaderSignature(signed, authorization, opts)
   else if (ctx.query.has('X-Amz-Signature') || ctx.query.has('X-Amz-Algorithm')) verified = await verifyPresigned(signed, opts)
   else throw s3Error('AccessDenied', 'Anonymous access is not allowed; sign the request with AWS Signature Version 4.')
-  ctx.user = lookupUser(ctx.state, verified.accessKey)
+  ctx.user = await lookupUser(ctx.state, verified.accessKey)
   ctx.payload = verified.payload
   ctx.presigned = verified.presigned
 }
@@ -40,7 +40,7 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
  * SigV2 (aws mode). The request is marked as not SigV4, so the transport rule still refuses
  * it when it moves SSE-KMS data. A presigned URL's x-amz-* parameters stand for headers.
  */
-function authenticateV2(ctx: RequestContext): void {
+async function authenticateV2(ctx: RequestContext): Promise<void> {
   const url = ctx.req.url ?? '/'
   const q = url.indexOf('?')
   const signed = {
@@ -53,9 +53,9 @@ function authenticateV2(ctx: RequestContext): void {
   }
   const authorization = header(ctx, 'authorization')
   const opts = verifyOptions(ctx.state)
-  const verified = authorization !== undefined ? verifyHeaderV2(signed, authorization, opts) : verifyPresignedV2(signed, opts)
+  const verified = authorization !== undefined ? await verifyHeaderV2(signed, authorization, opts) : await verifyPresignedV2(signed, opts)
   for (const [name, value] of Object.entries(verified.queryHeaders)) ctx.req.headers[name] ??= value
-  ctx.user = lookupUser(ctx.state, verified.accessKey)
+  ctx.user = await lookupUser(ctx.state, verified.accessKey)
   ctx.payload = { kind: 'unsigned' }
   ctx.presigned = verified.presigned
   ctx.sigV2 = true
@@ -64,4 +64,14 @@ function authenticateV2(ctx: RequestContext): void {
 /** A user sees and touches only the buckets they own; root administers all of them. */
 export function canAccess(user: User | undefined, bucket: BucketRow): boolean {
   return user !== undefined && (user.root === true || bucket.owner === user.name)
+}
+
+/**
+ * Signature Version 2 (`Authorization: AWS key:sig`, or `AWSAccessKeyId`/`Signature` in the
+ * query), which this server does not accept (see refuseSigV2 in ../encryption.ts).
+ */
+export function isSigV2(ctx: RequestContext): boolean {
+  const authorization = header(ctx, 'authorization')
+  if (authorization !== undefined) return /^AWS [^\s:]+:/.test(authorization)
+  return ctx.query.has('AWSAccessKeyId') && ctx.query.has('Signature')
 }

@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { createScope, getCanonicalHeaders, getCanonicalQuery, getSigningKey } from '@smithy/signature-v4'
 import type { HttpRequest, SourceData } from '@smithy/types'
 import { s3Error } from '../../s3/errors.js'
+import type { ChunkVerifier, PayloadMode } from '../payload.js'
 
 export const ALGORITHM = 'AWS4-HMAC-SHA256'
 export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD'
@@ -27,11 +28,6 @@ export interface Principal {
   secretKey: string
 }
 
-export type PayloadMode =
-  | { kind: 'sha256'; hash: string }
-  | { kind: 'unsigned' }
-  | { kind: 'streaming-signed'; trailer: boolean; signer: ChunkSigner }
-  | { kind: 'streaming-unsigned-trailer' }
 
 export interface VerifiedRequest {
   accessKey: string
@@ -177,7 +173,7 @@ function stringToSign(amzDate: string, scope: string, canonical: string): string
 
 export interface VerifyOptions {
   region: string
-  lookup: (accessKey: string) => Principal | undefined
+  lookup: (accessKey: string) => Promise<Principal | undefined> | Principal | undefined
 }
 
 function checkScope(cred: Credential, amzDate: string, opts: VerifyOptions, where: 'header' | 'query'): void {
@@ -215,8 +211,8 @@ function parseAuthorization(value: string): { credential: string; signedHeaders:
   return { credential, signedHeaders: signed.split(';').map((h) => h.trim().toLowerCase()), signature }
 }
 
-function lookupPrincipal(opts: VerifyOptions, accessKey: string): Principal {
-  const principal = opts.lookup(accessKey)
+async function lookupPrincipal(opts: VerifyOptions, accessKey: string): Promise<Principal> {
+  const principal = await opts.lookup(accessKey)
   if (!principal) throw s3Error('InvalidAccessKeyId')
   return principal
 }
@@ -242,7 +238,7 @@ export async function verifyHeaderSignature(req: SignedRequest, authorization: s
   if (Math.abs(req.now - when) > MAX_SKEW_MS) throw s3Error('RequestTimeTooSkewed')
   checkScope(cred, dateForSigning, opts, 'header')
   if (!auth.signedHeaders.includes('host')) throw s3Error('AccessDenied', 'The host header must be signed.')
-  const principal = lookupPrincipal(opts, cred.accessKey)
+  const principal = await lookupPrincipal(opts, cred.accessKey)
 
   const payloadHash = header(req.headers, 'x-amz-content-sha256')
   if (payloadHash === undefined) {
@@ -300,7 +296,7 @@ export async function verifyPresigned(req: SignedRequest, opts: VerifyOptions): 
   if (req.now > when + seconds * 1000) throw s3Error('AccessDenied', 'Request has expired')
   const headerList = signedHeaders.split(';').map((h) => h.trim().toLowerCase())
   if (!headerList.includes('host')) throw s3Error('AccessDenied', 'The host header must be signed.')
-  const principal = lookupPrincipal(opts, cred.accessKey)
+  const principal = await lookupPrincipal(opts, cred.accessKey)
 
   // Presigned URLs sign UNSIGNED-PAYLOAD unless the URL itself names a hash.
   const payloadHash = q('X-Amz-Content-Sha256') ?? UNSIGNED_PAYLOAD
@@ -317,7 +313,7 @@ export async function verifyPresigned(req: SignedRequest, opts: VerifyOptions): 
  * each chunk signs its data hash and the previous signature, starting from the seed
  * (S3 API reference, "Signature calculation: transfer payload in multiple chunks").
  */
-export class ChunkSigner {
+export class ChunkSigner implements ChunkVerifier {
   private previous: string
   constructor(
     private readonly key: Uint8Array,
@@ -353,7 +349,7 @@ export async function verifyPostPolicySignature(
 ): Promise<string> {
   const cred = parseCredential(credential, 'query')
   checkScope(cred, amzDate, opts, 'query')
-  const principal = lookupPrincipal(opts, cred.accessKey)
+  const principal = await lookupPrincipal(opts, cred.accessKey)
   const key = await signingKey(principal, cred)
   if (!signaturesEqual(hmacHex(key, policyBase64), signature)) throw s3Error('SignatureDoesNotMatch')
   return principal.accessKey

@@ -21,7 +21,7 @@ import {
 } from '../../s3/sse.js'
 import { isS3sseError } from '../../errors.js'
 import type { User } from '../credentials.js'
-import type { BucketRow } from '../db.js'
+import type { BucketRow } from '../meta/index.js'
 import { bucketEncryption, setBucketEncryption } from '../encryption.js'
 import { createBucketFor, findBucket, visibleBuckets } from '../handlers/common.js'
 import type { ServerState } from '../state.js'
@@ -103,13 +103,13 @@ function bucketView(state: ServerState, b: BucketRow): BucketView {
   }
 }
 
-export function listBuckets(state: ServerState, user: User): { buckets: BucketView[] } {
-  return { buckets: visibleBuckets(state, user).map((b) => bucketView(state, b)) }
+export async function listBuckets(state: ServerState, user: User): Promise<{ buckets: BucketView[] }> {
+  return { buckets: (await visibleBuckets(state, user)).map((b) => bucketView(state, b)) }
 }
 
-export function createBucket(state: ServerState, user: User, body: Record<string, unknown>): { bucket: BucketView } {
+export async function createBucket(state: ServerState, user: User, body: Record<string, unknown>): Promise<{ bucket: BucketView }> {
   if (typeof body.name !== 'string') bad('name: the bucket name is required')
-  return { bucket: bucketView(state, createBucketFor(state, user, body.name)) }
+  return { bucket: bucketView(state, await createBucketFor(state, user, body.name)) }
 }
 
 export interface ListQuery {
@@ -120,11 +120,11 @@ export interface ListQuery {
 
 export const MAX_LIST = 1000
 
-export function listObjects(state: ServerState, user: User, name: string, q: ListQuery): { objects: ObjectView[]; truncated: boolean; next?: string } {
-  const bucket = findBucket(state, user, name)
+export async function listObjects(state: ServerState, user: User, name: string, q: ListQuery): Promise<{ objects: ObjectView[]; truncated: boolean; next?: string }> {
+  const bucket = await findBucket(state, user, name)
   const limit = q.limit === undefined ? 200 : Number(q.limit)
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) bad(`limit must be a whole number from 1 to ${MAX_LIST}`)
-  const rows = state.meta.listObjectDetails(bucket.name, q.after ?? '', q.prefix ?? '', limit + 1)
+  const rows = await state.meta.listObjectDetails(bucket.name, q.after ?? '', q.prefix ?? '', limit + 1)
   const truncated = rows.length > limit
   const page = rows.slice(0, limit)
   return {
@@ -150,7 +150,7 @@ async function describe(state: ServerState, keyId: string): Promise<KeyView | nu
 }
 
 export async function getEncryption(state: ServerState, user: User, name: string): Promise<{ encryption: EncryptionView | null }> {
-  const bucket = findBucket(state, user, name)
+  const bucket = await findBucket(state, user, name)
   const config = bucketEncryption(bucket)
   if (!config) return { encryption: null }
   const view = encryptionView(state, bucket, config)
@@ -163,7 +163,7 @@ export async function getEncryption(state: ServerState, user: User, name: string
  * and choosing SSE-KMS again must not turn off a bucket key set through the S3 API).
  */
 export async function putEncryption(state: ServerState, user: User, name: string, body: Record<string, unknown>): Promise<{ encryption: EncryptionView | null }> {
-  const bucket = findBucket(state, user, name)
+  const bucket = await findBucket(state, user, name)
   const { algorithm, kmsMasterKeyId, bucketKeyEnabled } = body
   if (!isSseAlgorithm(algorithm)) bad('algorithm must be "aws:kms" (SSE-KMS) or "AES256" (SSE-S3)')
   if (kmsMasterKeyId !== undefined && kmsMasterKeyId !== null && typeof kmsMasterKeyId !== 'string') bad('kmsMasterKeyId must be a string')
@@ -181,19 +181,22 @@ export async function putEncryption(state: ServerState, user: User, name: string
 }
 
 export async function deleteEncryption(state: ServerState, user: User, name: string): Promise<{ encryption: null }> {
-  await setBucketEncryption(state, findBucket(state, user, name), null)
+  await setBucketEncryption(state, await findBucket(state, user, name), null)
   return { encryption: null }
 }
 
 /**
  * The KMS keys, by id, alias, versions and state. A user other than root does not see the
  * service keys of buckets that are not theirs (their aliases would name those buckets).
+ * A KMS without an admin surface (an external one behind the data-path interface only) has
+ * no listing: `listing: false`, and the console hides its keys page.
  */
-export async function listKeys(state: ServerState, user: User): Promise<{ keys: KeyView[] }> {
-  const mine = new Set(visibleBuckets(state, user).map((b) => b.name))
-  const keys = (await state.kms.listKeys()).map(keyView).filter((k) => {
+export async function listKeys(state: ServerState, user: User): Promise<{ keys: KeyView[]; listing: boolean }> {
+  if (!state.kmsAdmin) return { keys: [], listing: false }
+  const mine = new Set((await visibleBuckets(state, user)).map((b) => b.name))
+  const keys = (await state.kmsAdmin.listKeys()).map(keyView).filter((k) => {
     if (user.root || k.alias === undefined || !k.alias.startsWith(SERVICE_KEY_PREFIX)) return true
     return mine.has(k.alias.slice(SERVICE_KEY_PREFIX.length))
   })
-  return { keys }
+  return { keys, listing: true }
 }

@@ -177,14 +177,14 @@ export class ConsoleService {
       if (ctx.method === 'POST') return this.login(call)
       if (ctx.method === 'DELETE') return this.logout(call)
       // Not signed in is an answer here, not an error: the page asks this when it opens.
-      return this.methods(ctx, ['GET', 'POST', 'DELETE'], async () => (this.signedIn(call) ? this.whoami(call.user!) : { user: null }))
+      return this.methods(ctx, ['GET', 'POST', 'DELETE'], async () => ((await this.signedIn(call)) ? this.whoami(call.user!) : { user: null }))
     }
-    this.authorise(call)
+    await this.authorise(call)
     const user = call.user!
     const s = this.state
     if (is('buckets')) {
       return this.methods(ctx, ['GET', 'POST'], async () =>
-        ctx.method === 'GET' ? api.listBuckets(s, user) : [201, api.createBucket(s, user, await readJson(ctx))],
+        ctx.method === 'GET' ? api.listBuckets(s, user) : [201, await api.createBucket(s, user, await readJson(ctx))],
       )
     }
     if (is('buckets', '*', 'objects')) {
@@ -233,16 +233,16 @@ export class ConsoleService {
   }
 
   /** Requires a signed-in user (see signedIn). */
-  private authorise(call: Call): void {
-    if (!this.signedIn(call)) {
+  private async authorise(call: Call): Promise<void> {
+    if (!(await this.signedIn(call))) {
       throw consoleError('S3SSE_CONSOLE_NO_SESSION', 'You are not signed in, or your session has ended. Sign in again.')
     }
   }
 
   /** Sets the call's user from its session, whose user must still exist with the same secret. */
-  private signedIn(call: Call): boolean {
+  private async signedIn(call: Call): Promise<boolean> {
     const session = this.sessions.touch(call.token)
-    const user = session ? lookupUser(this.state, session.accessKey) : undefined
+    const user = session ? await lookupUser(this.state, session.accessKey) : undefined
     if (!session || !SessionStore.matches(session, user)) {
       if (session) this.sessions.end(call.token)
       return false
@@ -254,7 +254,8 @@ export class ConsoleService {
 
   private whoami(user: User) {
     const { mode, region } = this.state.config
-    return { user: { name: user.name, accessKey: user.accessKey, root: user.root === true }, mode, region }
+    // keyListing: false when the KMS has no admin surface to list keys with (an external one may not).
+    return { user: { name: user.name, accessKey: user.accessKey, root: user.root === true }, mode, region, ...(this.state.kmsAdmin ? {} : { keyListing: false }) }
   }
 
   private async login(call: Call): Promise<void> {
@@ -268,7 +269,7 @@ export class ConsoleService {
     const body = await readJson(ctx)
     const accessKey = typeof body.accessKey === 'string' ? body.accessKey.trim() : ''
     const secretKey = typeof body.secretKey === 'string' ? body.secretKey : ''
-    const user = accessKey === '' ? undefined : lookupUser(this.state, accessKey)
+    const user = accessKey === '' ? undefined : await lookupUser(this.state, accessKey)
     // Compare even when no such user, so the answer takes as long either way.
     const secretOk = sameSecret(secretKey, user?.secretKey ?? '\0no user\0')
     if (!user || !secretOk || secretKey === '') {

@@ -12,13 +12,13 @@ import {
 } from '../../s3/listing.js'
 import { validateBucketName } from '../../s3/objects.js'
 import { encodeKeyForXml, parseCreateBucket, s3Document } from '../../s3/xml.js'
-import type { ObjectSummary, UploadRow } from '../db.js'
+import type { ObjectSummary, UploadRow } from '../meta/index.js'
 import { sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { createBucketFor, isoDate, ownerXml, readXmlBody, requireBucket, visibleBuckets } from './common.js'
 
 export async function listBuckets(ctx: RequestContext): Promise<void> {
   const user = ctx.user!
-  const buckets = visibleBuckets(ctx.state, user)
+  const buckets = await visibleBuckets(ctx.state, user)
   sendXml(
     ctx,
     200,
@@ -37,31 +37,31 @@ export async function createBucket(ctx: RequestContext): Promise<void> {
   if (locationConstraint !== '' && locationConstraint !== region) {
     throw s3Error('InvalidLocationConstraint', `The ${locationConstraint} location constraint is not valid here; this server's region is ${region}.`)
   }
-  createBucketFor(ctx.state, ctx.user!, ctx.bucket)
+  await createBucketFor(ctx.state, ctx.user!, ctx.bucket)
   sendEmpty(ctx, 200, { location: `/${ctx.bucket}` })
 }
 
 export async function headBucket(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   sendEmpty(ctx, 200, { 'x-amz-bucket-region': bucket.region })
 }
 
 export async function deleteBucket(ctx: RequestContext): Promise<void> {
-  requireBucket(ctx)
-  const outcome = ctx.state.meta.deleteBucketIfEmpty(ctx.bucket)
+  await requireBucket(ctx)
+  const outcome = await ctx.state.meta.deleteBucketIfEmpty(ctx.bucket)
   if (outcome === 'missing') throw s3Error('NoSuchBucket')
   if (outcome === 'not-empty') throw s3Error('BucketNotEmpty')
   sendEmpty(ctx, 204)
 }
 
 export async function getBucketLocation(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   sendXml(ctx, 200, s3Document('LocationConstraint', bucket.region === 'us-east-1' ? '' : bucket.region))
 }
 
 /** Buckets here are never versioned: the document is empty (S3: "never enabled"). */
 export async function getBucketVersioning(ctx: RequestContext): Promise<void> {
-  requireBucket(ctx)
+  await requireBucket(ctx)
   sendXml(ctx, 200, s3Document('VersioningConfiguration', {}))
 }
 
@@ -84,7 +84,7 @@ function listParams(ctx: RequestContext, maxName = 'max-keys'): ListParams {
 }
 
 function objectSource(ctx: RequestContext) {
-  return (after: string, prefix: string, limit: number): ObjectSummary[] => ctx.state.meta.listObjects(ctx.bucket, after, prefix, limit)
+  return (after: string, prefix: string, limit: number): Promise<ObjectSummary[]> => ctx.state.meta.listObjects(ctx.bucket, after, prefix, limit)
 }
 
 function contentsXml(o: ObjectSummary, enc: string | undefined, owner?: string) {
@@ -99,10 +99,10 @@ function contentsXml(o: ObjectSummary, enc: string | undefined, owner?: string) 
 }
 
 export async function listObjects(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   const p = listParams(ctx)
   const marker = ctx.query.get('marker') ?? ''
-  const page = listPage(objectSource(ctx), { ...p, after: marker })
+  const page = await listPage(objectSource(ctx), { ...p, after: marker })
   const enc = p.encodingType
   sendXml(
     ctx,
@@ -123,14 +123,14 @@ export async function listObjects(ctx: RequestContext): Promise<void> {
 }
 
 export async function listObjectsV2(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   const p = listParams(ctx)
   const token = ctx.query.get('continuation-token')
   const startAfter = ctx.query.get('start-after') ?? ''
   if (token === '') throw s3Error('InvalidArgument', 'The continuation token provided is incorrect')
   const after = token !== undefined ? decodeContinuationToken(token) : startAfter
   const fetchOwner = ctx.query.get('fetch-owner') === 'true'
-  const page = listPage(objectSource(ctx), { ...p, after })
+  const page = await listPage(objectSource(ctx), { ...p, after })
   const enc = p.encodingType
   sendXml(
     ctx,
@@ -157,7 +157,7 @@ export async function listObjectsV2(ctx: RequestContext): Promise<void> {
  * the latest (S3 User Guide, "Working with objects in a versioning-suspended bucket").
  */
 export async function listObjectVersions(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   const p = listParams(ctx)
   const keyMarker = ctx.query.get('key-marker') ?? ''
   const versionIdMarker = ctx.query.get('version-id-marker') ?? ''
@@ -165,7 +165,7 @@ export async function listObjectVersions(ctx: RequestContext): Promise<void> {
     throw s3Error('InvalidArgument', 'A version-id marker cannot be specified without a key marker.')
   }
   // A version-id marker other than `null` on a key with only a null version: that key is done either way.
-  const page = listPage(objectSource(ctx), { ...p, after: keyMarker })
+  const page = await listPage(objectSource(ctx), { ...p, after: keyMarker })
   const enc = p.encodingType
   const nextKeyMarker = page.isTruncated ? page.nextMarker : undefined
   sendXml(
@@ -198,7 +198,7 @@ export async function listObjectVersions(ctx: RequestContext): Promise<void> {
 }
 
 export async function listMultipartUploads(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   const p = listParams(ctx, 'max-uploads')
   const keyMarker = ctx.query.get('key-marker') ?? ''
   const uploadIdMarker = keyMarker === '' ? '' : (ctx.query.get('upload-id-marker') ?? '')
@@ -206,12 +206,12 @@ export async function listMultipartUploads(ctx: RequestContext): Promise<void> {
   // Rows are (key, upload) pairs; the shared listing rules resume on keys. Only the first
   // query resumes inside a key (after upload-id-marker); a page never splits a key's uploads.
   let first = true
-  const source = (after: string, prefix: string, limit: number): UploadRow[] => {
+  const source = (after: string, prefix: string, limit: number): Promise<UploadRow[]> => {
     const afterId = first && uploadIdMarker !== '' && after === keyMarker ? uploadIdMarker : '\u{10FFFF}'
     first = false
     return ctx.state.meta.listUploads(ctx.bucket, after, afterId, prefix, limit)
   }
-  const page = listPage(source, { ...p, after: keyMarker })
+  const page = await listPage(source, { ...p, after: keyMarker })
   const last = page.contents.at(-1)
   const lastIsUpload = last !== undefined && page.nextMarker === last.key
   sendXml(

@@ -3,46 +3,46 @@ import { validateBucketName, type ObjectView } from '../../s3/objects.js'
 import { canAccess } from '../auth/index.js'
 import { WriteBody } from '../body.js'
 import type { User } from '../credentials.js'
-import type { BucketRow, ObjectRow } from '../db.js'
+import type { BucketRow, ObjectRow } from '../meta/index.js'
 import { header, readSmallBody, type RequestContext } from '../http.js'
 import type { ServerState } from '../state.js'
 
 /** The bucket a request names, if it exists and the caller may use it. */
-export function requireBucket(ctx: RequestContext, name = ctx.bucket): BucketRow {
+export function requireBucket(ctx: RequestContext, name = ctx.bucket): Promise<BucketRow> {
   return findBucket(ctx.state, ctx.user, name)
 }
 
 /** requireBucket for callers without an S3 request (the web console): the same checks. */
-export function findBucket(state: ServerState, user: User | undefined, name: string): BucketRow {
+export async function findBucket(state: ServerState, user: User | undefined, name: string): Promise<BucketRow> {
   validateBucketName(name)
-  const bucket = state.meta.getBucket(name)
+  const bucket = await state.meta.getBucket(name)
   if (!bucket) throw s3Error('NoSuchBucket')
   if (!canAccess(user, bucket)) throw s3Error('AccessDenied')
   return bucket
 }
 
 /** The buckets a user may see: their own, or all of them for root (ListBuckets). */
-export function visibleBuckets(state: ServerState, user: User): BucketRow[] {
-  return state.meta.listBuckets().filter((b) => canAccess(user, b))
+export async function visibleBuckets(state: ServerState, user: User): Promise<BucketRow[]> {
+  return (await state.meta.listBuckets()).filter((b) => canAccess(user, b))
 }
 
 /**
  * Creates a bucket owned by `user` in the server's region (CreateBucket and the web console).
  * A name taken by the caller is BucketAlreadyOwnedByYou; by anyone else, BucketAlreadyExists.
  */
-export function createBucketFor(state: ServerState, user: User, name: string): BucketRow {
+export async function createBucketFor(state: ServerState, user: User, name: string): Promise<BucketRow> {
   validateBucketName(name)
   const row: BucketRow = { name, owner: user.name, region: state.config.region, createdAt: Date.now(), settings: {} }
-  if (!state.meta.createBucket(row)) {
-    const existing = state.meta.getBucket(name)
+  if (!(await state.meta.createBucket(row))) {
+    const existing = await state.meta.getBucket(name)
     if (existing && existing.owner === user.name) throw s3Error('BucketAlreadyOwnedByYou')
     throw s3Error('BucketAlreadyExists')
   }
   return row
 }
 
-export function requireObject(ctx: RequestContext, bucket: string, key: string): ObjectRow {
-  const obj = ctx.state.meta.getObject(bucket, key)
+export async function requireObject(ctx: RequestContext, bucket: string, key: string): Promise<ObjectRow> {
+  const obj = await ctx.state.meta.getObject(bucket, key)
   if (!obj) throw s3Error('NoSuchKey')
   return obj
 }

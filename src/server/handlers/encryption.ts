@@ -10,7 +10,7 @@ import { sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { readXmlBody, requireBodyDigest, requireBucket } from './common.js'
 
 export async function putBucketEncryption(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   requireBodyDigest(ctx)
   const config = parseBucketEncryption(await readXmlBody(ctx), ctx.state.config.mode)
   await setBucketEncryption(ctx.state, bucket, config)
@@ -18,12 +18,12 @@ export async function putBucketEncryption(ctx: RequestContext): Promise<void> {
 }
 
 export async function getBucketEncryption(ctx: RequestContext): Promise<void> {
-  const config = bucketEncryption(requireBucket(ctx))
+  const config = bucketEncryption(await requireBucket(ctx))
   if (!config) throw encryptionNotFound()
   sendXml(ctx, 200, renderBucketEncryption(config))
 }
 
 export async function deleteBucketEncryption(ctx: RequestContext): Promise<void> {
-  await setBucketEncryption(ctx.state, requireBucket(ctx), null)
+  await setBucketEncryption(ctx.state, await requireBucket(ctx), null)
   sendEmpty(ctx, 204)
 }

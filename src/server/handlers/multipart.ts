@@ -1,7 +1,7 @@
 /**
  * Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy,
  * CompleteMultipartUpload, AbortMultipartUpload, ListParts. Parts are stored as they
- * arrive (one file each) and an object made of them at Complete, without copying.
+ * arrive (one blob each) and an object made of them at Complete, without copying.
  */
 import { s3Error } from '../../s3/errors.js'
 import {
@@ -27,28 +27,20 @@ import {
   validateKey,
 } from '../../s3/objects.js'
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
-import { checksumFromHeaders, WriteBody } from '../body.js'
-import type { ObjectRow, PartRow, StoredChecksum, UploadRow } from '../db.js'
-import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
+import { completeUpload, decodeManifest, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
 import { objectEtag } from '../../s3/sse.js'
+import { checksumFromHeaders, WriteBody } from '../body.js'
+import { abortUpload, commitPart, completeUpload as commitUpload, discardStaged, objectRow } from '../commit.js'
+import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
 import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
-import {
-  beginUpload,
-  decodeManifest,
-  encodeManifest,
-  finishUpload,
-  stageCopiedPart,
-  stagePart,
-  type PartRecord,
-  type StagedFile,
-  type UploadState,
-} from '../store.js'
+import type { PartRow, StoredChecksum, UploadRow } from '../meta/index.js'
+import { stageCopiedPart, stagePart } from '../sealed.js'
 import { isoDate, ownerXml, readXmlBody, requireBucket } from './common.js'
 import { copySource } from './objects.js'
 
-function requireUpload(ctx: RequestContext): UploadRow {
+async function requireUpload(ctx: RequestContext): Promise<UploadRow> {
   const id = ctx.query.get('uploadId') ?? ''
-  const upload = ctx.state.meta.getUpload(id)
+  const upload = await ctx.state.meta.getUpload(id)
   if (!upload || upload.bucket !== ctx.bucket || upload.key !== ctx.key) throw s3Error('NoSuchUpload')
   return upload
 }
@@ -60,7 +52,7 @@ function checksumHeaders(upload: UploadRow): Record<string, string> {
 }
 
 export async function createMultipartUpload(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
   const stored = storedHeadersFrom(ctx.req.headers)
   const algorithm = parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm'))
@@ -73,8 +65,8 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
   }
   const type: ChecksumType | undefined = algorithm ? ((typeHeader as ChecksumType | undefined) ?? defaultChecksumType(algorithm)) : undefined
   if (algorithm && type) validateChecksumType(algorithm, type)
-  const encryption = encryptionFor(ctx, bucket)
-  const state = await beginUpload({ context: { bucket: bucket.name, key: ctx.key }, encryption })
+  const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
+  const state = await startUpload({ context: { bucket: bucket.name, key: ctx.key }, encryption })
   const upload: UploadRow = {
     uploadId: newUploadId(),
     bucket: bucket.name,
@@ -88,37 +80,25 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     checksumType: type,
     encryption: storedEncryption(encryption),
   }
-  ctx.state.meta.createUpload(upload)
+  await ctx.state.meta.createUpload(upload)
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
     ...checksumHeaders(upload),
     ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
   })
 }
 
-/** Records a staged part; the upload may have been completed or aborted meanwhile. */
-async function commitPart(ctx: RequestContext, part: PartRow, staged: StagedFile): Promise<void> {
-  const { files, meta } = ctx.state
-  await files.publish([staged])
-  const put = meta.putPart(part)
-  if (put === null) {
-    await files.remove([staged.id])
-    throw s3Error('NoSuchUpload')
-  }
-  if (put.replacedFile) await files.remove([put.replacedFile])
-}
-
 export async function uploadPart(ctx: RequestContext): Promise<void> {
-  requireBucket(ctx)
-  const upload = requireUpload(ctx)
+  await requireBucket(ctx)
+  const upload = await requireUpload(ctx)
   const partNumber = parsePartNumber(ctx.query.get('partNumber'))
   const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm, etagMd5: !upload.encryption })
-  const staged = await stagePart(ctx.state.files, upload.state as UploadState, kmsAccess(ctx), partNumber, body.stream())
+  const staged = await stagePart(ctx.state.blobs, upload.state as UploadState, kmsAccess(ctx.state), partNumber, body.stream())
   let verified
   try {
     verified = await body.verify()
     if (verified.size > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
   } catch (err) {
-    await ctx.state.files.discard([staged.file])
+    await discardStaged(ctx.state, [staged.blob])
     throw err
   }
   const part: PartRow = {
@@ -129,9 +109,9 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
     lastModified: Date.now(),
     checksum: verified.checksum,
     record: staged.result,
-    file: staged.file.id,
+    blob: staged.blob.id,
   }
-  await commitPart(ctx, part, staged.file)
+  await commitPart(ctx.state, part, staged.blob)
   sendEmpty(ctx, 200, {
     etag: `"${part.etag}"`,
     ...(part.checksum ? { [checksumHeader(part.checksum.algorithm)]: part.checksum.value } : {}),
@@ -140,21 +120,21 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
 }
 
 export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
-  requireBucket(ctx)
-  const upload = requireUpload(ctx)
+  await requireBucket(ctx)
+  const upload = await requireUpload(ctx)
   const partNumber = parsePartNumber(ctx.query.get('partNumber'))
-  const src = copySource(ctx)
+  const src = await copySource(ctx)
   const range = parseCopySourceRange(header(ctx, 'x-amz-copy-source-range'), src.obj.size) ?? { start: 0, end: src.obj.size - 1 }
   if (range.end - range.start + 1 > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
   const md5 = upload.encryption ? undefined : createDigest('MD5')
   const digest = upload.checksumAlgorithm ? createDigest(upload.checksumAlgorithm) : undefined
   let size = 0
   const staged = await stageCopiedPart(
-    ctx.state.files,
-    { manifest: decodeManifest(src.obj.manifest), files: src.obj.files, context: { bucket: src.bucket.name, key: src.obj.key } },
+    ctx.state.blobs,
+    { manifest: decodeManifest(src.obj.manifest), blobs: src.obj.blobs, context: { bucket: src.bucket.name, key: src.obj.key } },
     range,
     upload.state as UploadState,
-    kmsAccess(ctx),
+    kmsAccess(ctx.state),
     partNumber,
     (chunk) => {
       size += chunk.length
@@ -170,9 +150,9 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
     lastModified: Date.now(),
     checksum: upload.checksumAlgorithm && digest ? { algorithm: upload.checksumAlgorithm, value: (await digest.digest()).toString('base64') } : undefined,
     record: staged.result,
-    file: staged.file.id,
+    blob: staged.blob.id,
   }
-  await commitPart(ctx, part, staged.file)
+  await commitPart(ctx.state, part, staged.blob)
   sendXml(
     ctx,
     200,
@@ -186,10 +166,10 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
 }
 
 export async function completeMultipartUpload(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
-  const upload = requireUpload(ctx)
+  const bucket = await requireBucket(ctx)
+  const upload = await requireUpload(ctx)
   const requested = parseCompleteMultipart(await readXmlBody(ctx))
-  const stored = new Map(ctx.state.meta.allParts(upload.uploadId).map((p) => [p.partNumber, p]))
+  const stored = new Map((await ctx.state.meta.allParts(upload.uploadId)).map((p) => [p.partNumber, p]))
   const chosen: PartRow[] = []
   let previous = 0
   for (const r of requested) {
@@ -230,24 +210,21 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<void
     }
   }
 
-  const manifest = await finishUpload(upload.state as UploadState, kmsAccess(ctx), chosen.map((p) => p.record as PartRecord))
-  const row: ObjectRow = {
+  const manifest = await completeUpload(upload.state as UploadState, kmsAccess(ctx.state), chosen.map((p) => p.record as PartRecord))
+  const row = objectRow({
     bucket: bucket.name,
     key: upload.key,
+    manifest,
+    blobs: chosen.map((p) => p.blob),
     size: chosen.reduce((n, p) => n + p.size, 0),
     etag: multipartEtag(chosen.map((p) => p.etag)),
-    lastModified: Date.now(),
     headers: upload.headers,
     meta: upload.meta,
     checksum,
     partsCount: chosen.length,
-    manifest: encodeManifest(manifest),
-    files: chosen.map((p) => p.file),
     encryption: upload.encryption,
-  }
-  const done = ctx.state.meta.completeUpload(upload.uploadId, row)
-  if (done === null) throw s3Error('NoSuchUpload')
-  await ctx.state.files.remove(done.unusedFiles)
+  })
+  await commitUpload(ctx.state, upload.uploadId, row)
   const host = header(ctx, 'host') ?? 'localhost'
   sendXml(
     ctx,
@@ -264,22 +241,20 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<void
 }
 
 export async function abortMultipartUpload(ctx: RequestContext): Promise<void> {
-  requireBucket(ctx)
-  const upload = requireUpload(ctx)
-  const files = ctx.state.meta.deleteUpload(upload.uploadId)
-  if (files === null) throw s3Error('NoSuchUpload')
-  await ctx.state.files.remove(files)
+  await requireBucket(ctx)
+  const upload = await requireUpload(ctx)
+  await abortUpload(ctx.state, upload.uploadId)
   sendEmpty(ctx, 204)
 }
 
 export async function listParts(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
-  const upload = requireUpload(ctx)
+  const bucket = await requireBucket(ctx)
+  const upload = await requireUpload(ctx)
   const maxParts = parseMaxKeys(ctx.query.get('max-parts'), 'max-parts')
   const markerText = ctx.query.get('part-number-marker') ?? '0'
   if (!/^\d+$/.test(markerText)) throw s3Error('InvalidArgument', 'Part number marker must be an integer.')
   const marker = Number(markerText)
-  const rows = ctx.state.meta.listParts(upload.uploadId, marker, maxParts + 1)
+  const rows = await ctx.state.meta.listParts(upload.uploadId, marker, maxParts + 1)
   const truncated = rows.length > maxParts
   const parts = rows.slice(0, maxParts)
   sendXml(

@@ -4,7 +4,7 @@
  */
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
-import { s3Error } from '../../s3/errors.js'
+import { s3Error, toS3Error } from '../../s3/errors.js'
 import { checksumHeader, createDigest, parseChecksumAlgorithm, type ChecksumAlgorithm } from '../../s3/checksums.js'
 import { checkCopySourcePreconditions, checkReadPreconditions, parseRange, type ByteRange } from '../../s3/conditions.js'
 import {
@@ -16,13 +16,16 @@ import {
   validateKey,
 } from '../../s3/objects.js'
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
-import { WriteBody } from '../body.js'
-import type { BucketRow, ObjectRow, StoredChecksum } from '../db.js'
-import { encryptionFor, kmsAccess, manifestEncryption, sseResponseHeaders } from '../encryption.js'
+import { isS3sseError } from '../../errors.js'
+import { decodeManifest, rewrap, type Manifest } from '../../object/index.js'
 import { checkReadHeaders, objectEtag } from '../../s3/sse.js'
-import { rewrap } from '../../object/index.js'
+import { WriteBody } from '../body.js'
+import { commitObject, deleteObject as deleteStored, discardStaged, objectRow } from '../commit.js'
+import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
 import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext } from '../http.js'
-import { decodeManifest, encodeManifest, readObject, stageObject, tapStream, type Manifest, type StagedFile } from '../store.js'
+import type { BucketRow, ObjectRow, StoredChecksum } from '../meta/index.js'
+import { readObject, stageObject, tapStream } from '../sealed.js'
+import type { StagedBlob } from '../store/blob.js'
 import { isoDate, readXmlBody, requireBucket, requireObject, viewOf } from './common.js'
 
 function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, string> {
@@ -30,71 +33,58 @@ function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, 
 }
 
 /**
- * Commits a staged single-file object: publish the file, then write the row. The bucket
- * may have been deleted meanwhile; then the file goes and the client hears NoSuchBucket.
+ * `If-None-Match: *` / `If-Match` on writes (S3 conditional writes), as a check of the object a
+ * write would replace: made before the body is read, and again inside the commit.
  */
-async function commitObject(ctx: RequestContext, row: ObjectRow, staged: StagedFile | StagedFile[]): Promise<void> {
-  const { files, meta } = ctx.state
-  const list = Array.isArray(staged) ? staged : [staged]
-  await files.publish(list)
-  const put = meta.putObject(row)
-  if (put === null) {
-    await files.remove(list.map((f) => f.id))
-    throw s3Error('NoSuchBucket')
-  }
-  await files.remove(put.replacedFiles)
-}
-
-/** `If-None-Match: *` / `If-Match` on writes (S3 conditional writes): checked before and at commit. */
-function checkWritePreconditions(ctx: RequestContext, bucket: string, key: string): void {
+function writePreconditions(ctx: RequestContext): ((existing: ObjectRow | undefined) => void) | undefined {
   const ifNoneMatch = header(ctx, 'if-none-match')
   const ifMatch = header(ctx, 'if-match')
-  if (ifNoneMatch === undefined && ifMatch === undefined) return
-  const existing = ctx.state.meta.getObject(bucket, key)
-  if (ifNoneMatch !== undefined) {
-    if (ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on writes supports only "*".')
-    if (existing) throw s3Error('PreconditionFailed')
+  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on writes supports only "*".')
+  return (existing) => {
+    if (ifNoneMatch !== undefined && existing) throw s3Error('PreconditionFailed')
+    if (ifMatch !== undefined) {
+      if (!existing) throw s3Error('NoSuchKey')
+      checkCopySourcePreconditions({ ifMatch }, existing.etag, existing.lastModified)
+    }
   }
-  if (ifMatch !== undefined) {
-    if (!existing) throw s3Error('NoSuchKey')
-    checkCopySourcePreconditions({ ifMatch }, existing.etag, existing.lastModified)
-  }
+}
+
+async function checkWritePreconditions(ctx: RequestContext, bucket: string, key: string): Promise<((existing: ObjectRow | undefined) => void) | undefined> {
+  const check = writePreconditions(ctx)
+  check?.(await ctx.state.meta.getObject(bucket, key))
+  return check
 }
 
 export async function putObject(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
   const stored = storedHeadersFrom(ctx.req.headers)
-  checkWritePreconditions(ctx, bucket.name, ctx.key)
-  const encryption = encryptionFor(ctx, bucket)
+  const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
+  const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
   const body = new WriteBody(ctx, { etagMd5: !encryption })
   const context = { bucket: bucket.name, key: ctx.key }
-  const staged = await stageObject(ctx.state.files, body.stream(), { context, encryption })
+  const staged = await stageObject(ctx.state.blobs, body.stream(), { context, encryption })
   let verified
   try {
     verified = await body.verify()
-    checkWritePreconditions(ctx, bucket.name, ctx.key)
   } catch (err) {
-    await ctx.state.files.discard([staged.file])
+    await discardStaged(ctx.state, [staged.blob])
     throw err
   }
-  const manifest = staged.result
   const checksum: StoredChecksum | undefined = verified.checksum && { ...verified.checksum, type: 'FULL_OBJECT' }
-  const row: ObjectRow = {
+  const row = objectRow({
     bucket: bucket.name,
     key: ctx.key,
+    manifest: staged.result,
+    blobs: [staged.blob.id],
     size: verified.size,
     etag: objectEtag(verified.md5, encryption !== null),
-    lastModified: Date.now(),
     headers: stored.headers,
     meta: stored.meta,
     checksum,
-    partsCount: 1,
-    manifest: encodeManifest(manifest),
-    files: [staged.file.id],
-    encryption: manifestEncryption(manifest),
-  }
-  await commitObject(ctx, row, staged.file)
+  })
+  await commitObject(ctx.state, row, [staged.blob], { precondition })
   sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
 }
 
@@ -110,12 +100,12 @@ function partRange(obj: ObjectRow, manifest: Manifest, partNumber: number): Byte
 }
 
 async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
   checkReadHeaders(ctx.state.config.mode, ctx.req.headers)
   const versionId = ctx.query.get('versionId')
   for (let attempt = 0; ; attempt++) {
-    const obj = requireObject(ctx, bucket.name, ctx.key)
+    const obj = await requireObject(ctx, bucket.name, ctx.key)
     if (versionId !== undefined && versionId !== 'null') throw s3Error('NoSuchVersion')
     try {
       checkReadPreconditions(
@@ -157,14 +147,14 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
     let stream: AsyncIterable<Buffer>
     try {
       stream = await readObject(
-        ctx.state.files,
-        { manifest, files: obj.files, context: { bucket: bucket.name, key: ctx.key } },
-        kmsAccess(ctx),
+        ctx.state.blobs,
+        { manifest, blobs: obj.blobs, context: { bucket: bucket.name, key: ctx.key } },
+        kmsAccess(ctx.state),
         range,
       )
     } catch (err) {
-      // Overwritten or deleted between reading the row and opening its files: read the row again.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue
+      // Overwritten or deleted between reading the row and opening its blobs: read the row again.
+      if (isS3sseError(err, 'S3SSE_BLOB_NOT_FOUND') && attempt < 3) continue
       throw err
     }
     startBody(ctx, status, headers)
@@ -182,39 +172,37 @@ export function headObject(ctx: RequestContext): Promise<void> {
 }
 
 export async function deleteObject(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
-  const files = ctx.state.meta.deleteObject(bucket.name, ctx.key)
-  if (files) await ctx.state.files.remove(files)
+  await deleteStored(ctx.state, bucket.name, ctx.key)
   sendEmpty(ctx, 204)
 }
 
 export async function deleteObjects(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   const { quiet, keys } = parseDeleteObjects(await readXmlBody(ctx))
   const deleted: Array<{ Key: string }> = []
   const errors: Array<{ Key: string; Code: string; Message: string }> = []
   for (const key of keys) {
     try {
       validateKey(key)
-      const files = ctx.state.meta.deleteObject(bucket.name, key)
-      if (files) await ctx.state.files.remove(files)
+      await deleteStored(ctx.state, bucket.name, key)
       if (!quiet) deleted.push({ Key: key })
     } catch (err) {
-      const e = err as { code?: string; message?: string }
-      errors.push({ Key: key, Code: e.code ?? 'InternalError', Message: e.message ?? 'error' })
+      const e = toS3Error(err)
+      errors.push({ Key: key, Code: e.code, Message: e.message })
     }
   }
   sendXml(ctx, 200, s3Document('DeleteResult', { Deleted: deleted, Error: errors }))
 }
 
 /** Source object of CopyObject / UploadPartCopy, with its preconditions checked. */
-export function copySource(ctx: RequestContext): { bucket: BucketRow; obj: ObjectRow } {
+export async function copySource(ctx: RequestContext): Promise<{ bucket: BucketRow; obj: ObjectRow }> {
   const raw = header(ctx, 'x-amz-copy-source')!
   const src = parseCopySource(raw)
-  const bucket = requireBucket(ctx, src.bucket)
+  const bucket = await requireBucket(ctx, src.bucket)
   validateKey(src.key)
-  const obj = ctx.state.meta.getObject(bucket.name, src.key)
+  const obj = await ctx.state.meta.getObject(bucket.name, src.key)
   if (!obj) throw s3Error('NoSuchKey')
   if (src.versionId !== undefined && src.versionId !== 'null') throw s3Error('NoSuchVersion')
   checkCopySourcePreconditions(
@@ -231,13 +219,13 @@ export function copySource(ctx: RequestContext): { bucket: BucketRow; obj: Objec
 }
 
 export async function copyObject(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
-  const src = copySource(ctx)
+  const src = await copySource(ctx)
   const directive = (header(ctx, 'x-amz-metadata-directive') ?? 'COPY').toUpperCase()
   if (directive !== 'COPY' && directive !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown metadata directive.')
   // The destination's encryption follows its bucket's setting now, whatever the source's was.
-  const encryption = encryptionFor(ctx, bucket)
+  const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
   const sameObject = src.bucket.name === bucket.name && src.obj.key === ctx.key
   if (sameObject && directive === 'COPY' && !encryption && !src.obj.encryption && header(ctx, 'x-amz-checksum-algorithm') === undefined) {
     throw s3Error(
@@ -246,26 +234,25 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     )
   }
   const stored = directive === 'REPLACE' ? storedHeadersFrom(ctx.req.headers) : { headers: src.obj.headers, meta: src.obj.meta }
-  checkWritePreconditions(ctx, bucket.name, ctx.key)
+  const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
   const srcManifest = decodeManifest(src.obj.manifest)
   const srcContext = { bucket: src.bucket.name, key: src.obj.key }
   const dstContext = { bucket: bucket.name, key: ctx.key }
   const requested = parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm'))
 
   let manifest: Manifest
-  let staged: StagedFile[]
+  let staged: StagedBlob[]
   let checksum: StoredChecksum | undefined
   let etag: string
   const keepsChecksum = requested === undefined || (src.obj.checksum?.algorithm === requested && src.obj.checksum.type === 'FULL_OBJECT')
   if (encryption && srcManifest.encryption && keepsChecksum) {
     // Encrypted to encrypted, whole object, one KMS: re-wrap the data key for the new
-    // context and keep the sealed bytes (hard-linked, not copied or re-encrypted).
-    if (encryption.createKey) await encryption.kms.ensureKey(encryption.keyId)
+    // context and keep the sealed bytes (a cheap copy of the blobs, not re-encrypted).
     manifest = await rewrap(srcManifest, {
-      kms: encryption.kms, from: srcContext, to: dstContext, keyId: encryption.keyId,
+      kms: encryption.kms, from: srcContext, to: dstContext, keyId: encryption.keyId, createKey: encryption.createKey,
       extraContext: encryption.extraContext ?? {}, algorithm: encryption.algorithm,
     })
-    staged = await ctx.state.files.linkCopies(src.obj.files)
+    staged = await ctx.state.blobs.copy(src.obj.blobs)
     checksum = src.obj.checksum?.type === 'FULL_OBJECT' ? src.obj.checksum : undefined
     etag = objectEtag(undefined, true)
   } else {
@@ -273,32 +260,29 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     const algorithm: ChecksumAlgorithm | undefined = requested ?? src.obj.checksum?.algorithm
     const md5 = encryption ? undefined : createDigest('MD5')
     const digest = algorithm ? createDigest(algorithm) : undefined
-    const plain = await readObject(ctx.state.files, { manifest: srcManifest, files: src.obj.files, context: srcContext }, kmsAccess(ctx))
+    const plain = await readObject(ctx.state.blobs, { manifest: srcManifest, blobs: src.obj.blobs, context: srcContext }, kmsAccess(ctx.state))
     const tapped = tapStream(plain, (chunk) => {
       md5?.update(chunk)
       digest?.update(chunk)
     })
-    const one = await stageObject(ctx.state.files, tapped, { context: dstContext, encryption })
+    const one = await stageObject(ctx.state.blobs, tapped, { context: dstContext, encryption })
     manifest = one.result
-    staged = [one.file]
+    staged = [one.blob]
     checksum = algorithm && digest ? { algorithm, type: 'FULL_OBJECT', value: (await digest.digest()).toString('base64') } : undefined
     etag = objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null)
   }
-  const row: ObjectRow = {
+  const row = objectRow({
     bucket: bucket.name,
     key: ctx.key,
-    size: manifest.size,
+    manifest,
+    blobs: staged.map((b) => b.id),
     etag,
-    lastModified: Date.now(),
     headers: stored.headers,
     meta: stored.meta,
     checksum,
     partsCount: 1,
-    manifest: encodeManifest(manifest),
-    files: staged.map((f) => f.id),
-    encryption: manifestEncryption(manifest),
-  }
-  await commitObject(ctx, row, staged)
+  })
+  await commitObject(ctx.state, row, staged, { precondition })
   sendXml(
     ctx,
     200,

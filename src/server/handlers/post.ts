@@ -13,12 +13,13 @@ import { s3Document } from '../../s3/xml.js'
 import { verifyOptions } from '../auth/index.js'
 import { verifyPostPolicyV2 } from '../auth/sigv2.js'
 import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
-import type { ObjectRow } from '../db.js'
-import { encryptionFor, manifestEncryption, sseResponseHeaders } from '../encryption.js'
 import { checkTransport, objectEtag } from '../../s3/sse.js'
+import { commitObject, discardStaged, objectRow } from '../commit.js'
+import { encryptionFor, sseResponseHeaders } from '../encryption.js'
 import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
+import type { ObjectRow } from '../meta/index.js'
+import { stageObject, tapStream } from '../sealed.js'
 import { lookupUser } from '../state.js'
-import { encodeManifest, stageObject, tapStream } from '../store.js'
 import { requireBucket } from './common.js'
 
 interface FormFile {
@@ -59,7 +60,7 @@ function readForm(ctx: RequestContext): Promise<{ fields: Map<string, string>; f
 }
 
 export async function postObject(ctx: RequestContext): Promise<void> {
-  const bucket = ctx.state.meta.getBucket(ctx.bucket)
+  const bucket = await ctx.state.meta.getBucket(ctx.bucket)
   const { fields, file } = await readForm(ctx)
   try {
     const policy = fields.get('policy')
@@ -71,7 +72,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     let accessKey: string
     if (v2) {
       if (!policy) throw s3Error('AccessDenied', 'Bucket POST must contain a policy.')
-      accessKey = verifyPostPolicyV2(policy, fields.get('awsaccesskeyid')!, fields.get('signature')!, verifyOptions(ctx.state))
+      accessKey = await verifyPostPolicyV2(policy, fields.get('awsaccesskeyid')!, fields.get('signature')!, verifyOptions(ctx.state))
     } else {
       if (!policy || !signature || !credential || !amzDate) {
         throw s3Error('AccessDenied', 'Bucket POST must contain a policy and its SigV4 fields (x-amz-credential, x-amz-date, x-amz-signature).')
@@ -79,9 +80,9 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       if (fields.get('x-amz-algorithm') !== ALGORITHM) throw s3Error('InvalidArgument', 'x-amz-algorithm must be AWS4-HMAC-SHA256.')
       accessKey = await verifyPostPolicySignature(policy, credential, amzDate, signature, verifyOptions(ctx.state))
     }
-    ctx.user = lookupUser(ctx.state, accessKey)
+    ctx.user = await lookupUser(ctx.state, accessKey)
     if (!bucket) throw s3Error('NoSuchBucket')
-    requireBucket(ctx)
+    await requireBucket(ctx)
     const template = fields.get('key')
     if (template === undefined) throw s3Error('InvalidArgument', 'Bucket POST must contain a field named \'key\'.')
     const key = postObjectKey(template, file.filename)
@@ -93,7 +94,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     for (const [name, value] of fields) headerFields[name] = value
     const stored = storedHeadersFrom(headerFields)
     // SSE fields of the form are what headers are to PutObject.
-    const encryption = encryptionFor(ctx, bucket, headerFields)
+    const encryption = encryptionFor(ctx.state, bucket, headerFields)
     // Encrypted data needs HTTPS and a SigV4 policy.
     checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: !v2 })
     const md5 = encryption ? undefined : createDigest('MD5')
@@ -103,32 +104,22 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       md5?.update(chunk)
       if (size > limits.maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
     })
-    const staged = await stageObject(ctx.state.files, data, { context: { bucket: bucket.name, key }, encryption })
+    const staged = await stageObject(ctx.state.blobs, data, { context: { bucket: bucket.name, key }, encryption })
     if ((file.stream as Readable & { truncated?: boolean }).truncated || size < limits.minSize) {
-      await ctx.state.files.discard([staged.file])
+      await discardStaged(ctx.state, [staged.blob])
       throw s3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size')
     }
-    const manifest = staged.result
-    const row: ObjectRow = {
+    const row = objectRow({
       bucket: bucket.name,
       key,
+      manifest: staged.result,
+      blobs: [staged.blob.id],
       size,
       etag: objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null),
-      lastModified: Date.now(),
       headers: stored.headers,
       meta: stored.meta,
-      partsCount: 1,
-      manifest: encodeManifest(manifest),
-      files: [staged.file.id],
-      encryption: manifestEncryption(manifest),
-    }
-    await ctx.state.files.publish([staged.file])
-    const put = ctx.state.meta.putObject(row)
-    if (put === null) {
-      await ctx.state.files.remove([staged.file.id])
-      throw s3Error('NoSuchBucket')
-    }
-    await ctx.state.files.remove(put.replacedFiles)
+    })
+    await commitObject(ctx.state, row, [staged.blob])
     respond(ctx, fields, row)
   } finally {
     file.stream.resume()

@@ -11,7 +11,7 @@ import {
   type ReplicationConfiguration,
 } from '../../s3/replication.js'
 import { canAccess } from '../auth/index.js'
-import type { BucketRow } from '../db.js'
+import type { BucketRow } from '../meta/index.js'
 import { sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { readXmlBody, requireBodyDigest, requireBucket } from './common.js'
 
@@ -20,19 +20,19 @@ function storedReplication(bucket: BucketRow): ReplicationConfiguration | undefi
 }
 
 export async function putBucketReplication(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
+  const bucket = await requireBucket(ctx)
   requireBodyDigest(ctx)
   const config = parseReplicationConfiguration(await readXmlBody(ctx), bucket.name)
   // Destinations are buckets on this server that the caller may write; replicas go only to
   // the owner each destination has now (checked again before every replica is written).
   for (const rule of config.rules) {
     const name = rule.destination.bucket
-    const dest = ctx.state.meta.getBucket(name)
+    const dest = await ctx.state.meta.getBucket(name)
     if (!dest) throw s3Error('InvalidRequest', `Destination bucket must exist: rule "${rule.id}" names ${name}, which is not a bucket on this server.`)
     if (!canAccess(ctx.user, dest)) throw s3Error('AccessDenied', `Rule "${rule.id}": you do not own the destination bucket ${name}.`)
     rule.destination.owner = dest.owner
   }
-  const stored = ctx.state.meta.updateBucketSettings(bucket.name, (settings) => {
+  const stored = await ctx.state.meta.updateBucketSettings(bucket.name, (settings) => {
     settings.replication = config
   })
   if (!stored) throw s3Error('NoSuchBucket')
@@ -40,15 +40,15 @@ export async function putBucketReplication(ctx: RequestContext): Promise<void> {
 }
 
 export async function getBucketReplication(ctx: RequestContext): Promise<void> {
-  const config = storedReplication(requireBucket(ctx))
+  const config = storedReplication(await requireBucket(ctx))
   if (!config) throw replicationNotFound()
   sendXml(ctx, 200, renderReplicationConfiguration(config))
 }
 
 /** Writes already queued are still replicated: they were accepted under the configuration. */
 export async function deleteBucketReplication(ctx: RequestContext): Promise<void> {
-  const bucket = requireBucket(ctx)
-  ctx.state.meta.updateBucketSettings(bucket.name, (settings) => {
+  const bucket = await requireBucket(ctx)
+  await ctx.state.meta.updateBucketSettings(bucket.name, (settings) => {
     delete settings.replication
   })
   sendEmpty(ctx, 204)

@@ -1,0 +1,233 @@
+/**
+ * The MetaStore seam: buckets, objects (with their manifests and blob ids), multipart uploads
+ * and parts, the replication queue, and users. Every method is async, and each one that changes
+ * more than one row does it in one transaction of the store, so a PostgreSQL implementation
+ * runs each in one transaction too. The embedded default is SQLite in the data dir
+ * (./sqlite/index.ts).
+ *
+ * Nothing here knows S3 rules: whether a write is replicated is decided by the caller
+ * (src/server/commit.ts, from src/s3/replication.ts) through `CommitOptions.replicate`, which
+ * the store evaluates against the bucket settings it reads inside the transaction.
+ *
+ * Keys compare in UTF-8 byte order (S3's listing order). Failures of the store itself are
+ * S3SSE_META_UNAVAILABLE (or S3SSE_STORAGE_FULL / S3SSE_STORAGE_IO when the disk under it is).
+ */
+import type { ChecksumAlgorithm, ChecksumType } from '../../s3/checksums.js'
+import type { ReplicationStatus } from '../../s3/replication.js'
+import type { StoredEncryption } from '../../s3/sse.js'
+import type { User } from '../credentials.js'
+import type { BlobId } from '../store/blob.js'
+
+export interface BucketRow {
+  name: string
+  owner: string
+  region: string
+  createdAt: number
+  /** Bucket configurations by name (encryption, replication, …), JSON-serialisable. */
+  settings: Record<string, unknown>
+}
+
+export interface StoredChecksum {
+  algorithm: ChecksumAlgorithm
+  type: ChecksumType
+  value: string
+}
+
+export interface ObjectReplication {
+  status: ReplicationStatus
+  /** Names the write a PENDING / COMPLETED / FAILED status is about. */
+  id?: string
+}
+
+export interface ObjectRow {
+  bucket: string
+  key: string
+  size: number
+  etag: string
+  lastModified: number
+  headers: Record<string, string>
+  meta: Record<string, string>
+  checksum?: StoredChecksum
+  partsCount: number
+  /** The object layer's encoded manifest (docs/FORMAT.md). */
+  manifest: Uint8Array
+  /** The blob of each manifest part, in order. */
+  blobs: BlobId[]
+  encryption?: StoredEncryption
+  /** x-amz-replication-status; set by the store from CommitOptions, never by the caller. */
+  replication?: ObjectReplication
+}
+
+/** The columns a listing needs (no manifest). */
+export interface ObjectSummary {
+  key: string
+  size: number
+  etag: string
+  lastModified: number
+}
+
+export interface ObjectDetails extends ObjectSummary {
+  encryption?: StoredEncryption
+}
+
+export interface UploadRow {
+  uploadId: string
+  bucket: string
+  key: string
+  initiated: number
+  owner: string
+  /** The object layer's UploadState, JSON-serialisable. */
+  state: unknown
+  headers: Record<string, string>
+  meta: Record<string, string>
+  checksumAlgorithm?: ChecksumAlgorithm
+  checksumType?: ChecksumType
+  encryption?: StoredEncryption
+}
+
+export interface PartRow {
+  uploadId: string
+  partNumber: number
+  size: number
+  etag: string
+  lastModified: number
+  checksum?: { algorithm: ChecksumAlgorithm; value: string }
+  /** The object layer's PartRecord, JSON-serialisable. */
+  record: unknown
+  blob: BlobId
+}
+
+/** Where a write is to be replicated (the rule it matched). */
+export interface ReplicationTarget {
+  destination: string
+  /** Who owned the destination when the rule was stored; a replica goes only to that owner. */
+  destinationOwner: string | null
+  ruleId: string
+}
+
+/** One write waiting to be replicated: the latest write of a source key. */
+export interface ReplicationItem extends ReplicationTarget {
+  bucket: string
+  key: string
+  /** Matches ObjectRow.replication.id of the write it is for; a newer write gets a new one. */
+  id: string
+  enqueuedAt: number
+  attempts: number
+  nextAttempt: number
+  lastError: string | null
+  /**
+   * The claim a worker holds on the item (claimReplications), null when unclaimed. finish,
+   * retry and drop act only while the claim is still this one, so two workers (two
+   * processes of a fleet) never both complete one item.
+   */
+  claim: string | null
+}
+
+export interface CommitOptions {
+  /**
+   * Decides from the bucket row as the transaction reads it whether the write is queued for
+   * replication: a target marks the row PENDING and queues it, replacing whatever was queued
+   * for an older write of the key; null unqueues the older write.
+   */
+  replicate?: (bucket: BucketRow) => ReplicationTarget | null
+  /**
+   * The write is the replica of a queued item: marked REPLICA (never replicated again), and
+   * committed only while the item is still its source key's latest write.
+   */
+  replicaOf?: Pick<ReplicationItem, 'bucket' | 'key' | 'id'>
+  /**
+   * Checked against the object the write replaces (undefined if none) inside the transaction;
+   * it throws to refuse the write (conditional writes: If-Match, If-None-Match).
+   */
+  precondition?: (current: ObjectRow | undefined) => void
+}
+
+export type CommitResult =
+  | { status: 'committed'; /** Blobs no row references any more: remove them. */ unused: BlobId[]; queued: boolean }
+  | { status: 'no-bucket' }
+  | { status: 'no-upload' }
+  | { status: 'superseded' }
+
+export interface ClaimOptions {
+  now: number
+  limit: number
+  /** How long the claim holds; an item whose worker died is due again after it. */
+  leaseMs: number
+}
+
+export interface MetaStore {
+  // -------------------------------------------------------------- buckets
+  getBucket(name: string): Promise<BucketRow | undefined>
+  listBuckets(): Promise<BucketRow[]>
+  /** False when a bucket of that name exists. */
+  createBucket(row: BucketRow): Promise<boolean>
+  /** Deletes the bucket if it holds no objects and no uploads. */
+  deleteBucketIfEmpty(name: string): Promise<'deleted' | 'not-empty' | 'missing'>
+  /** Read-modify-write of a bucket's settings in one transaction; false when the bucket is gone. */
+  updateBucketSettings(name: string, change: (settings: Record<string, unknown>) => void): Promise<boolean>
+
+  // -------------------------------------------------------------- objects
+  getObject(bucket: string, key: string): Promise<ObjectRow | undefined>
+  /**
+   * Writes (or replaces) an object row if its bucket exists, with its replication queue item,
+   * in one transaction. 'committed' names the blobs of the object it replaced.
+   */
+  commitObject(row: ObjectRow, opts?: CommitOptions): Promise<CommitResult>
+  /** Deletes an object row (and unqueues its replication: deletes are not replicated); its blobs, or null if absent. */
+  deleteObject(bucket: string, key: string): Promise<BlobId[] | null>
+  /** Keys after `after` that start with `prefix`, in order. */
+  listObjects(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectSummary[]>
+  /** listObjects with how each object is encrypted (the web console's listing). */
+  listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]>
+
+  // -------------------------------------------------------------- multipart uploads
+  createUpload(row: UploadRow): Promise<void>
+  getUpload(uploadId: string): Promise<UploadRow | undefined>
+  /** Uploads after (key, uploadId) in a bucket, whole keys at a time (a page never splits one key's uploads). */
+  listUploads(bucket: string, after: string, afterId: string, prefix: string, limit: number): Promise<UploadRow[]>
+  /** Records a part if its upload exists: 'committed' names the blob of the part it replaced; else 'no-upload'. */
+  commitPart(part: PartRow): Promise<CommitResult>
+  listParts(uploadId: string, after: number, limit: number): Promise<PartRow[]>
+  allParts(uploadId: string): Promise<PartRow[]>
+  /**
+   * Completes an upload in one transaction: the object row replaces any previous one (as
+   * commitObject, with its options), the upload and its parts go. 'committed' names the part
+   * blobs left out of the object and the replaced object's blobs; 'no-upload' if it is gone.
+   */
+  completeUpload(uploadId: string, row: ObjectRow, opts?: CommitOptions): Promise<CommitResult>
+  /** Removes an upload and its parts; their blobs, or null if absent. */
+  deleteUpload(uploadId: string): Promise<BlobId[] | null>
+
+  // -------------------------------------------------------------- replication queue
+  /** Due, unclaimed items (oldest due first), each claimed for `leaseMs` under a new claim token. */
+  claimReplications(opts: ClaimOptions): Promise<ReplicationItem[]>
+  /** Due items, without claiming them (inspection and tests). */
+  dueReplications(now: number, limit: number): Promise<ReplicationItem[]>
+  /** When the next item is due (ms since the epoch), or null when none is queued. */
+  nextReplicationAt(): Promise<number | null>
+  pendingReplications(): Promise<number>
+  /**
+   * Ends an item: unqueues it and sets its source object's status, both only while they are
+   * about the same write (and the claim holds). False when a newer write superseded it.
+   */
+  finishReplication(item: ReplicationItem, status: 'COMPLETED' | 'FAILED'): Promise<boolean>
+  /** Records a failed attempt and when to try again (releases the claim). */
+  retryReplication(item: ReplicationItem, attempts: number, nextAttempt: number, error: string): Promise<void>
+  /** Drops an item whose write no longer exists (deleted or overwritten). */
+  dropReplication(item: ReplicationItem): Promise<void>
+  /**
+   * At start: what the last run left queued is due now (attempt counts kept) and its claims
+   * released; returns how many. A fleet store releases only expired claims.
+   */
+  resumeReplications(now: number): Promise<number>
+
+  // -------------------------------------------------------------- users
+  /** A user of the server by access key (root is not among them: it comes from the configuration). */
+  lookupUser(accessKey: string): Promise<User | undefined>
+
+  // -------------------------------------------------------------- the crash sweep
+  /** Every blob id a row references (objects and parts). */
+  referencedBlobs(): Promise<Set<BlobId>>
+
+  close(): Promise<void>
+}

@@ -1,0 +1,103 @@
+/**
+ * The SQLite schema of the embedded MetaStore and its migrations (docs/FORMAT.md, "Where the
+ * embedded default keeps things", lists every column). better-sqlite3, WAL, synchronous=FULL:
+ * blobs are published (fsynced) before their row is written, and FULL makes the commit
+ * itself durable.
+ */
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
+import { S3sseError } from '../../../errors.js'
+
+export const DB_FILE = 'meta.sqlite'
+/** 1: buckets, objects, uploads, parts. 2: objects.replication and the replication queue. */
+export const SCHEMA_VERSION = 2
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS buckets (
+  name        TEXT PRIMARY KEY,
+  owner       TEXT NOT NULL,
+  region      TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  settings    TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS objects (
+  bucket        TEXT NOT NULL,
+  key           TEXT NOT NULL,
+  size          INTEGER NOT NULL,
+  etag          TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  headers       TEXT NOT NULL,
+  meta          TEXT NOT NULL,
+  checksum      TEXT,
+  parts_count   INTEGER NOT NULL,
+  manifest      BLOB NOT NULL,
+  files         TEXT NOT NULL,
+  encryption    TEXT,
+  replication   TEXT,
+  PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+  upload_id  TEXT PRIMARY KEY,
+  bucket     TEXT NOT NULL,
+  key        TEXT NOT NULL,
+  initiated  INTEGER NOT NULL,
+  owner      TEXT NOT NULL,
+  state      TEXT NOT NULL,
+  headers    TEXT NOT NULL,
+  meta       TEXT NOT NULL,
+  checksum_algorithm TEXT,
+  checksum_type      TEXT,
+  encryption TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS parts (
+  upload_id     TEXT NOT NULL,
+  part_number   INTEGER NOT NULL,
+  size          INTEGER NOT NULL,
+  etag          TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  checksum      TEXT,
+  record        TEXT NOT NULL,
+  file          TEXT NOT NULL,
+  PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replication_queue (
+  bucket       TEXT NOT NULL,
+  key          TEXT NOT NULL,
+  id           TEXT NOT NULL,
+  destination  TEXT NOT NULL,
+  destination_owner TEXT,
+  rule_id      TEXT NOT NULL,
+  enqueued_at  INTEGER NOT NULL,
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  next_attempt INTEGER NOT NULL,
+  last_error   TEXT,
+  PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS replication_due ON replication_queue (next_attempt);
+`
+
+/** Opens (creating or upgrading in place) the metadata database of a data dir. */
+export function openDatabase(dataDir: string): Database.Database {
+  const db = new Database(join(dataDir, DB_FILE))
+  try {
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+    db.pragma('busy_timeout = 5000')
+    const version = db.pragma('user_version', { simple: true }) as number
+    if (version > SCHEMA_VERSION) {
+      throw new S3sseError('S3SSE_META_UNAVAILABLE', `${DB_FILE} has schema version ${version}; this s3-sse knows up to ${SCHEMA_VERSION}`)
+    }
+    db.transaction(() => {
+      db.exec(SCHEMA)
+      // Version 1 had no replication column (its other tables are created above if missing).
+      const columns = db.prepare("SELECT name FROM pragma_table_info('objects')").all() as Array<{ name: string }>
+      if (!columns.some((c) => c.name === 'replication')) db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
+      db.pragma(`user_version = ${SCHEMA_VERSION}`)
+    })()
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return db
+}
