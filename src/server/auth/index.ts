@@ -40,7 +40,7 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
  * SigV2 (aws mode). The request is marked as not SigV4, so the transport rule still refuses
  * it when it moves SSE-KMS data. A presigned URL's x-amz-* parameters stand for headers.
  */
-function authenticateV2(ctx: RequestContext): void {
+async function authenticateV2(ctx: RequestContext): Promise<void> {
   const url = ctx.req.url ?? '/'
   const q = url.indexOf('?')
   const signed = {
@@ -53,7 +53,7 @@ function authenticateV2(ctx: RequestContext): void {
   }
   const authorization = header(ctx, 'authorization')
   const opts = verifyOptions(ctx.state)
-  const verified = authorization !== undefined ? verifyHeaderV2(signed, authorization, opts) : verifyPresignedV2(signed, opts)
+  const verified = authorization !== undefined ? await verifyHeaderV2(signed, authorization, opts) : await verifyPresignedV2(signed, opts)
   for (const [name, value] of Object.entries(verified.queryHeaders)) ctx.req.headers[name] ??= value
   ctx.user = lookupUser(ctx.state, verified.accessKey)
   ctx.payload = { kind: 'unsigned' }

@@ -108,8 +108,8 @@ function equal(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
-function principalFor(opts: VerifyOptions, accessKey: string): Principal {
-  const p = opts.lookup(accessKey)
+async function principalFor(opts: VerifyOptions, accessKey: string): Promise<Principal> {
+  const p = await opts.lookup(accessKey)
   if (!p) throw s3Error('InvalidAccessKeyId')
   return p
 }
@@ -131,7 +131,7 @@ export function isSigV2Request(headers: IncomingHttpHeaders, query: Map<string, 
 }
 
 /** Verifies `Authorization: AWS AccessKeyId:Signature`, with the request date within 15 minutes. */
-export function verifyHeaderV2(req: SignedV2Request, authorization: string, opts: VerifyOptions): VerifiedV2 {
+export async function verifyHeaderV2(req: SignedV2Request, authorization: string, opts: VerifyOptions): Promise<VerifiedV2> {
   const m = /^AWS ([^\s:]+):(\S+)$/.exec(authorization.trim())
   if (!m) throw s3Error('AuthorizationHeaderMalformed', 'The authorization header is malformed; expecting "AWS AccessKeyId:Signature".')
   const [, accessKey, signature] = m
@@ -141,7 +141,7 @@ export function verifyHeaderV2(req: SignedV2Request, authorization: string, opts
   const when = Date.parse(amzDate ?? date ?? '')
   if (Number.isNaN(when)) throw s3Error('AccessDenied', 'AWS authentication requires a valid Date or x-amz-date header')
   if (Math.abs(req.now - when) > MAX_SKEW_MS) throw s3Error('RequestTimeTooSkewed')
-  const principal = principalFor(opts, accessKey)
+  const principal = await principalFor(opts, accessKey)
   const toSign = stringToSignV2(
     req.method,
     header(req.headers, 'content-md5')?.trim() ?? '',
@@ -159,7 +159,7 @@ export function verifyHeaderV2(req: SignedV2Request, authorization: string, opts
  * Content-Type and Content-MD5 may come as query parameters instead of headers, as botocore
  * puts them; they are signed like headers.
  */
-export function verifyPresignedV2(req: SignedV2Request, opts: VerifyOptions): VerifiedV2 {
+export async function verifyPresignedV2(req: SignedV2Request, opts: VerifyOptions): Promise<VerifiedV2> {
   const params = rawParams(req.rawQuery)
   const get = (name: string) => params.find((p) => p.name === name)?.value
   const accessKey = get('AWSAccessKeyId')
@@ -170,7 +170,7 @@ export function verifyPresignedV2(req: SignedV2Request, opts: VerifyOptions): Ve
   }
   if (!/^\d+$/.test(expires)) throw s3Error('AccessDenied', 'Invalid date (should be seconds since epoch): ' + expires.slice(0, 40))
   if (req.now > Number(expires) * 1000) throw s3Error('AccessDenied', 'Request has expired')
-  const principal = principalFor(opts, accessKey)
+  const principal = await principalFor(opts, accessKey)
   const amz = amzHeadersOf(req.headers)
   const queryHeaders: Record<string, string> = {}
   for (const p of params) {
@@ -193,8 +193,8 @@ export function verifyPresignedV2(req: SignedV2Request, opts: VerifyOptions): Ve
 }
 
 /** The POST policy with SigV2: signature = base64(HMAC-SHA1(secret, base64 policy)). */
-export function verifyPostPolicyV2(policyBase64: string, accessKey: string, signature: string, opts: VerifyOptions): string {
-  const principal = principalFor(opts, accessKey)
+export async function verifyPostPolicyV2(policyBase64: string, accessKey: string, signature: string, opts: VerifyOptions): Promise<string> {
+  const principal = await principalFor(opts, accessKey)
   if (!equal(signV2(principal.secretKey, policyBase64), signature)) throw s3Error('SignatureDoesNotMatch')
   return principal.accessKey
 }

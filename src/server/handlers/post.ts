@@ -71,7 +71,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     let accessKey: string
     if (v2) {
       if (!policy) throw s3Error('AccessDenied', 'Bucket POST must contain a policy.')
-      accessKey = verifyPostPolicyV2(policy, fields.get('awsaccesskeyid')!, fields.get('signature')!, verifyOptions(ctx.state))
+      accessKey = await verifyPostPolicyV2(policy, fields.get('awsaccesskeyid')!, fields.get('signature')!, verifyOptions(ctx.state))
     } else {
       if (!policy || !signature || !credential || !amzDate) {
         throw s3Error('AccessDenied', 'Bucket POST must contain a policy and its SigV4 fields (x-amz-credential, x-amz-date, x-amz-signature).')
