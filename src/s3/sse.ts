@@ -371,17 +371,6 @@ export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | nul
   return out
 }
 
-/**
- * The ETag of an object or part. A plain one's is the MD5 of its data, as S3 clients expect;
- * an encrypted one's is an opaque random value (S3: the ETag of an SSE-KMS object "is not an
- * MD5 digest of the object data"), so it says nothing about the plaintext.
- */
-export function objectEtag(plainMd5Hex: string | undefined, encrypted: boolean): string {
-  if (encrypted) return randomBytes(16).toString('hex')
-  if (plainMd5Hex === undefined) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'a plain object needs the MD5 of its data for its ETag')
-  return plainMd5Hex
-}
-
 // ---------------------------------------------------------------- SSE-C (customer-provided keys)
 
 /** SSE-C's one algorithm and key size (S3 User Guide, "Using server-side encryption with customer-provided keys"). */
@@ -495,6 +484,16 @@ export function etagOf(what: 'object' | 'part', protection: EtagProtection, plai
   }
   const opaque = randomBytes(16).toString('hex')
   return what === 'object' ? `${opaque}-1` : opaque
+}
+
+/** The protection of a write or a stored object, for its ETag. */
+export function etagProtection(e: { algorithm: SseAlgorithm } | null | undefined): EtagProtection {
+  return e ? e.algorithm : 'plain'
+}
+
+/** Whether an ETag under this protection is the plaintext's MD5 (so the server must hash the body). */
+export function etagIsPlainMd5(p: EtagProtection): boolean {
+  return p === 'plain' || p === 'AES256'
 }
 
 /**

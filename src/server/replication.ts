@@ -23,6 +23,7 @@
 import { S3sseError, isS3sseError } from '../errors.js'
 import { decodeManifest, rewrap, startUpload, completeUpload, type EncryptionRequest, type Manifest, type PartRecord } from '../object/index.js'
 import { replicaEncryption, replicaEtag } from '../s3/replication.js'
+import { etagProtection } from '../s3/sse.js'
 import { commitObject, discardStaged, objectRow } from './commit.js'
 import { bucketEncryption, encryptionRequest, kmsAccess } from './encryption.js'
 import type { ObjectRow, ReplicationItem } from './meta/index.js'
@@ -225,7 +226,7 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     manifest,
     blobs: staged.blobs.map((b) => b.id),
     size: src.size,
-    etag: replicaEtag({ etag: src.etag, encrypted: src.encryption !== undefined }, manifest.encryption !== undefined),
+    etag: replicaEtag({ etag: src.etag, protection: etagProtection(src.encryption) }, etagProtection(manifest.encryption)),
     // S3 replicas keep the source's metadata, creation time included.
     lastModified: src.lastModified,
     headers: src.headers,

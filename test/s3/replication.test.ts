@@ -198,14 +198,18 @@ describe('how a replica is encrypted', () => {
     expect(replicaEncryption({ mode: 'aws', destination: 'dst', destinationDefault: null, source: undefined })).toBeNull()
   })
 
-  it("a replica's ETag is the source's unless a plaintext source became encrypted", () => {
-    expect(replicaEtag({ etag: 'md5', encrypted: false }, false)).toBe('md5')
-    expect(replicaEtag({ etag: 'opaque', encrypted: true }, true)).toBe('opaque')
-    const fresh = replicaEtag({ etag: '0123456789abcdef0123456789abcdef', encrypted: false }, true)
-    expect(fresh).toMatch(/^[0-9a-f]{32}$/)
-    expect(fresh).not.toBe('0123456789abcdef0123456789abcdef')
-    expect(replicaEtag({ etag: '0123456789abcdef0123456789abcdef-3', encrypted: false }, true)).toMatch(/^[0-9a-f]{32}-3$/)
-    expect(replicaEtag({ etag: '0123456789abcdef0123456789abcdef-1', encrypted: false }, true)).toMatch(/^[0-9a-f]{32}-1$/)
-    expect(() => replicaEtag({ etag: 'x', encrypted: true }, false)).toThrow(/never stores an encrypted object as plaintext/)
+  it("a replica's ETag is the source's unless an MD5 ETag would end up on an SSE-KMS replica", () => {
+    const md5 = '0123456789abcdef0123456789abcdef'
+    expect(replicaEtag({ etag: md5, protection: 'plain' }, 'plain')).toBe(md5)
+    expect(replicaEtag({ etag: md5, protection: 'plain' }, 'AES256')).toBe(md5)
+    expect(replicaEtag({ etag: md5, protection: 'AES256' }, 'AES256')).toBe(md5)
+    expect(replicaEtag({ etag: 'opaque-1', protection: 'aws:kms' }, 'aws:kms')).toBe('opaque-1')
+    expect(replicaEtag({ etag: 'opaque-1', protection: 'aws:kms' }, 'AES256')).toBe('opaque-1')
+    const fresh = replicaEtag({ etag: md5, protection: 'plain' }, 'aws:kms')
+    expect(fresh).toMatch(/^[0-9a-f]{32}-1$/)
+    expect(fresh).not.toContain(md5)
+    expect(replicaEtag({ etag: md5, protection: 'AES256' }, 'aws:kms')).toMatch(/^[0-9a-f]{32}-1$/)
+    expect(replicaEtag({ etag: `${md5}-3`, protection: 'plain' }, 'aws:kms')).toMatch(/^[0-9a-f]{32}-3$/)
+    expect(() => replicaEtag({ etag: 'x', protection: 'aws:kms' }, 'plain')).toThrow(/never stores an encrypted object as plaintext/)
   })
 })

@@ -28,7 +28,7 @@ import {
 } from '../../s3/objects.js'
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
 import { completeUpload, decodeManifest, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
-import { objectEtag } from '../../s3/sse.js'
+import { etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
 import { checksumFromHeaders, WriteBody } from '../body.js'
 import { abortUpload, commitPart, completeUpload as commitUpload, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
@@ -91,7 +91,8 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
   await requireBucket(ctx)
   const upload = await requireUpload(ctx)
   const partNumber = parsePartNumber(ctx.query.get('partNumber'))
-  const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm, etagMd5: !upload.encryption })
+  const protection = etagProtection(upload.encryption)
+  const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm, etagMd5: etagIsPlainMd5(protection) })
   const staged = await stagePart(ctx.state.blobs, upload.state as UploadState, kmsAccess(ctx.state), partNumber, body.stream())
   let verified
   try {
@@ -105,7 +106,7 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
     uploadId: upload.uploadId,
     partNumber,
     size: verified.size,
-    etag: objectEtag(verified.md5, upload.encryption !== undefined),
+    etag: etagOf('part', protection, verified.md5),
     lastModified: Date.now(),
     checksum: verified.checksum,
     record: staged.result,
@@ -126,7 +127,8 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
   const src = await copySource(ctx)
   const range = parseCopySourceRange(header(ctx, 'x-amz-copy-source-range'), src.obj.size) ?? { start: 0, end: src.obj.size - 1 }
   if (range.end - range.start + 1 > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
-  const md5 = upload.encryption ? undefined : createDigest('MD5')
+  const protection = etagProtection(upload.encryption)
+  const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
   const digest = upload.checksumAlgorithm ? createDigest(upload.checksumAlgorithm) : undefined
   let size = 0
   const staged = await stageCopiedPart(
@@ -146,7 +148,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
     uploadId: upload.uploadId,
     partNumber,
     size,
-    etag: objectEtag(md5 && (await md5.digest()).toString('hex'), upload.encryption !== undefined),
+    etag: etagOf('part', protection, md5 && (await md5.digest()).toString('hex')),
     lastModified: Date.now(),
     checksum: upload.checksumAlgorithm && digest ? { algorithm: upload.checksumAlgorithm, value: (await digest.digest()).toString('base64') } : undefined,
     record: staged.result,

@@ -18,7 +18,7 @@ import {
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { isS3sseError } from '../../errors.js'
 import { decodeManifest, rewrap, type Manifest } from '../../object/index.js'
-import { checkReadHeaders, objectEtag } from '../../s3/sse.js'
+import { checkReadHeaders, copyEtag, etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
 import { WriteBody } from '../body.js'
 import { commitObject, deleteObject as deleteStored, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
@@ -62,7 +62,8 @@ export async function putObject(ctx: RequestContext): Promise<void> {
   const stored = storedHeadersFrom(ctx.req.headers)
   const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
   const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
-  const body = new WriteBody(ctx, { etagMd5: !encryption })
+  const protection = etagProtection(encryption)
+  const body = new WriteBody(ctx, { etagMd5: etagIsPlainMd5(protection) })
   const context = { bucket: bucket.name, key: ctx.key }
   const staged = await stageObject(ctx.state.blobs, body.stream(), { context, encryption })
   let verified
@@ -79,7 +80,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     manifest: staged.result,
     blobs: [staged.blob.id],
     size: verified.size,
-    etag: objectEtag(verified.md5, encryption !== null),
+    etag: etagOf('object', protection, verified.md5),
     headers: stored.headers,
     meta: stored.meta,
     checksum,
@@ -245,7 +246,11 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   let checksum: StoredChecksum | undefined
   let etag: string
   const keepsChecksum = requested === undefined || (src.obj.checksum?.algorithm === requested && src.obj.checksum.type === 'FULL_OBJECT')
-  if (encryption && srcManifest.encryption && keepsChecksum) {
+  const protection = etagProtection(encryption)
+  const srcProtection = etagProtection(src.obj.encryption)
+  // An SSE-S3 copy's ETag is its plaintext's MD5, which a re-wrap of an SSE-KMS source cannot know.
+  const rewrapKnowsEtag = !(etagIsPlainMd5(protection) && !etagIsPlainMd5(srcProtection))
+  if (encryption && srcManifest.encryption && keepsChecksum && rewrapKnowsEtag) {
     // Encrypted to encrypted, whole object, one KMS: re-wrap the data key for the new
     // context and keep the sealed bytes (a cheap copy of the blobs, not re-encrypted).
     manifest = await rewrap(srcManifest, {
@@ -254,11 +259,12 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     })
     staged = await ctx.state.blobs.copy(src.obj.blobs)
     checksum = src.obj.checksum?.type === 'FULL_OBJECT' ? src.obj.checksum : undefined
-    etag = objectEtag(undefined, true)
+    // Same content: the ETag stays, unless it is an MD5 that the new protection must not show.
+    etag = copyEtag(src.obj.etag, etagIsPlainMd5(srcProtection) === etagIsPlainMd5(protection), () => etagOf('object', protection))
   } else {
     // The copy keeps the source's checksum algorithm unless the request names one.
     const algorithm: ChecksumAlgorithm | undefined = requested ?? src.obj.checksum?.algorithm
-    const md5 = encryption ? undefined : createDigest('MD5')
+    const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
     const digest = algorithm ? createDigest(algorithm) : undefined
     const plain = await readObject(ctx.state.blobs, { manifest: srcManifest, blobs: src.obj.blobs, context: srcContext }, kmsAccess(ctx.state))
     const tapped = tapStream(plain, (chunk) => {
@@ -269,7 +275,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     manifest = one.result
     staged = [one.blob]
     checksum = algorithm && digest ? { algorithm, type: 'FULL_OBJECT', value: (await digest.digest()).toString('base64') } : undefined
-    etag = objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null)
+    etag = etagOf('object', protection, md5 && (await md5.digest()).toString('hex'))
   }
   const row = objectRow({
     bucket: bucket.name,

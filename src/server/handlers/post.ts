@@ -13,7 +13,7 @@ import { s3Document } from '../../s3/xml.js'
 import { verifyOptions } from '../auth/index.js'
 import { verifyPostPolicyV2 } from '../auth/sigv2.js'
 import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
-import { checkTransport, objectEtag } from '../../s3/sse.js'
+import { checkTransport, etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
 import { commitObject, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, sseResponseHeaders } from '../encryption.js'
 import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
@@ -97,7 +97,8 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     const encryption = encryptionFor(ctx.state, bucket, headerFields)
     // Encrypted data needs HTTPS and a SigV4 policy.
     checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: !v2 })
-    const md5 = encryption ? undefined : createDigest('MD5')
+    const protection = etagProtection(encryption)
+    const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
     let size = 0
     const data = tapStream(file.stream as AsyncIterable<Buffer>, (chunk) => {
       size += chunk.length
@@ -115,7 +116,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       manifest: staged.result,
       blobs: [staged.blob.id],
       size,
-      etag: objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null),
+      etag: etagOf('object', protection, md5 && (await md5.digest()).toString('hex')),
       headers: stored.headers,
       meta: stored.meta,
     })
