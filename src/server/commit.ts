@@ -153,6 +153,17 @@ export async function deleteObject(state: ServerState, bucket: string, key: stri
 }
 
 /** AbortMultipartUpload: the upload, its parts and their blobs go. */
+/**
+ * DeleteBucket: the bucket goes if it holds no objects, and its uploads in progress with it
+ * (S3 discards them; a leftover upload must not block every later teardown).
+ */
+export async function deleteBucket(state: ServerState, name: string): Promise<void> {
+  const outcome = await state.meta.deleteBucketIfEmpty(name)
+  if (outcome.status === 'missing') throw s3Error('NoSuchBucket')
+  if (outcome.status === 'not-empty') throw s3Error('BucketNotEmpty')
+  await dropUnused(state, outcome.unused)
+}
+
 export async function abortUpload(state: ServerState, uploadId: string): Promise<void> {
   const blobs = await state.meta.deleteUpload(uploadId)
   if (blobs === null) throw s3Error('NoSuchUpload')

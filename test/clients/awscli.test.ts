@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3'
-import { removeDir, startServer, stopAll, type TestServer } from '../server/helpers.js'
+import { join } from 'node:path'
+import { allFiles, removeDir, startServer, stopAll, type TestServer } from '../server/helpers.js'
 import { cleanupClients, Clients, describeClient, ok } from './harness.js'
 
 let server: TestServer
@@ -60,5 +61,24 @@ describeClient('aws', 'aws CLI v2 against s3-sse', () => {
     for (const u of listed.Uploads.slice(0, 3)) {
       ok(await c.aws(['s3api', 'abort-multipart-upload', '--bucket', 'cli-uploads', '--key', u.Key, '--upload-id', u.UploadId]))
     }
+  })
+
+  // Item 7: S3 deletes a bucket whose only content is uploads in progress, and discards them.
+  it('s3 rb deletes a bucket holding only uploads in progress, and their parts go with it', async () => {
+    ok(await c.aws(['s3', 'mb', 's3://cli-leftovers']))
+    const created = JSON.parse(ok(await c.aws(['s3api', 'create-multipart-upload', '--bucket', 'cli-leftovers', '--key', 'left.bin'])).stdout)
+    c.file('left-part.bin', randomBytes(70_000))
+    ok(await c.aws(['s3api', 'upload-part', '--bucket', 'cli-leftovers', '--key', 'left.bin', '--part-number', '1', '--upload-id', created.UploadId, '--body', c.path('left-part.bin')]))
+    const before = allFiles(join(server.dataDir, 'objects')).length
+    ok(await c.aws(['s3', 'rb', 's3://cli-leftovers']), 'aws s3 rb')
+    const head = await c.aws(['s3api', 'head-bucket', '--bucket', 'cli-leftovers'])
+    expect(head.code).not.toBe(0)
+    expect(allFiles(join(server.dataDir, 'objects')).length).toBe(before - 1)
+    // A bucket with an object is still not empty.
+    ok(await c.aws(['s3', 'mb', 's3://cli-full']))
+    ok(await c.aws(['s3', 'cp', c.path('left-part.bin'), 's3://cli-full/x.bin']))
+    const refused = await c.aws(['s3', 'rb', 's3://cli-full'])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain('BucketNotEmpty')
   })
 })

@@ -161,8 +161,12 @@ export interface MetaStore {
   listBuckets(): Promise<BucketRow[]>
   /** False when a bucket of that name exists. */
   createBucket(row: BucketRow): Promise<boolean>
-  /** Deletes the bucket if it holds no objects and no uploads. */
-  deleteBucketIfEmpty(name: string): Promise<'deleted' | 'not-empty' | 'missing'>
+  /**
+   * Deletes the bucket if it holds no objects, with its multipart uploads in progress and
+   * their parts (as S3's DeleteBucket discards them), in one transaction; 'deleted' names the
+   * part blobs to remove.
+   */
+  deleteBucketIfEmpty(name: string): Promise<{ status: 'deleted'; unused: BlobId[] } | { status: 'not-empty' } | { status: 'missing' }>
   /** Read-modify-write of a bucket's settings in one transaction; false when the bucket is gone. */
   updateBucketSettings(name: string, change: (settings: Record<string, unknown>) => void): Promise<boolean>
 

@@ -79,7 +79,7 @@ export class SqliteMetaStore implements MetaStore {
       deleteBucket: db.prepare('DELETE FROM buckets WHERE name = ?'),
       setBucketSettings: db.prepare('UPDATE buckets SET settings = ? WHERE name = ?'),
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
-      anyUpload: db.prepare('SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1'),
+      uploadIdsOf: db.prepare('SELECT upload_id FROM uploads WHERE bucket = ?'),
       getObject: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
       putObject: db.prepare(
         `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication)
@@ -161,13 +161,15 @@ export class SqliteMetaStore implements MetaStore {
     })
   }
 
-  deleteBucketIfEmpty(name: string): Promise<'deleted' | 'not-empty' | 'missing'> {
+  deleteBucketIfEmpty(name: string): Promise<{ status: 'deleted'; unused: BlobId[] } | { status: 'not-empty' } | { status: 'missing' }> {
     return this.run(() =>
       this.db.transaction(() => {
-        if (!this.stmts.getBucket.get(name)) return 'missing' as const
-        if (this.stmts.anyObject.get(name) || this.stmts.anyUpload.get(name)) return 'not-empty' as const
+        if (!this.stmts.getBucket.get(name)) return { status: 'missing' as const }
+        if (this.stmts.anyObject.get(name)) return { status: 'not-empty' as const }
+        const unused: BlobId[] = []
+        for (const { upload_id } of this.stmts.uploadIdsOf.all(name) as Array<{ upload_id: string }>) unused.push(...(this.removeUpload(upload_id) ?? []))
         this.stmts.deleteBucket.run(name)
-        return 'deleted' as const
+        return { status: 'deleted' as const, unused }
       })(),
     )
   }
