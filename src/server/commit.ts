@@ -138,8 +138,9 @@ export async function commitPart(state: ServerState, part: PartRow, staged: Stag
 }
 
 /** CompleteMultipartUpload: the parts' blobs (published already) become the object's. */
-export async function completeUpload(state: ServerState, uploadId: string, row: ObjectRow): Promise<void> {
-  const result = await commitRows(state, [], () => state.meta.completeUpload(uploadId, row, { replicate: (bucket) => replicationTarget(bucket, row.key) }))
+export async function completeUpload(state: ServerState, uploadId: string, row: ObjectRow, opts: Pick<CommitOptions, 'precondition'> = {}): Promise<void> {
+  const result = await commitRows(state, [], () =>
+    state.meta.completeUpload(uploadId, row, { replicate: (bucket) => replicationTarget(bucket, row.key), ...(opts.precondition ? { precondition: opts.precondition } : {}) }))
   if (result.status === 'no-upload') throw s3Error('NoSuchUpload')
   if (result.status === 'no-bucket') throw s3Error('NoSuchBucket')
 }
@@ -152,7 +153,6 @@ export async function deleteObject(state: ServerState, bucket: string, key: stri
   return true
 }
 
-/** AbortMultipartUpload: the upload, its parts and their blobs go. */
 /**
  * DeleteBucket: the bucket goes if it holds no objects, and its uploads in progress with it
  * (S3 discards them; a leftover upload must not block every later teardown).
@@ -164,6 +164,7 @@ export async function deleteBucket(state: ServerState, name: string): Promise<vo
   await dropUnused(state, outcome.unused)
 }
 
+/** AbortMultipartUpload: the upload, its parts and their blobs go. */
 export async function abortUpload(state: ServerState, uploadId: string): Promise<void> {
   const blobs = await state.meta.deleteUpload(uploadId)
   if (blobs === null) throw s3Error('NoSuchUpload')

@@ -36,7 +36,7 @@ import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import type { PartRow, StoredChecksum, UploadRow } from '../meta/index.js'
 import { stageCopiedPart, stagePart } from '../sealed.js'
 import { isoDate, ownerXml, readXmlBody, requireBucket } from './common.js'
-import { copySource } from './objects.js'
+import { checkWritePreconditions, copySource } from './objects.js'
 
 async function requireUpload(ctx: RequestContext): Promise<UploadRow> {
   const id = ctx.query.get('uploadId') ?? ''
@@ -170,6 +170,8 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
 export async function completeMultipartUpload(ctx: RequestContext): Promise<void> {
   const bucket = await requireBucket(ctx)
   const upload = await requireUpload(ctx)
+  // Conditional writes apply to the object Complete creates (If-None-Match: *, If-Match).
+  const precondition = await checkWritePreconditions(ctx, bucket.name, upload.key)
   const requested = parseCompleteMultipart(await readXmlBody(ctx))
   const stored = new Map((await ctx.state.meta.allParts(upload.uploadId)).map((p) => [p.partNumber, p]))
   const chosen: PartRow[] = []
@@ -226,7 +228,7 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<void
     partsCount: chosen.length,
     encryption: upload.encryption,
   })
-  await commitUpload(ctx.state, upload.uploadId, row)
+  await commitUpload(ctx.state, upload.uploadId, row, { precondition })
   const host = header(ctx, 'host') ?? 'localhost'
   sendXml(
     ctx,

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { s3Error, toS3Error } from '../../s3/errors.js'
 import { checksumHeader, createDigest, parseChecksumAlgorithm, type ChecksumAlgorithm } from '../../s3/checksums.js'
-import { checkCopySourcePreconditions, checkReadPreconditions, parseRange, type ByteRange } from '../../s3/conditions.js'
+import { checkCopySourcePreconditions, checkReadPreconditions, parseRange, writePrecondition, type ByteRange } from '../../s3/conditions.js'
 import {
   objectResponseHeaders,
   parseCopySource,
@@ -32,26 +32,9 @@ function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, 
   return c ? { [checksumHeader(c.algorithm)]: c.value, 'x-amz-checksum-type': c.type } : {}
 }
 
-/**
- * `If-None-Match: *` / `If-Match` on writes (S3 conditional writes), as a check of the object a
- * write would replace: made before the body is read, and again inside the commit.
- */
-function writePreconditions(ctx: RequestContext): ((existing: ObjectRow | undefined) => void) | undefined {
-  const ifNoneMatch = header(ctx, 'if-none-match')
-  const ifMatch = header(ctx, 'if-match')
-  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined
-  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on writes supports only "*".')
-  return (existing) => {
-    if (ifNoneMatch !== undefined && existing) throw s3Error('PreconditionFailed')
-    if (ifMatch !== undefined) {
-      if (!existing) throw s3Error('NoSuchKey')
-      checkCopySourcePreconditions({ ifMatch }, existing.etag, existing.lastModified)
-    }
-  }
-}
-
-async function checkWritePreconditions(ctx: RequestContext, bucket: string, key: string): Promise<((existing: ObjectRow | undefined) => void) | undefined> {
-  const check = writePreconditions(ctx)
+/** The write's conditions (If-None-Match / If-Match), checked now against the object it would replace. */
+export async function checkWritePreconditions(ctx: RequestContext, bucket: string, key: string): Promise<((existing: ObjectRow | undefined) => void) | undefined> {
+  const check = writePrecondition({ ifMatch: header(ctx, 'if-match'), ifNoneMatch: header(ctx, 'if-none-match') })
   check?.(await ctx.state.meta.getObject(bucket, key))
   return check
 }
