@@ -6,7 +6,8 @@
 import busboy from 'busboy'
 import type { Readable } from 'node:stream'
 import { s3Error } from '../../s3/errors.js'
-import { createDigest } from '../../s3/checksums.js'
+import { checksumHeader, createDigest, parseChecksumAlgorithm } from '../../s3/checksums.js'
+import { checksumFromHeaders } from '../body.js'
 import { storedHeadersFrom, validateKey } from '../../s3/objects.js'
 import { evaluatePostPolicy, postObjectKey } from '../../s3/post-policy.js'
 import { s3Document } from '../../s3/xml.js'
@@ -17,7 +18,7 @@ import { checkTransport, etagIsPlainMd5, etagOf, etagProtection } from '../../s3
 import { commitObject, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, sseResponseHeaders } from '../encryption.js'
 import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
-import type { ObjectRow } from '../meta/index.js'
+import type { ObjectRow, StoredChecksum } from '../meta/index.js'
 import { stageObject, tapStream } from '../sealed.js'
 import { lookupUser } from '../state.js'
 import { requireBucket } from './common.js'
@@ -99,10 +100,20 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: !v2 })
     const protection = etagProtection(encryption)
     const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
+    // Checksum fields are to a form what x-amz-checksum-* headers are to PutObject: a value is
+    // verified over the plaintext; x-amz-checksum-algorithm alone asks for one to be stored.
+    const given = checksumFromHeaders(headerFields)
+    const named = parseChecksumAlgorithm(fields.get('x-amz-checksum-algorithm'))
+    if (given && named && given.algorithm !== named) {
+      throw s3Error('InvalidRequest', `Value for x-amz-checksum-algorithm (${named}) does not match the checksum field ${checksumHeader(given.algorithm)}.`)
+    }
+    const algorithm = given?.algorithm ?? named
+    const digest = algorithm ? createDigest(algorithm) : undefined
     let size = 0
     const data = tapStream(file.stream as AsyncIterable<Buffer>, (chunk) => {
       size += chunk.length
       md5?.update(chunk)
+      digest?.update(chunk)
       if (size > limits.maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
     })
     const staged = await stageObject(ctx.state.blobs, data, { context: { bucket: bucket.name, key }, encryption })
@@ -110,6 +121,12 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       await discardStaged(ctx.state, [staged.blob])
       throw s3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size')
     }
+    const checksumValue = digest && (await digest.digest()).toString('base64')
+    if (given && checksumValue !== given.value) {
+      await discardStaged(ctx.state, [staged.blob])
+      throw s3Error('BadDigest', `The ${checksumHeader(given.algorithm)} you specified did not match the calculated checksum.`)
+    }
+    const checksum: StoredChecksum | undefined = algorithm && checksumValue ? { algorithm, type: 'FULL_OBJECT', value: checksumValue } : undefined
     const row = objectRow({
       bucket: bucket.name,
       key,
@@ -119,6 +136,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       etag: etagOf('object', protection, md5 && (await md5.digest()).toString('hex')),
       headers: stored.headers,
       meta: stored.meta,
+      checksum,
     })
     await commitObject(ctx.state, row, [staged.blob])
     respond(ctx, fields, row)
@@ -130,7 +148,12 @@ export async function postObject(ctx: RequestContext): Promise<void> {
 function respond(ctx: RequestContext, fields: Map<string, string>, row: ObjectRow): void {
   const etag = `"${row.etag}"`
   const location = `/${row.bucket}/${encodeURIComponent(row.key).replace(/%2F/g, '/')}`
-  const headers = { etag, location, ...sseResponseHeaders(ctx.state.config.mode, row.encryption) }
+  const headers = {
+    etag,
+    location,
+    ...(row.checksum ? { [checksumHeader(row.checksum.algorithm)]: row.checksum.value } : {}),
+    ...sseResponseHeaders(ctx.state.config.mode, row.encryption),
+  }
   const redirect = fields.get('success_action_redirect') ?? fields.get('redirect')
   if (redirect) {
     let target: URL | undefined
