@@ -353,8 +353,15 @@ export type ReportingOperation =
  * The stored form of how an object or upload is encrypted (what its responses report), from
  * the encryption a write asked for or the header of a manifest: the one place either becomes it.
  */
-export function storedEncryption(e: { algorithm: SseAlgorithm; keyId: string; bucketKey?: boolean } | null | undefined): StoredEncryption | undefined {
-  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
+export function storedEncryption(
+  e: { algorithm: SseAlgorithm; keyId: string; bucketKey?: boolean; keyName?: string } | null | undefined,
+  keyName: string | undefined = e?.keyName,
+): StoredEncryption | undefined {
+  if (!e) return undefined
+  const out: StoredEncryption = { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey }
+  // Only an SSE-KMS key has a name to report (x-amz-server-side-encryption-aws-kms-key-id).
+  if (keyName !== undefined && e.algorithm === 'aws:kms') out.keyName = keyName
+  return out
 }
 
 /**

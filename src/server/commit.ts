@@ -38,6 +38,8 @@ export interface ObjectRowInput {
   lastModified?: number
   /** Default: from the manifest. A multipart object reports what its upload was created with. */
   encryption?: ObjectRow['encryption']
+  /** How the write named its KMS key (the request or the bucket configuration); responses report it. */
+  keyName?: string
   /** Set by the store (CommitOptions), never by a caller; only carried for reading back. */
   replication?: ObjectReplication
 }
@@ -56,7 +58,7 @@ export function objectRow(o: ObjectRowInput): ObjectRow {
     partsCount: o.partsCount ?? o.manifest.parts.length,
     manifest: encodeManifest(o.manifest),
     blobs: o.blobs,
-    encryption: 'encryption' in o ? o.encryption : storedEncryption(o.manifest.encryption),
+    encryption: 'encryption' in o ? o.encryption : storedEncryption(o.manifest.encryption, o.keyName),
   }
 }
 

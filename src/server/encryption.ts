@@ -70,7 +70,7 @@ export async function setBucketEncryption(state: ServerState, bucket: BucketRow,
  * The encryption of a write into `bucket`, from the bucket's setting now and (aws mode) the
  * request's SSE headers — or a PostObject's form fields, given as `headers`.
  */
-export function encryptionFor(state: ServerState, bucket: BucketRow, headers: HeaderSource): EncryptionRequest | null {
+export function encryptionFor(state: ServerState, bucket: BucketRow, headers: HeaderSource): WriteEncryption | null {
   const decision = decideWriteEncryption({
     mode: state.config.mode,
     bucket: bucket.name,
@@ -80,10 +80,16 @@ export function encryptionFor(state: ServerState, bucket: BucketRow, headers: He
   return encryptionRequest(state, decision)
 }
 
-/** What the object layer needs to carry out an encryption decision (null: plaintext). */
-export function encryptionRequest(state: ServerState, decision: EncryptionDecision | null): EncryptionRequest | null {
+/**
+ * What the object layer needs to carry out an encryption decision (null: plaintext), and how
+ * the write named its KMS key (`keyName`, which responses report; the object layer ignores it).
+ */
+export type WriteEncryption = EncryptionRequest & { keyName?: string }
+
+export function encryptionRequest(state: ServerState, decision: EncryptionDecision | null): WriteEncryption | null {
   if (!decision) return null
   return {
+    ...(decision.keyName !== undefined ? { keyName: decision.keyName } : {}),
     algorithm: decision.algorithm,
     kms: state.kms,
     keyId: decision.keyId,

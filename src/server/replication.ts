@@ -233,6 +233,7 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     meta: src.meta,
     checksum: src.checksum,
     partsCount: src.partsCount,
+    keyName: encryption?.keyName,
   })
   // Committed only while the source is still this write (checked in the commit's transaction):
   // a replica never brings back data its source has lost.

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3'
 import { join } from 'node:path'
-import { allFiles, removeDir, startServer, stopAll, type TestServer } from '../server/helpers.js'
+import { allFiles, removeDir, runCli, startServer, stopAll, type TestServer } from '../server/helpers.js'
 import { cleanupClients, Clients, describeClient, ok } from './harness.js'
 
 let server: TestServer
@@ -80,5 +80,39 @@ describeClient('aws', 'aws CLI v2 against s3-sse', () => {
     const refused = await c.aws(['s3', 'rb', 's3://cli-full'])
     expect(refused.code).not.toBe(0)
     expect(refused.stderr).toContain('BucketNotEmpty')
+  })
+
+  // Item 8: responses name the KMS key the way the request or the bucket configuration did.
+  it('reports the KMS key as it was named: alias/NAME, NAME, key id, ARN, and the bucket configuration\'s', async () => {
+    const created = await runCli(['kms', 'create', '--data-dir', server.dataDir, '--alias', 'cli-team', '--json'])
+    expect(created.code, created.stderr).toBe(0)
+    const keyId = (JSON.parse(created.stdout) as { keyId: string }).keyId
+    ok(await c.aws(['s3', 'mb', 's3://cli-keys']))
+    c.file('k.txt', 'key names')
+    const arn = 'arn:aws:kms:us-east-1:000000000000:alias/cli-team'
+    for (const named of ['alias/cli-team', 'cli-team', keyId, arn]) {
+      const put = JSON.parse(ok(await c.aws(['s3api', 'put-object', '--bucket', 'cli-keys', '--key', 'k.txt', '--body', c.path('k.txt'), '--server-side-encryption', 'aws:kms', '--ssekms-key-id', named])).stdout)
+      expect([put.ServerSideEncryption, put.SSEKMSKeyId], named).toEqual(['aws:kms', named])
+      const head = JSON.parse(ok(await c.aws(['s3api', 'head-object', '--bucket', 'cli-keys', '--key', 'k.txt'])).stdout)
+      expect(head.SSEKMSKeyId, named).toBe(named)
+    }
+    const plainKms = JSON.parse(ok(await c.aws(['s3api', 'put-object', '--bucket', 'cli-keys', '--key', 'default.txt', '--body', c.path('k.txt'), '--server-side-encryption', 'aws:kms'])).stdout)
+    expect(plainKms.SSEKMSKeyId).toBe('alias/aws/s3')
+    const copy = JSON.parse(ok(await c.aws(['s3api', 'copy-object', '--bucket', 'cli-keys', '--key', 'copy.txt', '--copy-source', 'cli-keys/k.txt', '--server-side-encryption', 'aws:kms', '--ssekms-key-id', 'cli-team'])).stdout)
+    expect(copy.SSEKMSKeyId).toBe('cli-team')
+    // Multipart: create, part, complete and head all say the same.
+    const mp = JSON.parse(ok(await c.aws(['s3api', 'create-multipart-upload', '--bucket', 'cli-keys', '--key', 'mp.bin', '--server-side-encryption', 'aws:kms', '--ssekms-key-id', 'alias/cli-team'])).stdout)
+    expect(mp.SSEKMSKeyId).toBe('alias/cli-team')
+    const part = JSON.parse(ok(await c.aws(['s3api', 'upload-part', '--bucket', 'cli-keys', '--key', 'mp.bin', '--part-number', '1', '--upload-id', mp.UploadId, '--body', c.path('k.txt')])).stdout)
+    expect(part.SSEKMSKeyId).toBe('alias/cli-team')
+    c.file('mp-parts.json', JSON.stringify({ Parts: [{ ETag: part.ETag, PartNumber: 1 }] }))
+    const done = JSON.parse(ok(await c.aws(['s3api', 'complete-multipart-upload', '--bucket', 'cli-keys', '--key', 'mp.bin', '--upload-id', mp.UploadId, '--multipart-upload', `file://${c.path('mp-parts.json')}`])).stdout)
+    expect(done.SSEKMSKeyId).toBe('alias/cli-team')
+    expect(JSON.parse(ok(await c.aws(['s3api', 'head-object', '--bucket', 'cli-keys', '--key', 'mp.bin'])).stdout).SSEKMSKeyId).toBe('alias/cli-team')
+    // The bucket configuration's name, for writes that name none.
+    c.file('enc.json', JSON.stringify({ Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: arn } }] }))
+    ok(await c.aws(['s3api', 'put-bucket-encryption', '--bucket', 'cli-keys', '--server-side-encryption-configuration', `file://${c.path('enc.json')}`]))
+    const byDefault = JSON.parse(ok(await c.aws(['s3api', 'put-object', '--bucket', 'cli-keys', '--key', 'by-default.txt', '--body', c.path('k.txt')])).stdout)
+    expect(byDefault.SSEKMSKeyId).toBe(arn)
   })
 })

@@ -537,9 +537,11 @@ for (const mode of ['oss', 'aws'] as const) {
           await s3.send(new PutBucketEncryptionCommand({ Bucket: b, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: 'alias/team' } }] } }))
           const put = await s3.send(new PutObjectCommand({ Bucket: b, Key: 'team', Body: data(ENC_MARKER, 100) }))
           expect(put.ServerSideEncryption).toBe('aws:kms')
-          expect(put.SSEKMSKeyId).toBe(keyId)
+          // Named the way the configuration named it (issue 12 item 8), not by the internal id.
+          expect(put.SSEKMSKeyId).toBe('alias/team')
           const head = await s3.send(new HeadObjectCommand({ Bucket: b, Key: 'team' }))
-          expect(head.SSEKMSKeyId).toBe(keyId)
+          expect(head.SSEKMSKeyId).toBe('alias/team')
+          expect(head.SSEKMSKeyId).not.toBe(keyId)
         })
 
         it('request headers override the bucket default', async () => {

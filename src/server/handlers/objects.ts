@@ -67,6 +67,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     headers: stored.headers,
     meta: stored.meta,
     checksum,
+    keyName: encryption?.keyName,
   })
   await commitObject(ctx.state, row, [staged.blob], { precondition })
   sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
@@ -270,6 +271,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     meta: stored.meta,
     checksum,
     partsCount: 1,
+    keyName: encryption?.keyName,
   })
   await commitObject(ctx.state, row, staged, { precondition })
   sendXml(

@@ -137,6 +137,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       headers: stored.headers,
       meta: stored.meta,
       checksum,
+      keyName: encryption?.keyName,
     })
     await commitObject(ctx.state, row, [staged.blob])
     respond(ctx, fields, row)
