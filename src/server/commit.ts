@@ -15,6 +15,7 @@
 import { s3Error } from '../s3/errors.js'
 import { replicationRuleFor, type ReplicationConfiguration } from '../s3/replication.js'
 import { storedEncryption } from '../s3/sse.js'
+import type { TagSet } from '../s3/tagging.js'
 import { encodeManifest, type Manifest } from '../object/index.js'
 import type { BucketRow, CommitOptions, CommitResult, ObjectReplication, ObjectRow, PartRow, ReplicationTarget, StoredChecksum } from './meta/index.js'
 import type { ServerState } from './state.js'
@@ -40,6 +41,8 @@ export interface ObjectRowInput {
   encryption?: ObjectRow['encryption']
   /** How the write named its KMS key (the request or the bucket configuration); responses report it. */
   keyName?: string
+  /** The object's tags (x-amz-tagging, a copy's source, an upload's). */
+  tags?: TagSet
   /** Set by the store (CommitOptions), never by a caller; only carried for reading back. */
   replication?: ObjectReplication
 }
@@ -59,6 +62,7 @@ export function objectRow(o: ObjectRowInput): ObjectRow {
     manifest: encodeManifest(o.manifest),
     blobs: o.blobs,
     encryption: 'encryption' in o ? o.encryption : storedEncryption(o.manifest.encryption, o.keyName),
+    ...(o.tags && o.tags.length > 0 ? { tags: o.tags } : {}),
   }
 }
 

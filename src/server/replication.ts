@@ -234,6 +234,8 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     checksum: src.checksum,
     partsCount: src.partsCount,
     keyName: encryption?.keyName,
+    // S3 replicas keep the source's tags.
+    tags: src.tags,
   })
   // Committed only while the source is still this write (checked in the commit's transaction):
   // a replica never brings back data its source has lost.

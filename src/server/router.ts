@@ -81,6 +81,9 @@ export type Operation =
   | 'GetBucketReplication'
   | 'PutBucketReplication'
   | 'DeleteBucketReplication'
+  | 'GetObjectTagging'
+  | 'PutObjectTagging'
+  | 'DeleteObjectTagging'
 
 /** Bucket subresources this server does not implement: answered NotImplemented rather than misread. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
@@ -130,15 +133,18 @@ export function selectOperation(method: string, target: Target, query: Map<strin
   switch (method) {
     case 'GET':
       if (uploadId) return 'ListParts'
+      if (query.has('tagging')) return 'GetObjectTagging'
       rejectUnsupportedObject(query)
       return 'GetObject'
     case 'HEAD':
       return 'HeadObject'
     case 'PUT':
+      if (query.has('tagging')) return 'PutObjectTagging'
       rejectUnsupportedObject(query)
       if (uploadId || query.has('partNumber')) return hasCopySource ? 'UploadPartCopy' : 'UploadPart'
       return hasCopySource ? 'CopyObject' : 'PutObject'
     case 'DELETE':
+      if (query.has('tagging')) return 'DeleteObjectTagging'
       return uploadId ? 'AbortMultipartUpload' : 'DeleteObject'
     case 'POST':
       if (query.has('uploads')) return 'CreateMultipartUpload'
@@ -156,7 +162,7 @@ function rejectUnsupported(query: Map<string, string>): void {
 }
 
 function rejectUnsupportedObject(query: Map<string, string>): void {
-  for (const name of ['acl', 'tagging', 'retention', 'legal-hold', 'torrent', 'restore', 'select', 'attributes']) {
+  for (const name of ['acl', 'retention', 'legal-hold', 'torrent', 'restore', 'select', 'attributes']) {
     if (query.has(name)) throw s3Error('NotImplemented', `The ${name} subresource is not implemented by this server.`)
   }
 }

@@ -20,6 +20,7 @@ import * as multipart from './handlers/multipart.js'
 import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
 import * as replication from './handlers/replication.js'
+import * as tagging from './handlers/tagging.js'
 import { parseQuery, sendError, type RequestContext } from './http.js'
 import type { MetaStore } from './meta/index.js'
 import { Replicator } from './replication.js'
@@ -60,6 +61,9 @@ const HANDLERS: Record<Operation, Handler> = {
   GetBucketReplication: replication.getBucketReplication,
   PutBucketReplication: replication.putBucketReplication,
   DeleteBucketReplication: replication.deleteBucketReplication,
+  GetObjectTagging: tagging.getObjectTagging,
+  PutObjectTagging: tagging.putObjectTagging,
+  DeleteObjectTagging: tagging.deleteObjectTagging,
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {

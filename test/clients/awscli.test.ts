@@ -3,6 +3,7 @@
  * s3api calls that take ids on the command line, and the high-level `s3` commands.
  */
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { CreateBucketCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3'
 import { join } from 'node:path'
@@ -114,5 +115,44 @@ describeClient('aws', 'aws CLI v2 against s3-sse', () => {
     ok(await c.aws(['s3api', 'put-bucket-encryption', '--bucket', 'cli-keys', '--server-side-encryption-configuration', `file://${c.path('enc.json')}`]))
     const byDefault = JSON.parse(ok(await c.aws(['s3api', 'put-object', '--bucket', 'cli-keys', '--key', 'by-default.txt', '--body', c.path('k.txt')])).stdout)
     expect(byDefault.SSEKMSKeyId).toBe(arn)
+  })
+
+  // Item 2: aws s3 cp between buckets calls GetObjectTagging (and copies the tags) before a
+  // multipart copy, so every object over 8 MiB failed while tagging answered 501.
+  it('aws s3 cp s3://a/big s3://b/big over 8 MiB copies the data and the tags', async () => {
+    ok(await c.aws(['s3', 'mb', 's3://cli-tags-a']))
+    ok(await c.aws(['s3', 'mb', 's3://cli-tags-b']))
+    const big = randomBytes(9 * 1024 * 1024 + 5)
+    c.file('big.bin', big)
+    ok(await c.aws(['s3', 'cp', c.path('big.bin'), 's3://cli-tags-a/big.bin', '--no-progress']))
+    ok(await c.aws(['s3api', 'put-object-tagging', '--bucket', 'cli-tags-a', '--key', 'big.bin', '--tagging', 'TagSet=[{Key=project,Value=apollo},{Key=stage,Value=raw data}]']))
+    ok(await c.aws(['s3', 'cp', 's3://cli-tags-a/big.bin', 's3://cli-tags-b/big.bin', '--no-progress']), 'aws s3 cp s3 → s3 (multipart copy)')
+    ok(await c.aws(['s3', 'cp', 's3://cli-tags-b/big.bin', c.path('big.down'), '--no-progress']))
+    expect(readFileSync(c.path('big.down')).equals(big)).toBe(true)
+    const tags = JSON.parse(ok(await c.aws(['s3api', 'get-object-tagging', '--bucket', 'cli-tags-b', '--key', 'big.bin'])).stdout)
+    expect(tags.TagSet).toEqual([{ Key: 'project', Value: 'apollo' }, { Key: 'stage', Value: 'raw data' }])
+  })
+
+  it('object tagging with s3api: put-object --tagging, get/put/delete-object-tagging, copy-object directives, TagCount, errors', async () => {
+    ok(await c.aws(['s3', 'mb', 's3://cli-tagging']))
+    c.file('t.txt', 'tagged')
+    ok(await c.aws(['s3api', 'put-object', '--bucket', 'cli-tagging', '--key', 't.txt', '--body', c.path('t.txt'), '--tagging', 'team=blue&tier=hot%20cold']))
+    const got = JSON.parse(ok(await c.aws(['s3api', 'get-object-tagging', '--bucket', 'cli-tagging', '--key', 't.txt'])).stdout)
+    expect(got.TagSet).toEqual([{ Key: 'team', Value: 'blue' }, { Key: 'tier', Value: 'hot cold' }])
+    const obj = JSON.parse(ok(await c.aws(['s3api', 'get-object', '--bucket', 'cli-tagging', '--key', 't.txt', c.path('t.down')])).stdout)
+    expect(obj.TagCount).toBe(2)
+    ok(await c.aws(['s3api', 'copy-object', '--bucket', 'cli-tagging', '--key', 'kept.txt', '--copy-source', 'cli-tagging/t.txt']))
+    ok(await c.aws(['s3api', 'copy-object', '--bucket', 'cli-tagging', '--key', 'replaced.txt', '--copy-source', 'cli-tagging/t.txt', '--tagging-directive', 'REPLACE', '--tagging', 'only=this']))
+    expect(JSON.parse(ok(await c.aws(['s3api', 'get-object-tagging', '--bucket', 'cli-tagging', '--key', 'kept.txt'])).stdout).TagSet).toHaveLength(2)
+    expect(JSON.parse(ok(await c.aws(['s3api', 'get-object-tagging', '--bucket', 'cli-tagging', '--key', 'replaced.txt'])).stdout).TagSet).toEqual([{ Key: 'only', Value: 'this' }])
+    ok(await c.aws(['s3api', 'delete-object-tagging', '--bucket', 'cli-tagging', '--key', 't.txt']))
+    expect(JSON.parse(ok(await c.aws(['s3api', 'get-object-tagging', '--bucket', 'cli-tagging', '--key', 't.txt'])).stdout).TagSet).toEqual([])
+    const eleven = Array.from({ length: 11 }, (_, i) => `{Key=k${i},Value=v}`).join(',')
+    const tooMany = await c.aws(['s3api', 'put-object-tagging', '--bucket', 'cli-tagging', '--key', 't.txt', '--tagging', `TagSet=[${eleven}]`])
+    expect(tooMany.stderr).toMatch(/BadRequest.*Object tags cannot be greater than 10/)
+    const badChars = await c.aws(['s3api', 'put-object-tagging', '--bucket', 'cli-tagging', '--key', 't.txt', '--tagging', 'TagSet=[{Key=a*b,Value=v}]'])
+    expect(badChars.stderr).toMatch(/InvalidTag/)
+    const missing = await c.aws(['s3api', 'get-object-tagging', '--bucket', 'cli-tagging', '--key', 'nope'])
+    expect(missing.stderr).toMatch(/NoSuchKey/)
   })
 })

@@ -120,4 +120,19 @@ describeClient('boto3', 'boto3 against s3-sse', () => {
     )
     expect(r).toEqual(['NoSuchKey', '404', 'NoSuchUpload'])
   })
+
+  it('tags given at CreateMultipartUpload land on the completed object; TagCount on GET', async () => {
+    const r = await c.boto3<{ tags: unknown; count: number }>(
+      [
+        's3.create_bucket(Bucket="boto-tags")',
+        'mp = s3.create_multipart_upload(Bucket="boto-tags", Key="mp.bin", Tagging="source=camera&year=2026")',
+        'p = s3.upload_part(Bucket="boto-tags", Key="mp.bin", UploadId=mp["UploadId"], PartNumber=1, Body=b"x" * 1000)',
+        's3.complete_multipart_upload(Bucket="boto-tags", Key="mp.bin", UploadId=mp["UploadId"], MultipartUpload={"Parts": [{"ETag": p["ETag"], "PartNumber": 1}]})',
+        'tags = s3.get_object_tagging(Bucket="boto-tags", Key="mp.bin")["TagSet"]',
+        'count = s3.get_object(Bucket="boto-tags", Key="mp.bin")["TagCount"]',
+        'print(json.dumps({"tags": tags, "count": count}))',
+      ].join('\n'),
+    )
+    expect(r).toEqual({ tags: [{ Key: 'source', Value: 'camera' }, { Key: 'year', Value: '2026' }], count: 2 })
+  })
 })

@@ -148,6 +148,9 @@ describe('replication queue', () => {
     await m.updateBucketSettings('src', (s) => (s.replication = REPLICATE_LOGS))
     await put(m, row('logs/new'))
     expect((await m.getObject('src', 'logs/new'))?.replication?.status).toBe('PENDING')
-    expect(m.db.pragma('user_version', { simple: true })).toBe(2)
+    // Upgraded through schema 3 (object and upload tags) too.
+    expect(m.db.pragma('user_version', { simple: true })).toBe(3)
+    await m.setObjectTags('src', 'old', [{ key: 'k', value: 'v' }])
+    expect((await m.getObject('src', 'old'))?.tags).toEqual([{ key: 'k', value: 'v' }])
   })
 })

@@ -26,6 +26,7 @@ import {
   storedHeadersFrom,
   validateKey,
 } from '../../s3/objects.js'
+import { parseTaggingHeader } from '../../s3/tagging.js'
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
 import { completeUpload, decodeManifest, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
 import { etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
@@ -55,6 +56,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
   const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
   const stored = storedHeadersFrom(ctx.req.headers)
+  const tags = parseTaggingHeader(header(ctx, 'x-amz-tagging'))
   const algorithm = parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm'))
   const typeHeader = header(ctx, 'x-amz-checksum-type')?.toUpperCase()
   if (typeHeader !== undefined && typeHeader !== 'COMPOSITE' && typeHeader !== 'FULL_OBJECT') {
@@ -79,6 +81,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     checksumAlgorithm: algorithm,
     checksumType: type,
     encryption: storedEncryption(encryption),
+    ...(tags.length > 0 ? { tags } : {}),
   }
   await ctx.state.meta.createUpload(upload)
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
@@ -227,6 +230,7 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<void
     checksum,
     partsCount: chosen.length,
     encryption: upload.encryption,
+    tags: upload.tags,
   })
   await commitUpload(ctx.state, upload.uploadId, row, { precondition })
   const host = header(ctx, 'host') ?? 'localhost'

@@ -15,6 +15,7 @@ import {
   storedHeadersFrom,
   validateKey,
 } from '../../s3/objects.js'
+import { copyTags, parseTaggingDirective, parseTaggingHeader, taggingCountHeader } from '../../s3/tagging.js'
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { isS3sseError } from '../../errors.js'
 import { decodeManifest, rewrap, type Manifest } from '../../object/index.js'
@@ -43,6 +44,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
   const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
   const stored = storedHeadersFrom(ctx.req.headers)
+  const tags = parseTaggingHeader(header(ctx, 'x-amz-tagging'))
   const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
   const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
   const protection = etagProtection(encryption)
@@ -68,6 +70,7 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     meta: stored.meta,
     checksum,
     keyName: encryption?.keyName,
+    tags,
   })
   await commitObject(ctx.state, row, [staged.blob], { precondition })
   sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
@@ -123,6 +126,7 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       overrides: responseOverrides(ctx.query),
     })
     if (partNumber !== undefined) headers['x-amz-mp-parts-count'] = String(manifest.parts.length)
+    Object.assign(headers, taggingCountHeader(obj.tags))
     const status = range ? 206 : 200
     if (!withBody) {
       startBody(ctx, status, headers)
@@ -219,6 +223,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     )
   }
   const stored = directive === 'REPLACE' ? storedHeadersFrom(ctx.req.headers) : { headers: src.obj.headers, meta: src.obj.meta }
+  const tags = copyTags(parseTaggingDirective(header(ctx, 'x-amz-tagging-directive')), src.obj.tags, header(ctx, 'x-amz-tagging'))
   const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
   const srcManifest = decodeManifest(src.obj.manifest)
   const srcContext = { bucket: src.bucket.name, key: src.obj.key }
@@ -272,6 +277,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     checksum,
     partsCount: 1,
     keyName: encryption?.keyName,
+    tags,
   })
   await commitObject(ctx.state, row, staged, { precondition })
   sendXml(

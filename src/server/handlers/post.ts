@@ -10,6 +10,7 @@ import { checksumHeader, createDigest, parseChecksumAlgorithm } from '../../s3/c
 import { checksumFromHeaders } from '../body.js'
 import { storedHeadersFrom, validateKey } from '../../s3/objects.js'
 import { evaluatePostPolicy, postObjectKey } from '../../s3/post-policy.js'
+import { parseTagging } from '../../s3/tagging.js'
 import { s3Document } from '../../s3/xml.js'
 import { verifyOptions } from '../auth/index.js'
 import { verifyPostPolicyV2 } from '../auth/sigv2.js'
@@ -94,6 +95,9 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     const headerFields: Record<string, string> = {}
     for (const [name, value] of fields) headerFields[name] = value
     const stored = storedHeadersFrom(headerFields)
+    // The form's tagging field is a Tagging document (S3 API reference, PostObject).
+    const tagging = fields.get('tagging')
+    const tags = tagging === undefined ? [] : parseTagging(tagging)
     // SSE fields of the form are what headers are to PutObject.
     const encryption = encryptionFor(ctx.state, bucket, headerFields)
     // Encrypted data needs HTTPS and a SigV4 policy.
@@ -138,6 +142,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       meta: stored.meta,
       checksum,
       keyName: encryption?.keyName,
+      tags,
     })
     await commitObject(ctx.state, row, [staged.blob])
     respond(ctx, fields, row)

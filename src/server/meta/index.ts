@@ -15,6 +15,7 @@
 import type { ChecksumAlgorithm, ChecksumType } from '../../s3/checksums.js'
 import type { ReplicationStatus } from '../../s3/replication.js'
 import type { StoredEncryption } from '../../s3/sse.js'
+import type { TagSet } from '../../s3/tagging.js'
 import type { User } from '../credentials.js'
 import type { BlobId } from '../store/blob.js'
 
@@ -54,6 +55,8 @@ export interface ObjectRow {
   /** The blob of each manifest part, in order. */
   blobs: BlobId[]
   encryption?: StoredEncryption
+  /** The object's tags (S3 object tagging), in the order they were given. */
+  tags?: TagSet
   /** x-amz-replication-status; set by the store from CommitOptions, never by the caller. */
   replication?: ObjectReplication
 }
@@ -83,6 +86,8 @@ export interface UploadRow {
   checksumAlgorithm?: ChecksumAlgorithm
   checksumType?: ChecksumType
   encryption?: StoredEncryption
+  /** x-amz-tagging of CreateMultipartUpload: the tags the completed object gets. */
+  tags?: TagSet
 }
 
 export interface PartRow {
@@ -177,6 +182,11 @@ export interface MetaStore {
    * in one transaction. 'committed' names the blobs of the object it replaced.
    */
   commitObject(row: ObjectRow, opts?: CommitOptions): Promise<CommitResult>
+  /**
+   * Replaces an object's tags (PutObjectTagging; [] removes them) without touching anything
+   * else; with `etag`, only while the object still has it. False when there is no such object.
+   */
+  setObjectTags(bucket: string, key: string, tags: TagSet, etag?: string): Promise<boolean>
   /** Deletes an object row (and unqueues its replication: deletes are not replicated); its blobs, or null if absent. */
   deleteObject(bucket: string, key: string): Promise<BlobId[] | null>
   /** Keys after `after` that start with `prefix`, in order. */

@@ -24,6 +24,7 @@ import type {
   ReplicationItem,
   UploadRow,
 } from '../index.js'
+import type { TagSet } from '../../../s3/tagging.js'
 import { SqliteQueue } from './queue.js'
 import {
   bucketFromRaw,
@@ -82,10 +83,11 @@ export class SqliteMetaStore implements MetaStore {
       uploadIdsOf: db.prepare('SELECT upload_id FROM uploads WHERE bucket = ?'),
       getObject: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
       putObject: db.prepare(
-        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication)
-         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption, @replication)`,
+        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication, tags)
+         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption, @replication, @tags)`,
       ),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
+      setTags: db.prepare('UPDATE objects SET tags = ? WHERE bucket = ? AND key = ? AND (? IS NULL OR etag = ?)'),
       sourceWrite: db.prepare(`SELECT 1 FROM objects WHERE bucket = ? AND key = ? AND json_extract(replication, '$.status') = 'PENDING' AND json_extract(replication, '$.id') = ?`),
       listObjects: db.prepare(
         `SELECT key, size, etag, last_modified AS lastModified FROM objects
@@ -98,8 +100,8 @@ export class SqliteMetaStore implements MetaStore {
          ORDER BY key LIMIT @limit`,
       ),
       insertUpload: db.prepare(
-        `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption)
-         VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption)`,
+        `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, tags)
+         VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption, @tags)`,
       ),
       getUpload: db.prepare('SELECT * FROM uploads WHERE upload_id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
@@ -226,6 +228,13 @@ export class SqliteMetaStore implements MetaStore {
 
   commitObject(o: ObjectRow, opts: CommitOptions = {}): Promise<CommitResult> {
     return this.run(() => this.db.transaction(() => this.writeObject(o, opts))())
+  }
+
+  setObjectTags(bucket: string, key: string, tags: TagSet, etag?: string): Promise<boolean> {
+    return this.run(() => {
+      const value = tags.length > 0 ? JSON.stringify(tags) : null
+      return this.stmts.setTags.run(value, bucket, key, etag ?? null, etag ?? null).changes > 0
+    })
   }
 
   deleteObject(bucket: string, key: string): Promise<BlobId[] | null> {

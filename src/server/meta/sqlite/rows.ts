@@ -4,6 +4,7 @@
  */
 import type { ChecksumAlgorithm, ChecksumType } from '../../../s3/checksums.js'
 import type { StoredEncryption } from '../../../s3/sse.js'
+import type { TagSet } from '../../../s3/tagging.js'
 import type { BucketRow, ObjectRow, ObjectReplication, PartRow, ReplicationItem, UploadRow } from '../index.js'
 
 export interface RawBucket {
@@ -28,6 +29,7 @@ export interface RawObject {
   files: string
   encryption: string | null
   replication: string | null
+  tags: string | null
 }
 
 export interface RawUpload {
@@ -42,6 +44,7 @@ export interface RawUpload {
   checksum_algorithm: string | null
   checksum_type: string | null
   encryption: string | null
+  tags: string | null
 }
 
 export interface RawPart {
@@ -89,6 +92,7 @@ export function objectFromRaw(r: RawObject): ObjectRow {
     blobs: JSON.parse(r.files),
     encryption: r.encryption ? JSON.parse(r.encryption) : undefined,
     replication: r.replication ? JSON.parse(r.replication) : undefined,
+    ...(r.tags ? { tags: JSON.parse(r.tags) as TagSet } : {}),
   }
 }
 
@@ -108,6 +112,7 @@ export function objectParams(o: ObjectRow, replication: ObjectReplication | unde
     files: JSON.stringify(o.blobs),
     encryption: json(o.encryption),
     replication: json(replication),
+    tags: o.tags && o.tags.length > 0 ? JSON.stringify(o.tags) : null,
   }
 }
 
@@ -124,6 +129,7 @@ export function uploadFromRaw(r: RawUpload): UploadRow {
     checksumAlgorithm: (r.checksum_algorithm ?? undefined) as ChecksumAlgorithm | undefined,
     checksumType: (r.checksum_type ?? undefined) as ChecksumType | undefined,
     encryption: r.encryption ? (JSON.parse(r.encryption) as StoredEncryption) : undefined,
+    ...(r.tags ? { tags: JSON.parse(r.tags) as TagSet } : {}),
   }
 }
 
@@ -140,6 +146,7 @@ export function uploadParams(u: UploadRow) {
     checksumAlgorithm: u.checksumAlgorithm ?? null,
     checksumType: u.checksumType ?? null,
     encryption: json(u.encryption),
+    tags: u.tags && u.tags.length > 0 ? JSON.stringify(u.tags) : null,
   }
 }
 

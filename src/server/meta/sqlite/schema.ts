@@ -9,8 +9,8 @@ import { join } from 'node:path'
 import { S3sseError } from '../../../errors.js'
 
 export const DB_FILE = 'meta.sqlite'
-/** 1: buckets, objects, uploads, parts. 2: objects.replication and the replication queue. */
-export const SCHEMA_VERSION = 2
+/** 1: buckets, objects, uploads, parts. 2: objects.replication and the replication queue. 3: objects.tags, uploads.tags. */
+export const SCHEMA_VERSION = 3
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS objects (
   files         TEXT NOT NULL,
   encryption    TEXT,
   replication   TEXT,
+  tags          TEXT,
   PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
@@ -47,7 +48,8 @@ CREATE TABLE IF NOT EXISTS uploads (
   meta       TEXT NOT NULL,
   checksum_algorithm TEXT,
   checksum_type      TEXT,
-  encryption TEXT
+  encryption TEXT,
+  tags       TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, upload_id);
 CREATE TABLE IF NOT EXISTS parts (
@@ -93,6 +95,10 @@ export function openDatabase(dataDir: string): Database.Database {
       // Version 1 had no replication column (its other tables are created above if missing).
       const columns = db.prepare("SELECT name FROM pragma_table_info('objects')").all() as Array<{ name: string }>
       if (!columns.some((c) => c.name === 'replication')) db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
+      // Version 2 had no object tags.
+      if (!columns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE objects ADD COLUMN tags TEXT')
+      const uploadColumns = db.prepare("SELECT name FROM pragma_table_info('uploads')").all() as Array<{ name: string }>
+      if (!uploadColumns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE uploads ADD COLUMN tags TEXT')
       db.pragma(`user_version = ${SCHEMA_VERSION}`)
     })()
   } catch (err) {
