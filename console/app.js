@@ -288,7 +288,8 @@ async function loadObjects(reset) {
       el('td', { className: 'key mono', text: o.key }),
       el('td', { className: 'num', text: formatSize(o.size), title: `${o.size} bytes` }),
       el('td', { text: formatDate(o.lastModified) }),
-      el('td', {}, badge(objectEncryptionLabel(o.encryption), o.encryption !== null, o.encryption ? `KMS key: ${o.encryption.keyId}` : 'Stored as sent')),
+      el('td', {}, badge(objectEncryptionLabel(o.encryption), o.encryption !== null, o.encryption ? `KMS key: ${o.encryption.keyName ?? o.encryption.keyId}` : 'Stored as sent')),
+      el('td', { className: 'tags', text: o.tags.length ? o.tags.map((t) => `${t.key}=${t.value}`).join(', ') : '—' }),
     ))
   $('object-rows').append(...rows)
   bucketState.next = page.truncated ? page.next : undefined

@@ -98,6 +98,13 @@ async function objectEncryption(page: Page, key: string): Promise<string> {
   return (await row.locator('td').nth(3).textContent()) ?? ''
 }
 
+/** Cell `n` of an object's row in the Objects tab. */
+async function objectCell(page: Page, key: string, n: number): Promise<string> {
+  const row = page.locator('#object-rows tr', { has: page.getByRole('cell', { name: key, exact: true }) })
+  await row.waitFor()
+  return (await row.locator('td').nth(n).textContent()) ?? ''
+}
+
 const bucketRule = async (s3: S3Client, Bucket: string) =>
   (await s3.send(new GetBucketEncryptionCommand({ Bucket }))).ServerSideEncryptionConfiguration?.Rules?.[0]
 
@@ -256,9 +263,13 @@ describe('web console, oss mode', () => {
     expect((await bucketRule(s3, 'photos'))?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm).toBe('aws:kms')
     const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'after.txt', Body: 'written after encryption was set' }))
     expect(put.ServerSideEncryption).toBe('aws:kms')
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'tagged.txt', Body: 'with tags', Tagging: 'camera=leica&year=2026' }))
     await page.getByRole('tab', { name: 'Objects' }).click()
     expect(await objectEncryption(page, 'after.txt')).toBe('SSE-KMS')
     expect(await objectEncryption(page, 'before.txt')).toBe('none')
+    // The Objects tab shows each object's tags (issue 12 item 2).
+    expect(await objectCell(page, 'tagged.txt', 4)).toBe('camera=leica, year=2026')
+    expect(await objectCell(page, 'before.txt', 4)).toBe('—')
 
     // Settings again: Modify → Disabled → OK; GetBucketEncryption is 404 again.
     await page.getByRole('tab', { name: 'Settings' }).click()

@@ -58,6 +58,8 @@ export interface ObjectView {
   etag: string
   /** How the stored object is encrypted (from its row); null: stored as plaintext. */
   encryption: StoredEncryption | null
+  /** The object's tags, in order. */
+  tags: Array<{ key: string; value: string }>
 }
 
 const MANAGED_PREFIX = 's3-sse/'
@@ -134,6 +136,7 @@ export async function listObjects(state: ServerState, user: User, name: string, 
       lastModified: new Date(o.lastModified).toISOString(),
       etag: o.etag,
       encryption: o.encryption ?? null,
+      tags: o.tags ?? [],
     })),
     truncated,
     ...(truncated ? { next: page[page.length - 1].key } : {}),

@@ -71,6 +71,7 @@ export interface ObjectSummary {
 
 export interface ObjectDetails extends ObjectSummary {
   encryption?: StoredEncryption
+  tags?: TagSet
 }
 
 export interface UploadRow {
@@ -191,7 +192,7 @@ export interface MetaStore {
   deleteObject(bucket: string, key: string): Promise<BlobId[] | null>
   /** Keys after `after` that start with `prefix`, in order. */
   listObjects(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectSummary[]>
-  /** listObjects with how each object is encrypted (the web console's listing). */
+  /** listObjects with how each object is encrypted and its tags (the web console's listing). */
   listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]>
 
   // -------------------------------------------------------------- multipart uploads

@@ -24,6 +24,7 @@ import type {
   ReplicationItem,
   UploadRow,
 } from '../index.js'
+import type { StoredEncryption } from '../../../s3/sse.js'
 import type { TagSet } from '../../../s3/tagging.js'
 import { SqliteQueue } from './queue.js'
 import {
@@ -95,7 +96,7 @@ export class SqliteMetaStore implements MetaStore {
          ORDER BY key LIMIT @limit`,
       ),
       listObjectDetails: db.prepare(
-        `SELECT key, size, etag, last_modified AS lastModified, encryption FROM objects
+        `SELECT key, size, etag, last_modified AS lastModified, encryption, tags FROM objects
          WHERE bucket = @bucket AND key > @after AND key >= @prefix AND (@upper IS NULL OR key < @upper)
          ORDER BY key LIMIT @limit`,
       ),
@@ -255,8 +256,12 @@ export class SqliteMetaStore implements MetaStore {
 
   listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]> {
     return this.run(() => {
-      const rows = this.stmts.listObjectDetails.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as Array<ObjectSummary & { encryption: string | null }>
-      return rows.map(({ encryption, ...o }) => (encryption ? { ...o, encryption: JSON.parse(encryption) } : o))
+      const rows = this.stmts.listObjectDetails.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as Array<ObjectSummary & { encryption: string | null; tags: string | null }>
+      return rows.map(({ encryption, tags, ...o }) => ({
+        ...o,
+        ...(encryption ? { encryption: JSON.parse(encryption) as StoredEncryption } : {}),
+        ...(tags ? { tags: JSON.parse(tags) as TagSet } : {}),
+      }))
     })
   }
 
