@@ -47,6 +47,7 @@ export type S3ErrorCode =
   | 'MissingContentLength'
   | 'MissingSecurityHeader'
   | 'NoSuchBucket'
+  | 'NoSuchBucketPolicy'
   | 'NoSuchKey'
   | 'NoSuchUpload'
   | 'NoSuchVersion'
@@ -119,6 +120,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   MissingContentLength: { status: 411, message: 'You must provide the Content-Length HTTP header.' },
   MissingSecurityHeader: { status: 400, message: 'Your request is missing a required header.' },
   NoSuchBucket: { status: 404, message: 'The specified bucket does not exist' },
+  NoSuchBucketPolicy: { status: 404, message: 'The bucket policy does not exist' },
   NoSuchKey: { status: 404, message: 'The specified key does not exist.' },
   NoSuchUpload: {
     status: 404,

@@ -29,6 +29,8 @@ export interface RequestContext {
   user?: User
   payload?: PayloadMode
   presigned?: boolean
+  /** The S3 operation (set once routed), for authorisation. */
+  op?: string
   /** Authenticated with Signature Version 2 (aws mode only), not SigV4. */
   sigV2?: boolean
   /** 100 Continue sent (or not needed). */

@@ -81,13 +81,16 @@ export type Operation =
   | 'GetBucketReplication'
   | 'PutBucketReplication'
   | 'DeleteBucketReplication'
+  | 'GetBucketPolicy'
+  | 'PutBucketPolicy'
+  | 'DeleteBucketPolicy'
   | 'GetObjectTagging'
   | 'PutObjectTagging'
   | 'DeleteObjectTagging'
 
 /** Bucket subresources this server does not implement: answered NotImplemented rather than misread. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
-  'acl', 'policy', 'policyStatus', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification',
+  'acl', 'policyStatus', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification',
   'requestPayment', 'object-lock', 'ownershipControls', 'publicAccessBlock', 'accelerate',
   'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'versioning', 'restore', 'select',
   'attributes', 'retention', 'legal-hold', 'torrent',
@@ -106,6 +109,7 @@ export function selectOperation(method: string, target: Target, query: Map<strin
         if (method === 'HEAD') return 'HeadBucket'
         if (query.has('encryption')) return 'GetBucketEncryption'
         if (query.has('replication')) return 'GetBucketReplication'
+        if (query.has('policy')) return 'GetBucketPolicy'
         if (query.has('location')) return 'GetBucketLocation'
         if (query.has('versioning')) return 'GetBucketVersioning'
         if (query.has('versions')) return 'ListObjectVersions'
@@ -115,11 +119,13 @@ export function selectOperation(method: string, target: Target, query: Map<strin
       case 'PUT':
         if (query.has('encryption')) return 'PutBucketEncryption'
         if (query.has('replication')) return 'PutBucketReplication'
+        if (query.has('policy')) return 'PutBucketPolicy'
         rejectUnsupported(query)
         return 'CreateBucket'
       case 'DELETE':
         if (query.has('encryption')) return 'DeleteBucketEncryption'
         if (query.has('replication')) return 'DeleteBucketReplication'
+        if (query.has('policy')) return 'DeleteBucketPolicy'
         rejectUnsupported(query)
         return 'DeleteBucket'
       case 'POST':

@@ -20,6 +20,7 @@ import * as multipart from './handlers/multipart.js'
 import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
 import * as replication from './handlers/replication.js'
+import * as policy from './handlers/policy.js'
 import * as tagging from './handlers/tagging.js'
 import { parseQuery, sendError, type RequestContext } from './http.js'
 import type { MetaStore } from './meta/index.js'
@@ -61,6 +62,9 @@ const HANDLERS: Record<Operation, Handler> = {
   GetBucketReplication: replication.getBucketReplication,
   PutBucketReplication: replication.putBucketReplication,
   DeleteBucketReplication: replication.deleteBucketReplication,
+  GetBucketPolicy: policy.getBucketPolicy,
+  PutBucketPolicy: policy.putBucketPolicy,
+  DeleteBucketPolicy: policy.deleteBucketPolicy,
   GetObjectTagging: tagging.getObjectTagging,
   PutObjectTagging: tagging.putObjectTagging,
   DeleteObjectTagging: tagging.deleteObjectTagging,
@@ -140,6 +144,7 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     ctx.queryPairs = parseQuery(target.rawQuery)
     for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
+    ctx.op = op
     if (op !== 'PostObject') {
       const transport: TransportRequest = { op, bucket: ctx.bucket, key: ctx.key, uploadId: ctx.query.get('uploadId'), headers: req.headers }
       if (isSigV2(ctx) && state.config.mode !== 'aws') await refuseSigV2(state, transport, secure)

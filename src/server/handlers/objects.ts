@@ -27,6 +27,7 @@ import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext }
 import type { BucketRow, ObjectRow, StoredChecksum } from '../meta/index.js'
 import { readObject, stageObject, tapStream } from '../sealed.js'
 import type { StagedBlob } from '../store/blob.js'
+import { authorize } from '../authorize.js'
 import { isoDate, readXmlBody, requireBucket, requireObject, viewOf } from './common.js'
 
 function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, string> {
@@ -168,13 +169,15 @@ export async function deleteObject(ctx: RequestContext): Promise<void> {
 }
 
 export async function deleteObjects(ctx: RequestContext): Promise<void> {
-  const bucket = await requireBucket(ctx)
+  // The bucket must exist and be visible; each key needs s3:DeleteObject (checked below).
+  const bucket = await requireBucket(ctx, ctx.bucket, { action: 's3:DeleteObject', key: '*' })
   const { quiet, keys } = parseDeleteObjects(await readXmlBody(ctx))
   const deleted: Array<{ Key: string }> = []
   const errors: Array<{ Key: string; Code: string; Message: string }> = []
   for (const key of keys) {
     try {
       validateKey(key)
+      await authorize(ctx, bucket, { action: 's3:DeleteObject', key })
       await deleteStored(ctx.state, bucket.name, key)
       if (!quiet) deleted.push({ Key: key })
     } catch (err) {
@@ -189,8 +192,9 @@ export async function deleteObjects(ctx: RequestContext): Promise<void> {
 export async function copySource(ctx: RequestContext): Promise<{ bucket: BucketRow; obj: ObjectRow }> {
   const raw = header(ctx, 'x-amz-copy-source')!
   const src = parseCopySource(raw)
-  const bucket = await requireBucket(ctx, src.bucket)
   validateKey(src.key)
+  // The source needs s3:GetObject on its key, whoever owns its bucket.
+  const bucket = await requireBucket(ctx, src.bucket, { action: 's3:GetObject', key: src.key })
   const obj = await ctx.state.meta.getObject(bucket.name, src.key)
   if (!obj) throw s3Error('NoSuchKey')
   if (src.versionId !== undefined && src.versionId !== 'null') throw s3Error('NoSuchVersion')

@@ -84,16 +84,17 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     }
     ctx.user = await lookupUser(ctx.state, accessKey)
     if (!bucket) throw s3Error('NoSuchBucket')
-    await requireBucket(ctx)
     const template = fields.get('key')
     if (template === undefined) throw s3Error('InvalidArgument', 'Bucket POST must contain a field named \'key\'.')
     const key = postObjectKey(template, file.filename)
     validateKey(key)
     ctx.key = key
-    const limits = evaluatePostPolicy(policy, new Map([...fields, ['bucket', bucket.name]]), Date.now())
-
     const headerFields: Record<string, string> = {}
     for (const [name, value] of fields) headerFields[name] = value
+    // s3:PutObject on the key, with the form's SSE fields as the condition values.
+    await requireBucket(ctx, bucket.name, { action: 's3:PutObject', key, headers: headerFields })
+    const limits = evaluatePostPolicy(policy, new Map([...fields, ['bucket', bucket.name]]), Date.now())
+
     const stored = storedHeadersFrom(headerFields)
     // The form's tagging field is a Tagging document (S3 API reference, PostObject).
     const tagging = fields.get('tagging')

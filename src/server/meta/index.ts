@@ -239,6 +239,8 @@ export interface MetaStore {
   // -------------------------------------------------------------- users
   /** A user of the server by access key (root is not among them: it comes from the configuration). */
   lookupUser(accessKey: string): Promise<User | undefined>
+  /** A user of the server by name (bucket policies name their principals so). */
+  lookupUserByName(name: string): Promise<User | undefined>
 
   // -------------------------------------------------------------- the crash sweep
   /** Every blob id a row references (objects and parts). */

@@ -377,6 +377,10 @@ export class SqliteMetaStore implements MetaStore {
 
   // ------------------------------------------------------------------ users and the sweep
 
+  async lookupUserByName(name: string): Promise<User | undefined> {
+    return this.users.list().find((u) => u.name === name)
+  }
+
   async lookupUser(accessKey: string): Promise<User | undefined> {
     return this.users.lookup(accessKey)
   }
