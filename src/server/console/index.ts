@@ -203,6 +203,13 @@ export class ConsoleService {
         return api.deleteEncryption(s, user, r[1])
       })
     }
+    if (is('buckets', '*', 'policy')) {
+      return this.methods(ctx, ['GET', 'PUT', 'DELETE'], async () => {
+        if (ctx.method === 'GET') return api.getPolicy(s, user, r[1])
+        if (ctx.method === 'PUT') return api.putPolicy(s, user, r[1], await readJson(ctx))
+        return api.deletePolicy(s, user, r[1])
+      })
+    }
     if (is('kms', 'keys')) return this.methods(ctx, ['GET'], async () => api.listKeys(s, user))
     throw consoleError('S3SSE_CONSOLE_NOT_FOUND', 'There is no such console API.')
   }
