@@ -171,8 +171,9 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_KMS_KEY_NOT_FOUND: { s3: 'InvalidArgument', message: 'The KMS key does not exist.' },
   S3SSE_KMS_CONTEXT_MISMATCH: { s3: 'AccessDenied', message: 'The KMS encryption context does not match.' },
   S3SSE_KMS_KEY_DISABLED: { s3: 'AccessDenied', message: 'The KMS key is disabled.' },
-  // SSE-C: the key given is not the one the object was written with.
+  // SSE-C: the key given is not the one the object was written with; or none was given.
   S3SSE_CUSTOMER_KEY_MISMATCH: { s3: 'AccessDenied' },
+  S3SSE_CUSTOMER_KEY_MISSING: { s3: 'InvalidRequest', message: 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.' },
   S3SSE_BACKEND_UNAVAILABLE: { s3: 'InternalError', message: 'No crypto backend is available.' },
   S3SSE_CRYPTO_FAILURE: { s3: 'InternalError' },
   // The stores (BlobStore, MetaStore). A full or failing disk is a service that cannot take

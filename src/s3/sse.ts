@@ -22,6 +22,10 @@ export type ServerMode = 'oss' | 'aws'
 export type SseAlgorithm = 'aws:kms' | 'AES256'
 
 export const SSE_ALGORITHMS: readonly SseAlgorithm[] = ['aws:kms', 'AES256']
+/** How a stored object can be encrypted: the SSE algorithms, or SSE-C (a customer-provided key, aws mode). */
+export type StoredAlgorithm = SseAlgorithm | 'SSE-C'
+/** The key id SSE-C objects record (there is no KMS key). */
+export const SSE_C_KEY_ID = 'sse-c'
 
 /** A bucket's default-encryption setting (one rule, as S3 allows). */
 export interface BucketEncryption {
@@ -33,7 +37,9 @@ export interface BucketEncryption {
 
 /** The encryption a write gets. null from the decision means: stored as plaintext. */
 export interface EncryptionDecision {
-  algorithm: SseAlgorithm
+  algorithm: StoredAlgorithm
+  /** SSE-C: the request's customer key (checked: AES256, 32 bytes, matching MD5). */
+  customerKey?: CustomerKey
   /** KMS key id or alias the data key comes from. */
   keyId: string
   /**
@@ -50,7 +56,7 @@ export interface EncryptionDecision {
 
 /** What a stored object says about its encryption (from its manifest). */
 export interface StoredEncryption {
-  algorithm: SseAlgorithm
+  algorithm: StoredAlgorithm
   keyId: string
   /** How the write named its KMS key (EncryptionDecision.keyName); reported instead of keyId. */
   keyName?: string
@@ -256,9 +262,9 @@ export function decideWriteEncryption(input: WriteEncryptionInput): EncryptionDe
     if (h.sse !== undefined || h.kmsKeyId !== undefined || h.context !== undefined) {
       throw err('InvalidArgument', 'Server Side Encryption with Customer provided key is incompatible with the encryption method specified')
     }
-    // The headers are checked as S3 checks them, so a client hears about a bad key first.
-    customerKeyFrom(h)
-    throw err('NotImplemented', 'Server Side Encryption with customer-provided keys (SSE-C) is not supported by this server')
+    // SSE-C: the customer's key, checked as S3 checks it, overrides any bucket default.
+    const customerKey = customerKeyFrom(h)!
+    return { algorithm: 'SSE-C', keyId: SSE_C_KEY_ID, createKey: false, bucketKey: false, customerKey }
   }
   if (h.sse !== undefined && !(SSE_ALGORITHMS as readonly string[]).includes(h.sse)) {
     throw err('InvalidArgument', `The encryption method specified is not supported: x-amz-server-side-encryption must be AES256 or aws:kms, not "${h.sse}"`)
@@ -300,17 +306,17 @@ export function decideWriteEncryption(input: WriteEncryptionInput): EncryptionDe
 
 /**
  * GetObject and HeadObject in aws mode: S3 refuses SSE-KMS/SSE-S3 request headers on reads
- * (they only make sense on writes). oss mode ignores them, as it ignores them on writes.
+ * (they only make sense on writes); SSE-C headers are the key of an SSE-C object, returned
+ * checked (checkCustomerKeyForObject decides whether the object wants them). oss mode
+ * ignores them all, as it ignores them on writes.
  */
-export function checkReadHeaders(mode: ServerMode, h: HeaderBag): void {
-  if (mode !== 'aws') return
+export function checkReadHeaders(mode: ServerMode, h: HeaderBag): CustomerKey | undefined {
+  if (mode !== 'aws') return undefined
   const s = sseRequestHeaders(h)
   if (s.sse !== undefined || s.kmsKeyId !== undefined || s.context !== undefined || s.bucketKeyEnabled !== undefined) {
     throw err('InvalidArgument', 'x-amz-server-side-encryption headers are not allowed on GET and HEAD requests: an encrypted object is decrypted without them')
   }
-  if (s.customerAlgorithm !== undefined || s.customerKey !== undefined) {
-    throw err('InvalidArgument', 'The object was not stored with a customer-provided key (SSE-C); do not send SSE-C headers')
-  }
+  return parseCustomerKey(h)
 }
 
 // ---------------------------------------------------------------- transport
@@ -354,7 +360,7 @@ export type ReportingOperation =
  * the encryption a write asked for or the header of a manifest: the one place either becomes it.
  */
 export function storedEncryption(
-  e: { algorithm: SseAlgorithm; keyId: string; bucketKey?: boolean; keyName?: string } | null | undefined,
+  e: { algorithm: StoredAlgorithm; keyId: string; bucketKey?: boolean; keyName?: string } | null | undefined,
   keyName: string | undefined = e?.keyName,
 ): StoredEncryption | undefined {
   if (!e) return undefined
@@ -369,7 +375,8 @@ export function storedEncryption(
  * aws mode also names the KMS key and reports bucket keys, as S3 does.
  */
 export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | null | undefined): Record<string, string> {
-  if (!enc) return {}
+  // SSE-C objects answer with the customer headers of the request instead (customerKeyResponseHeaders).
+  if (!enc || enc.algorithm === 'SSE-C') return {}
   const out: Record<string, string> = { 'x-amz-server-side-encryption': enc.algorithm }
   if (mode === 'aws') {
     if (enc.algorithm === 'aws:kms') out['x-amz-server-side-encryption-aws-kms-key-id'] = enc.keyName ?? enc.keyId
@@ -494,7 +501,7 @@ export function etagOf(what: 'object' | 'part', protection: EtagProtection, plai
 }
 
 /** The protection of a write or a stored object, for its ETag. */
-export function etagProtection(e: { algorithm: SseAlgorithm } | null | undefined): EtagProtection {
+export function etagProtection(e: { algorithm: StoredAlgorithm } | null | undefined): EtagProtection {
   return e ? e.algorithm : 'plain'
 }
 

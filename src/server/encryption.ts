@@ -18,7 +18,9 @@ import {
   decideWriteEncryption,
   kmsKeyRef,
   sseRequestHeaders,
+  SSE_C_MESSAGES,
   type BucketEncryption,
+  type CustomerKey,
   type EncryptionDecision,
   type StoredEncryption,
 } from '../s3/sse.js'
@@ -84,12 +86,13 @@ export function encryptionFor(state: ServerState, bucket: BucketRow, headers: He
  * What the object layer needs to carry out an encryption decision (null: plaintext), and how
  * the write named its KMS key (`keyName`, which responses report; the object layer ignores it).
  */
-export type WriteEncryption = EncryptionRequest & { keyName?: string }
+export type WriteEncryption = EncryptionRequest & { keyName?: string; customer?: CustomerKey }
 
 export function encryptionRequest(state: ServerState, decision: EncryptionDecision | null): WriteEncryption | null {
   if (!decision) return null
   return {
     ...(decision.keyName !== undefined ? { keyName: decision.keyName } : {}),
+    ...(decision.customerKey ? { customer: decision.customerKey, customerKey: decision.customerKey.key } : {}),
     algorithm: decision.algorithm,
     kms: state.kms,
     keyId: decision.keyId,
@@ -170,6 +173,13 @@ export async function carriesKmsData(state: ServerState, req: TransportRequest):
 /** Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's messages). */
 export async function enforceTransport(state: ServerState, req: TransportRequest, how: { secure: boolean; sigV4: boolean }): Promise<void> {
   checkTransport({ carriesKmsData: await carriesKmsData(state, req), secure: how.secure, sigV4: how.sigV4 })
+  // A customer key (SSE-C, aws mode) travels only over TLS, for the object or a copy's source.
+  if (!how.secure && state.config.mode === 'aws') {
+    const names = Object.keys(req.headers)
+    if (names.some((n) => n.startsWith('x-amz-server-side-encryption-customer-') || n.startsWith('x-amz-copy-source-server-side-encryption-customer-'))) {
+      throw s3Error('InvalidRequest', SSE_C_MESSAGES.insecure)
+    }
+  }
 }
 
 /**

@@ -29,7 +29,7 @@ import {
 import { parseTaggingHeader } from '../../s3/tagging.js'
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
 import { completeUpload, decodeManifest, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
-import { etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
+import { checkCustomerKeyForObject, customerKeyResponseHeaders, etagIsPlainMd5, etagOf, etagProtection, parseCustomerKey, type CustomerKey } from '../../s3/sse.js'
 import { checksumFromHeaders, WriteBody } from '../body.js'
 import { abortUpload, commitPart, completeUpload as commitUpload, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
@@ -87,6 +87,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
     ...checksumHeaders(upload),
     ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+    ...customerKeyResponseHeaders(encryption?.customer),
   })
 }
 
@@ -95,8 +96,10 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
   const upload = await requireUpload(ctx)
   const partNumber = parsePartNumber(ctx.query.get('partNumber'))
   const protection = etagProtection(upload.encryption)
+  // Every part of an SSE-C upload carries the upload's customer key (a wrong one is 403).
+  const customer = uploadCustomerKey(ctx, upload)
   const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm, etagMd5: etagIsPlainMd5(protection) })
-  const staged = await stagePart(ctx.state.blobs, upload.state as UploadState, kmsAccess(ctx.state), partNumber, body.stream())
+  const staged = await stagePart(ctx.state.blobs, upload.state as UploadState, { ...kmsAccess(ctx.state), ...(customer ? { customerKey: customer.key } : {}) }, partNumber, body.stream())
   let verified
   try {
     verified = await body.verify()
@@ -120,7 +123,15 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
     etag: `"${part.etag}"`,
     ...(part.checksum ? { [checksumHeader(part.checksum.algorithm)]: part.checksum.value } : {}),
     ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+    ...customerKeyResponseHeaders(customer),
   })
+}
+
+/** The customer key an SSE-C upload's part requests must carry; none for any other upload. */
+function uploadCustomerKey(ctx: RequestContext, upload: UploadRow): CustomerKey | undefined {
+  const given = ctx.state.config.mode === 'aws' ? parseCustomerKey(ctx.req.headers) : undefined
+  checkCustomerKeyForObject(upload.encryption?.algorithm === 'SSE-C', given)
+  return given
 }
 
 export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
@@ -131,6 +142,9 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
   const range = parseCopySourceRange(header(ctx, 'x-amz-copy-source-range'), src.obj.size) ?? { start: 0, end: src.obj.size - 1 }
   if (range.end - range.start + 1 > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
   const protection = etagProtection(upload.encryption)
+  const customer = uploadCustomerKey(ctx, upload)
+  const sourceKey = ctx.state.config.mode === 'aws' ? parseCustomerKey(ctx.req.headers, 'copy-source') : undefined
+  checkCustomerKeyForObject(src.obj.encryption?.algorithm === 'SSE-C', sourceKey)
   const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
   const digest = upload.checksumAlgorithm ? createDigest(upload.checksumAlgorithm) : undefined
   let size = 0
@@ -139,13 +153,14 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
     { manifest: decodeManifest(src.obj.manifest), blobs: src.obj.blobs, context: { bucket: src.bucket.name, key: src.obj.key } },
     range,
     upload.state as UploadState,
-    kmsAccess(ctx.state),
+    { ...kmsAccess(ctx.state), ...(customer ? { customerKey: customer.key } : {}) },
     partNumber,
     (chunk) => {
       size += chunk.length
       md5?.update(chunk)
       digest?.update(chunk)
     },
+    { ...kmsAccess(ctx.state), ...(sourceKey ? { customerKey: sourceKey.key } : {}) },
   )
   const part: PartRow = {
     uploadId: upload.uploadId,
@@ -166,7 +181,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
       LastModified: isoDate(part.lastModified),
       ...(part.checksum ? { [`Checksum${part.checksum.algorithm}`]: part.checksum.value } : {}),
     }),
-    sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+    { ...sseResponseHeaders(ctx.state.config.mode, upload.encryption), ...customerKeyResponseHeaders(customer) },
   )
 }
 

@@ -18,8 +18,8 @@ import {
 import { copyTags, parseTaggingDirective, parseTaggingHeader, taggingCountHeader } from '../../s3/tagging.js'
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { isS3sseError } from '../../errors.js'
-import { decodeManifest, rewrap, type Manifest } from '../../object/index.js'
-import { checkReadHeaders, copyEtag, etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
+import { decodeManifest, rewrap, verifyManifest, type Manifest } from '../../object/index.js'
+import { checkCustomerKeyForObject, checkReadHeaders, copyEtag, customerKeyResponseHeaders, etagIsPlainMd5, etagOf, etagProtection, parseCustomerKey } from '../../s3/sse.js'
 import { WriteBody } from '../body.js'
 import { commitObject, deleteObject as deleteStored, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
@@ -74,7 +74,12 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     tags,
   })
   await commitObject(ctx.state, row, [staged.blob], { precondition })
-  sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
+  sendEmpty(ctx, 200, {
+    etag: `"${row.etag}"`,
+    ...checksumResponseHeaders(checksum),
+    ...sseResponseHeaders(ctx.state.config.mode, row.encryption),
+    ...customerKeyResponseHeaders(encryption?.customer),
+  })
 }
 
 /** `?partNumber=N` on GET/HEAD: the byte range of that part (S3 API reference, GetObject). */
@@ -91,11 +96,14 @@ function partRange(obj: ObjectRow, manifest: Manifest, partNumber: number): Byte
 async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void> {
   const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
-  checkReadHeaders(ctx.state.config.mode, ctx.req.headers)
+  const customer = checkReadHeaders(ctx.state.config.mode, ctx.req.headers)
+  const access = { ...kmsAccess(ctx.state), ...(customer ? { customerKey: customer.key } : {}) }
   const versionId = ctx.query.get('versionId')
   for (let attempt = 0; ; attempt++) {
     const obj = await requireObject(ctx, bucket.name, ctx.key)
     if (versionId !== undefined && versionId !== 'null') throw s3Error('NoSuchVersion')
+    // An SSE-C object needs its key (a wrong one is 403 below); SSE-C headers suit no other.
+    checkCustomerKeyForObject(obj.encryption?.algorithm === 'SSE-C', customer)
     try {
       checkReadPreconditions(
         {
@@ -127,9 +135,11 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       overrides: responseOverrides(ctx.query),
     })
     if (partNumber !== undefined) headers['x-amz-mp-parts-count'] = String(manifest.parts.length)
-    Object.assign(headers, taggingCountHeader(obj.tags))
+    Object.assign(headers, taggingCountHeader(obj.tags), customerKeyResponseHeaders(customer))
     const status = range ? 206 : 200
     if (!withBody) {
+      // HEAD of an SSE-C object checks the key as GET does, before any header is sent.
+      if (customer) await verifyManifest(manifest, { context: { bucket: bucket.name, key: ctx.key }, ...access })
       startBody(ctx, status, headers)
       ctx.res.end()
       return
@@ -139,7 +149,7 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       stream = await readObject(
         ctx.state.blobs,
         { manifest, blobs: obj.blobs, context: { bucket: bucket.name, key: ctx.key } },
-        kmsAccess(ctx.state),
+        access,
         range,
       )
     } catch (err) {
@@ -219,6 +229,10 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   if (directive !== 'COPY' && directive !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown metadata directive.')
   // The destination's encryption follows its bucket's setting now, whatever the source's was.
   const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
+  // An SSE-C source is read with the key in x-amz-copy-source-server-side-encryption-customer-*.
+  const sourceKey = ctx.state.config.mode === 'aws' ? parseCustomerKey(ctx.req.headers, 'copy-source') : undefined
+  checkCustomerKeyForObject(src.obj.encryption?.algorithm === 'SSE-C', sourceKey)
+  const sourceAccess = { ...kmsAccess(ctx.state), ...(sourceKey ? { customerKey: sourceKey.key } : {}) }
   const sameObject = src.bucket.name === bucket.name && src.obj.key === ctx.key
   if (sameObject && directive === 'COPY' && !encryption && !src.obj.encryption && header(ctx, 'x-amz-checksum-algorithm') === undefined) {
     throw s3Error(
@@ -243,7 +257,9 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   const srcProtection = etagProtection(src.obj.encryption)
   // An SSE-S3 copy's ETag is its plaintext's MD5, which a re-wrap of an SSE-KMS source cannot know.
   const rewrapKnowsEtag = !(etagIsPlainMd5(protection) && !etagIsPlainMd5(srcProtection))
-  if (encryption && srcManifest.encryption && keepsChecksum && rewrapKnowsEtag) {
+  // Re-wrapping needs a KMS on both sides: an SSE-C source or destination is re-encrypted.
+  const kmsBothSides = encryption?.algorithm !== 'SSE-C' && srcManifest.encryption?.algorithm !== 'SSE-C'
+  if (encryption && srcManifest.encryption && keepsChecksum && rewrapKnowsEtag && kmsBothSides) {
     // Encrypted to encrypted, whole object, one KMS: re-wrap the data key for the new
     // context and keep the sealed bytes (a cheap copy of the blobs, not re-encrypted).
     manifest = await rewrap(srcManifest, {
@@ -259,7 +275,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     const algorithm: ChecksumAlgorithm | undefined = requested ?? src.obj.checksum?.algorithm
     const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
     const digest = algorithm ? createDigest(algorithm) : undefined
-    const plain = await readObject(ctx.state.blobs, { manifest: srcManifest, blobs: src.obj.blobs, context: srcContext }, kmsAccess(ctx.state))
+    const plain = await readObject(ctx.state.blobs, { manifest: srcManifest, blobs: src.obj.blobs, context: srcContext }, sourceAccess)
     const tapped = tapStream(plain, (chunk) => {
       md5?.update(chunk)
       digest?.update(chunk)
@@ -292,6 +308,6 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
       LastModified: isoDate(row.lastModified),
       ...(checksum ? { ChecksumType: checksum.type, [`Checksum${checksum.algorithm}`]: checksum.value } : {}),
     }),
-    sseResponseHeaders(ctx.state.config.mode, row.encryption),
+    { ...sseResponseHeaders(ctx.state.config.mode, row.encryption), ...customerKeyResponseHeaders(encryption?.customer) },
   )
 }
