@@ -66,9 +66,14 @@ export function objectRow(o: ObjectRowInput): ObjectRow {
   }
 }
 
-/** The replication rule a write of `key` falls under, read from the bucket row the commit sees. */
-export function replicationTarget(bucket: BucketRow, key: string): ReplicationTarget | null {
-  const rule = replicationRuleFor(bucket.settings.replication as ReplicationConfiguration | undefined, key)
+/**
+ * The replication rule a write falls under, read from the bucket row the commit sees. An SSE-C
+ * object is not replicated: its key came with the request and is not kept, so no worker could
+ * read it later.
+ */
+export function replicationTarget(bucket: BucketRow, row: Pick<ObjectRow, 'key' | 'encryption'>): ReplicationTarget | null {
+  if (row.encryption?.algorithm === 'SSE-C') return null
+  const rule = replicationRuleFor(bucket.settings.replication as ReplicationConfiguration | undefined, row.key)
   return rule ? { destination: rule.destination.bucket, destinationOwner: rule.destination.owner ?? null, ruleId: rule.id } : null
 }
 
@@ -128,7 +133,7 @@ export async function commitObject(state: ServerState, row: ObjectRow, staged: S
   await publish(state, staged)
   const result = await commitRows(state, staged.map((b) => b.id), () =>
     state.meta.commitObject(row, {
-      ...(opts.replicaOf ? { replicaOf: opts.replicaOf } : { replicate: (bucket) => replicationTarget(bucket, row.key) }),
+      ...(opts.replicaOf ? { replicaOf: opts.replicaOf } : { replicate: (bucket) => replicationTarget(bucket, row) }),
       ...(opts.precondition ? { precondition: opts.precondition } : {}),
     }),
   )
@@ -146,7 +151,7 @@ export async function commitPart(state: ServerState, part: PartRow, staged: Stag
 /** CompleteMultipartUpload: the parts' blobs (published already) become the object's. */
 export async function completeUpload(state: ServerState, uploadId: string, row: ObjectRow, opts: Pick<CommitOptions, 'precondition'> = {}): Promise<void> {
   const result = await commitRows(state, [], () =>
-    state.meta.completeUpload(uploadId, row, { replicate: (bucket) => replicationTarget(bucket, row.key), ...(opts.precondition ? { precondition: opts.precondition } : {}) }))
+    state.meta.completeUpload(uploadId, row, { replicate: (bucket) => replicationTarget(bucket, row), ...(opts.precondition ? { precondition: opts.precondition } : {}) }))
   if (result.status === 'no-upload') throw s3Error('NoSuchUpload')
   if (result.status === 'no-bucket') throw s3Error('NoSuchBucket')
 }

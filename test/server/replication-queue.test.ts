@@ -27,7 +27,7 @@ let dir: string
 let meta: SqliteMetaStore
 
 /** A write as the write path commits it: its replication decided from the bucket's rules in the transaction. */
-async function put(m: SqliteMetaStore, o: ObjectRow, opts: CommitOptions = { replicate: (b) => replicationTarget(b, o.key) }) {
+async function put(m: SqliteMetaStore, o: ObjectRow, opts: CommitOptions = { replicate: (b) => replicationTarget(b, o) }) {
   const result = await m.commitObject(o, opts)
   return result.status === 'committed' && result.queued
 }
