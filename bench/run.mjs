@@ -2,7 +2,7 @@
 // prints one summary table against the machine's limit (openssl speed on one core and on
 // all cores), writes <out>/*.json and draws <out>/summary.svg.
 //
-//   s3-sse bench [--only crypto|objects|server] [--quick] [--out DIR]
+//   s3-sse bench [--only crypto|objects|server|kms] [--quick] [--out DIR]
 import { fork } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress'
 import { fmt, gbps, printTable, sizeName } from './lib.mjs'
 import { drawSummarySvg } from './svg.mjs'
 
-export const SUITES = ['crypto', 'objects', 'server']
+export const SUITES = ['crypto', 'objects', 'server', 'kms']
 
 /**
  * Each suite module exports run(opts) → result and summarize(result) → summary rows; it runs

@@ -49,9 +49,9 @@ const SCENARIOS = (quick) => [
 
 // ---------------------------------------------------------------- processes and clients
 
-async function startServer(dataDir) {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/s3-sse.js'), 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--https-port', 'auto', '--http-port', '0'], {
-    env: { ...process.env, S3SSE_ACCESS_KEY: ACCESS_KEY, S3SSE_SECRET_KEY: SECRET_KEY },
+export async function startServer(dataDir, { args = [], env = {} } = {}) {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/s3-sse.js'), 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--https-port', 'auto', '--http-port', '0', ...args], {
+    env: { ...process.env, S3SSE_ACCESS_KEY: ACCESS_KEY, S3SSE_SECRET_KEY: SECRET_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -109,7 +109,7 @@ async function startSink(cert, key) {
 // The AWS SDK is a development dependency: loaded when the suite runs, with a clear error
 // in an installation without it.
 let sdk
-async function loadSdk() {
+export async function loadSdk() {
   if (sdk) return sdk
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true' // Node 20 is this project's floor
 
@@ -122,7 +122,7 @@ async function loadSdk() {
   return sdk
 }
 
-function client(endpoint, ca) {
+export function client(endpoint, ca) {
   const { S3Client, NodeHttpHandler } = sdk
   return new S3Client({
     region: 'us-east-1',
@@ -162,7 +162,7 @@ async function drain(stream) {
 // ---------------------------------------------------------------- measuring
 
 /** Runs `count` operations, `parallel` at a time; returns seconds of wall time. */
-async function timed(count, parallel, op) {
+export async function timed(count, parallel, op) {
   let next = 0
   const start = process.hrtime.bigint()
   await Promise.all(
@@ -246,7 +246,7 @@ async function measureRange(s3, data, size, count) {
   return out
 }
 
-async function kmsCallsTotal(server) {
+export async function kmsCallsTotal(server) {
   const text = await new Promise((resolve, reject) => {
     https.get(`${server.url}/-/metrics`, { ca: server.ca }, (res) => {
       let b = ''

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
-import { serve, userCommand } from './server/cli.js'
+import { kmsMigrate, serve, userCommand } from './server/cli.js'
 import { kmsCommand } from './keys/cli.js'
+import { kmsServe } from './kms-server/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
@@ -10,9 +11,10 @@ commands:
   serve         the S3-compatible HTTPS server (s3-sse serve --help)
   user          add | list | remove users of the server
   backend       which crypto backend loads here, and why any faster one did not
-  kms           manage the embedded KMS keys: s3-sse kms list|create|describe|rotate --data-dir DIR
+  kms           manage KMS keys: s3-sse kms list|create|describe|rotate|disable|enable (s3-sse kms help);
+                  s3-sse kms serve: the embedded keyring as an AWS KMS API server
   bench         benchmark crypto, objects and server against the machine's limit
-                  [--only crypto|objects|server] [--quick] [--out DIR (default bench/results)]
+                  [--only crypto|objects|server|kms] [--quick] [--out DIR (default bench/results)]
   version       the package version
   help          this text
 `
@@ -36,7 +38,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'user':
       return userCommand(rest)
     case 'kms':
-      return kmsCommand(rest)
+      // `kms serve` is a server (src/kms-server/); the other kms commands manage keys (src/keys/).
+      // `kms migrate` works on a data dir's objects (src/server/).
+      return rest[0] === 'serve' ? kmsServe(rest.slice(1)) : rest[0] === 'migrate' ? kmsMigrate(rest.slice(1)) : kmsCommand(rest)
     case 'bench':
       return bench(rest)
     case 'version':

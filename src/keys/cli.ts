@@ -1,22 +1,25 @@
 import { parseArgs } from 'node:util'
 import { isS3sseError } from '../errors.js'
-import { openEmbeddedKms } from './embedded.js'
 import type { KeyInfo } from './kms.js'
+import { KMS_OPTIONS, KMS_OPTIONS_USAGE, openKms, parseKmsSelection } from './open.js'
 
-export const KMS_USAGE = `usage: s3-sse kms <command> --data-dir DIR [options]
+export const KMS_USAGE = `usage: s3-sse kms <command> [--data-dir DIR | --kms aws|pkcs11 …] [options]
 
-commands (on the embedded KMS of DIR, DIR/kms/keyring):
+commands (on the embedded KMS of DIR, DIR/kms/keyring, or on the KMS --kms names):
   list                     every key: id, alias, versions, state
   create [--alias NAME] [--description TEXT]
                            a new master key (creates the keyring on first use)
   describe KEY             one key (KEY: key id, alias/NAME or NAME)
   rotate KEY               add a version and make it current; old versions keep decrypting
   disable KEY | enable KEY stop or resume all use of a key
+  alias NAME KEY           give KEY one more alias
+  serve                    the embedded keyring as an AWS KMS API server (s3-sse kms serve --help)
+  migrate                  move a data dir's objects to --kms aws|pkcs11 (s3-sse kms migrate --help)
 
 options:
-  --data-dir DIR           the server's data directory (required)
+  --data-dir DIR           the server's data directory (the embedded KMS; required for it)
   --json                   print JSON instead of text
-
+${KMS_OPTIONS_USAGE}
 The root key comes from S3SSE_KMS_ROOT_KEY (base64, 32 bytes) or DIR/kms/root.key.
 `
 
@@ -61,6 +64,7 @@ export async function kmsCommand(argv: string[], io: Io = processIo): Promise<nu
         alias: { type: 'string' },
         description: { type: 'string' },
         json: { type: 'boolean', default: false },
+        ...KMS_OPTIONS,
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -75,20 +79,28 @@ export async function kmsCommand(argv: string[], io: Io = processIo): Promise<nu
     return command === undefined && !values.help ? 2 : 0
   }
   const needsKey = ['describe', 'rotate', 'disable', 'enable'].includes(command)
-  if (!['list', 'create', ...(needsKey ? [command] : [])].includes(command)) {
+  if (!['list', 'create', 'alias', ...(needsKey ? [command] : [])].includes(command)) {
     io.err(`s3-sse kms: unknown command "${command}"\n${KMS_USAGE}`)
     return 2
   }
-  if (needsKey ? target === undefined || extra.length > 0 : target !== undefined) {
-    io.err(`s3-sse kms ${command}: ${needsKey ? 'takes one KEY' : 'takes no arguments'}\n${KMS_USAGE}`)
+  const arity = command === 'alias' ? 2 : needsKey ? 1 : 0
+  if ([target, ...extra].filter((a) => a !== undefined).length !== arity) {
+    io.err(`s3-sse kms ${command}: ${arity === 2 ? 'takes NAME and KEY' : arity === 1 ? 'takes one KEY' : 'takes no arguments'}\n${KMS_USAGE}`)
     return 2
   }
-  if (!values['data-dir']) {
+  let selection
+  try {
+    selection = parseKmsSelection(values)
+  } catch (e) {
+    io.err(`s3-sse kms: ${(e as Error).message}\n${KMS_USAGE}`)
+    return 2
+  }
+  if (selection.kind === 'embedded' && !values['data-dir']) {
     io.err(`s3-sse kms: --data-dir DIR is required\n${KMS_USAGE}`)
     return 2
   }
   try {
-    const kms = await openEmbeddedKms(values['data-dir'], { create: command === 'create' })
+    const kms = await openKms(selection, { dataDir: values['data-dir'], create: command === 'create' })
     try {
       const print = (v: KeyInfo | KeyInfo[]) =>
         io.out(values.json ? JSON.stringify(v, null, 2) + '\n' : Array.isArray(v) ? table(v) : describe(v))
@@ -99,6 +111,7 @@ export async function kmsCommand(argv: string[], io: Io = processIo): Promise<nu
         case 'rotate': print(await kms.rotateKey(target!)); break
         case 'disable': print(await kms.disableKey(target!)); break
         case 'enable': print(await kms.enableKey(target!)); break
+        case 'alias': print(await kms.createAlias(target!, extra[0])); break
       }
     } finally {
       await kms.close()

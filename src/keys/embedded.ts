@@ -9,7 +9,28 @@ import {
   ROOT_KEY_ENV, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, sealKeyring, withFileLock,
   writeNewFile, type KeyringBody, type KmsPaths, type StoredKey,
 } from './keyring.js'
-import { parseWrapped, unwrapDataKey, wrapDataKey } from './wrap.js'
+import { parseWrapped, unwrapBytes, unwrapDataKey, wrapBytes, wrapDataKey } from './wrap.js'
+
+/** An alias and the key it names (AWS KMS ListAliases). */
+export interface AliasInfo {
+  alias: string
+  keyId: string
+}
+
+/** A key's automatic rotation (AWS KMS GetKeyRotationStatus). */
+export interface RotationStatus {
+  keyId: string
+  enabled: boolean
+  periodDays?: number
+  /** When the next automatic rotation is due (ISO 8601). */
+  next?: string
+}
+
+/** AWS KMS's bounds and default for RotationPeriodInDays. */
+export const MIN_ROTATION_DAYS = 90
+export const MAX_ROTATION_DAYS = 2560
+export const DEFAULT_ROTATION_DAYS = 365
+const DAY_MS = 24 * 3600 * 1000
 
 /**
  * The embedded KMS: master keys with versions in a keyring file in the data dir
@@ -45,7 +66,7 @@ export class EmbeddedKms implements KmsAdmin {
       throw new S3sseError('S3SSE_BAD_ARGUMENT', 'a key description is a string of at most 8192 characters')
     }
     return this.mutate((body) => {
-      if (alias !== undefined && body.keys.some((k) => k.alias === alias)) {
+      if (alias !== undefined && body.keys.some((k) => hasAlias(k, alias))) {
         throw new S3sseError('S3SSE_KMS_ALIAS_EXISTS', `the alias ${alias} already names a key`)
       }
       const key = newStoredKey(alias, opts.description)
@@ -57,11 +78,11 @@ export class EmbeddedKms implements KmsAdmin {
   async ensureKey(alias: string): Promise<KeyInfo> {
     const name = normaliseAlias(alias)
     this.refresh()
-    const found = this.body.keys.find((k) => k.alias === name)
+    const found = this.body.keys.find((k) => hasAlias(k, name))
     if (found) return info(found)
     return this.mutate((body) => {
       // Checked again under the lock: two first writes to a bucket create one key.
-      const existing = body.keys.find((k) => k.alias === name)
+      const existing = body.keys.find((k) => hasAlias(k, name))
       if (existing) return info(existing)
       const key = newStoredKey(name, undefined)
       body.keys.push(key)
@@ -121,7 +142,7 @@ export class EmbeddedKms implements KmsAdmin {
     return this.mutate((body) => {
       const key = body.keys.find((k) => k.id === id)
       if (!key) throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', `no key ${id}`)
-      key.versions.push({ version: key.versions.length + 1, createdAt: new Date().toISOString(), material: newMaterial() })
+      key.versions.push({ version: key.versions.length + 1, createdAt: new Date().toISOString(), material: newMaterial(), rotation: 'ON_DEMAND' })
       key.current = key.versions.length
       return info(key)
     })
@@ -134,6 +155,92 @@ export class EmbeddedKms implements KmsAdmin {
 
   async enableKey(keyIdOrAlias: string): Promise<KeyInfo> {
     return this.setEnabled(keyIdOrAlias, true)
+  }
+
+  /**
+   * Seals 1 to MAX_WRAP_PLAINTEXT bytes of any secret under the current version of a key, in
+   * the wrapped-key layout (AWS KMS Encrypt and GenerateDataKey of any size, for `kms serve`).
+   */
+  async encryptBytes(keyIdOrAlias: string, plaintext: Uint8Array, context: EncryptionContext): Promise<{ wrapped: Uint8Array; keyId: string; keyVersion: number }> {
+    this.refresh()
+    const key = this.usable(this.resolve(keyIdOrAlias))
+    return { wrapped: wrapBytes(this.material(key.id, key.current), key.id, key.current, plaintext, context), keyId: key.id, keyVersion: key.current }
+  }
+
+  /** Opens what encryptBytes (or generateDataKey) sealed; the blob names its key. */
+  async decryptBytes(wrapped: Uint8Array, context: EncryptionContext): Promise<{ plaintext: Uint8Array; keyId: string; keyVersion: number }> {
+    this.refresh()
+    const { keyId, keyVersion } = parseWrapped(wrapped)
+    const key = this.usable(this.byId(keyId))
+    if (keyVersion > key.versions.length) {
+      throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', `key ${keyId} has no version ${keyVersion}`)
+    }
+    return { plaintext: unwrapBytes(this.material(keyId, keyVersion), wrapped, context), keyId, keyVersion }
+  }
+
+  /** Gives a key one more alias; an alias names one key only (S3SSE_KMS_ALIAS_EXISTS). */
+  async createAlias(alias: string, keyIdOrAlias: string): Promise<KeyInfo> {
+    const name = normaliseAlias(alias)
+    if (name.startsWith('alias/aws/')) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'aliases that begin with alias/aws/ are reserved')
+    this.refresh()
+    const id = this.resolve(keyIdOrAlias).id
+    return this.mutate((body) => {
+      if (body.keys.some((k) => hasAlias(k, name))) throw new S3sseError('S3SSE_KMS_ALIAS_EXISTS', `the alias ${name} already names a key`)
+      const key = body.keys.find((k) => k.id === id)
+      if (!key) throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', `no key ${id}`)
+      if (key.alias === undefined) key.alias = name
+      else key.aliases = [...(key.aliases ?? []), name]
+      return info(key)
+    })
+  }
+
+  /** Every alias with the key it names, in key order. */
+  async listAliases(): Promise<AliasInfo[]> {
+    this.refresh()
+    return this.body.keys.flatMap((k) => allAliases(k).map((alias) => ({ alias, keyId: k.id })))
+  }
+
+  /**
+   * Turns automatic rotation on (a new version every `periodDays`, counted from now) or off.
+   * The schedule lives in the keyring; `rotateDue` carries it out.
+   */
+  async setRotation(keyIdOrAlias: string, enabled: boolean, periodDays = DEFAULT_ROTATION_DAYS, now = Date.now()): Promise<RotationStatus> {
+    if (enabled && (!Number.isInteger(periodDays) || periodDays < MIN_ROTATION_DAYS || periodDays > MAX_ROTATION_DAYS)) {
+      throw new S3sseError('S3SSE_BAD_ARGUMENT', `a rotation period is ${MIN_ROTATION_DAYS} to ${MAX_ROTATION_DAYS} days`)
+    }
+    this.refresh()
+    const id = this.usable(this.resolve(keyIdOrAlias)).id
+    return this.mutate((body) => {
+      const key = body.keys.find((k) => k.id === id)
+      if (!key) throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', `no key ${id}`)
+      if (enabled) key.rotation = { periodDays, next: new Date(now + periodDays * DAY_MS).toISOString() }
+      else delete key.rotation
+      return rotationStatus(key)
+    })
+  }
+
+  /** The rotations a key has had, oldest first (AWS KMS ListKeyRotations): versions 2 and up. */
+  async listRotations(keyIdOrAlias: string): Promise<Array<{ version: number; createdAt: string; type: 'AUTOMATIC' | 'ON_DEMAND' }>> {
+    this.refresh()
+    return this.resolve(keyIdOrAlias).versions.slice(1).map((v) => ({ version: v.version, createdAt: v.createdAt, type: v.rotation ?? 'ON_DEMAND' }))
+  }
+
+  async rotationStatus(keyIdOrAlias: string): Promise<RotationStatus> {
+    this.refresh()
+    return rotationStatus(this.resolve(keyIdOrAlias))
+  }
+
+  /** Rotates every enabled key whose automatic rotation is due at `now`; returns them. */
+  async rotateDue(now = Date.now()): Promise<KeyInfo[]> {
+    this.refresh()
+    const due = (k: StoredKey) => k.enabled && k.rotation !== undefined && Date.parse(k.rotation.next) <= now
+    if (!this.body.keys.some(due)) return []
+    return this.mutate((body) => body.keys.filter(due).map((key) => {
+      key.versions.push({ version: key.versions.length + 1, createdAt: new Date(now).toISOString(), material: newMaterial(), rotation: 'AUTOMATIC' })
+      key.current = key.versions.length
+      key.rotation = { periodDays: key.rotation!.periodDays, next: new Date(now + key.rotation!.periodDays * DAY_MS).toISOString() }
+      return info(key)
+    }))
   }
 
   /** Zeroes the key material in memory; later calls fail with S3SSE_KMS_UNAVAILABLE. */
@@ -232,10 +339,10 @@ export class EmbeddedKms implements KmsAdmin {
     }
     const ref = parseKeyRef(keyIdOrAlias)
     const key = 'alias' in ref
-      ? this.body.keys.find((k) => k.alias === ref.alias)
+      ? this.body.keys.find((k) => hasAlias(k, ref.alias))
       : 'keyId' in ref
         ? this.body.keys.find((k) => k.id === ref.keyId)
-        : this.body.keys.find((k) => k.id === ref.name) ?? this.body.keys.find((k) => k.alias === `alias/${ref.name}`)
+        : this.body.keys.find((k) => k.id === ref.name) ?? this.body.keys.find((k) => hasAlias(k, `alias/${ref.name}`))
     if (!key) throw new S3sseError('S3SSE_KMS_KEY_NOT_FOUND', `no key ${JSON.stringify(keyIdOrAlias)} in this keyring`)
     return key
   }
@@ -252,6 +359,18 @@ export function normaliseAlias(alias: string): string {
     throw new S3sseError('S3SSE_BAD_ARGUMENT', 'an alias is 1 to 250 of A-Z a-z 0-9 / _ . : - (optionally after "alias/")')
   }
   return name
+}
+
+function allAliases(k: StoredKey): string[] {
+  return [...(k.alias !== undefined ? [k.alias] : []), ...(k.aliases ?? [])]
+}
+
+function hasAlias(k: StoredKey, name: string): boolean {
+  return k.alias === name || (k.aliases?.includes(name) ?? false)
+}
+
+function rotationStatus(k: StoredKey): RotationStatus {
+  return k.rotation ? { keyId: k.id, enabled: true, periodDays: k.rotation.periodDays, next: k.rotation.next } : { keyId: k.id, enabled: false }
 }
 
 /** Fresh master key material as base64 (the keyring body is JSON); the bytes are wiped. */
@@ -279,6 +398,7 @@ function info(k: StoredKey): KeyInfo {
   return {
     keyId: k.id,
     ...(k.alias !== undefined ? { alias: k.alias } : {}),
+    ...(k.aliases?.length ? { aliases: allAliases(k) } : {}),
     ...(k.description !== undefined ? { description: k.description } : {}),
     createdAt: k.createdAt,
     enabled: k.enabled,

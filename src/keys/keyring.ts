@@ -58,12 +58,18 @@ export interface KeyringBody {
 
 export interface StoredKey {
   id: string
+  /** The key's first alias (`alias/NAME`); what KeyInfo.alias reports. */
   alias?: string
+  /** Further aliases given with `createAlias` (AWS KMS allows several per key). */
+  aliases?: string[]
   description?: string
+  /** Automatic rotation is on: a new version every `periodDays`, the next one at `next`. */
+  rotation?: { periodDays: number; next: string }
   createdAt: string
   enabled: boolean
   current: number
-  versions: Array<{ version: number; createdAt: string; material: string }>
+  /** `rotation`: how the version came (versions after the first); absent in older keyrings. */
+  versions: Array<{ version: number; createdAt: string; material: string; rotation?: 'AUTOMATIC' | 'ON_DEMAND' }>
 }
 
 function rootCheck(root: Uint8Array): Buffer {
@@ -138,6 +144,8 @@ function checkBody(b: unknown, where: string): KeyringBody {
       if (v.version !== i + 1 || typeof v.material !== 'string' || Buffer.from(v.material, 'base64').length !== KEY_SIZE) throw bad(`key ${k.id} has a malformed version`)
     })
     if (!Number.isInteger(k.current) || k.current < 1 || k.current > k.versions.length) throw bad(`key ${k.id} has no current version`)
+    if (k.aliases !== undefined && (!Array.isArray(k.aliases) || k.aliases.some((a) => typeof a !== 'string'))) throw bad(`key ${k.id} has malformed aliases`)
+    if (k.rotation !== undefined && (!Number.isInteger(k.rotation.periodDays) || Number.isNaN(Date.parse(k.rotation.next)))) throw bad(`key ${k.id} has a malformed rotation schedule`)
   }
   return body
 }

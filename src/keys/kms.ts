@@ -14,6 +14,8 @@ export interface DataKey {
 export interface KeyInfo {
   keyId: string
   alias?: string
+  /** Every alias, when the key has more than one (the first is `alias`). */
+  aliases?: string[]
   description?: string
   createdAt: string
   enabled: boolean
@@ -25,13 +27,16 @@ export interface KeyInfo {
 
 /**
  * What the server and the object layer need from a key management service on the data path.
- * An external KMS (AWS KMS, a PKCS#11 HSM, …) implements this and nothing more; the embedded
- * one (./embedded.ts) also implements KmsAdmin.
+ * Any KMS may implement only this; the three of s3-sse (embedded.ts, aws.ts, pkcs11.ts) also
+ * implement KmsAdmin.
  *
  * The encryption context is bound to every wrapped blob: decrypting under any other
- * context fails with S3SSE_KMS_CONTEXT_MISMATCH. Other failures are typed too:
+ * context fails with S3SSE_KMS_CONTEXT_MISMATCH (or S3SSE_KMS_BAD_CIPHERTEXT from a KMS that
+ * cannot tell the two apart, as AWS KMS cannot). Other failures are typed too:
  * S3SSE_KMS_KEY_NOT_FOUND, S3SSE_KMS_KEY_DISABLED, S3SSE_KMS_BAD_CIPHERTEXT (the blob is
- * malformed or was altered), S3SSE_KMS_UNAVAILABLE (the service could not be reached).
+ * malformed or was altered), S3SSE_KMS_UNAVAILABLE (the service could not be reached, or
+ * throttled past the retries), S3SSE_KMS_ACCESS_DENIED (it refused our credentials),
+ * S3SSE_KMS_INVALID_STATE (e.g. a key pending deletion).
  * `keyIdOrAlias` accepts a key id, `alias/NAME`, a bare alias NAME, or an AWS-style ARN
  * (parseKeyRef below reads all of them).
  */
@@ -59,10 +64,17 @@ export interface KmsAdmin extends Kms {
   createKey(opts?: { alias?: string; description?: string }): Promise<KeyInfo>
   listKeys(): Promise<KeyInfo[]>
   rotateKey(keyIdOrAlias: string): Promise<KeyInfo>
+  /** A disabled key neither wraps nor unwraps (S3SSE_KMS_KEY_DISABLED) until enabled again. */
+  disableKey(keyIdOrAlias: string): Promise<KeyInfo>
+  enableKey(keyIdOrAlias: string): Promise<KeyInfo>
+  /** One more alias for a key; an alias names one key only (S3SSE_KMS_ALIAS_EXISTS). */
+  createAlias(alias: string, keyIdOrAlias: string): Promise<KeyInfo>
+  /** Releases what the KMS holds (sessions, connections, key material in memory). */
+  close(): Promise<void>
 }
 
 /** The methods of KmsAdmin beyond Kms. */
-export const KMS_ADMIN_METHODS = ['createKey', 'listKeys', 'rotateKey'] as const
+export const KMS_ADMIN_METHODS = ['createKey', 'listKeys', 'rotateKey', 'disableKey', 'enableKey', 'createAlias', 'close'] as const
 
 export function isKmsAdmin(kms: Kms): kms is KmsAdmin {
   const k = kms as Partial<KmsAdmin>

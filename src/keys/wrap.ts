@@ -23,6 +23,11 @@ export const WRAP_CHECK_SIZE = 16
 const IV_SIZE = 12
 const WRAP_INFO = Buffer.from('s3-sse v1 wrap', 'latin1')
 export const MAX_KEY_ID_LENGTH = 255
+/**
+ * Largest plaintext a blob of this format carries: the embedded KMS wraps KEY_SIZE-byte data
+ * keys; `s3-sse kms serve` also seals the 1 to 4096 bytes AWS KMS Encrypt accepts.
+ */
+export const MAX_WRAP_PLAINTEXT = 4096
 
 export interface WrappedHeader {
   keyId: string
@@ -48,7 +53,8 @@ export function parseWrapped(wrapped: Uint8Array): Parsed {
   }
   const idLength = wrapped[1]
   const headerLength = 2 + idLength + 4 + WRAP_NONCE_SIZE + WRAP_CHECK_SIZE
-  if (idLength === 0 || wrapped.length !== headerLength + KEY_SIZE + TAG_SIZE) {
+  const size = wrapped.length - headerLength - TAG_SIZE
+  if (idLength === 0 || size < 1 || size > MAX_WRAP_PLAINTEXT) {
     throw new S3sseError('S3SSE_KMS_BAD_CIPHERTEXT', 'the wrapped key has the wrong length for its key id')
   }
   const view = new DataView(wrapped.buffer, wrapped.byteOffset, wrapped.byteLength)
@@ -66,8 +72,8 @@ export function parseWrapped(wrapped: Uint8Array): Parsed {
     nonce,
     check,
     header: wrapped.subarray(0, pos),
-    ciphertext: wrapped.subarray(pos, pos + KEY_SIZE),
-    tag: wrapped.subarray(pos + KEY_SIZE),
+    ciphertext: wrapped.subarray(pos, pos + size),
+    tag: wrapped.subarray(pos + size),
   }
 }
 
@@ -92,6 +98,16 @@ export function wrapDataKey(master: Uint8Array, keyId: string, keyVersion: numbe
   if (master.length !== KEY_SIZE || dataKey.length !== KEY_SIZE) {
     throw new S3sseError('S3SSE_BAD_KEY_SIZE', `master and data keys must be KEY_SIZE = ${KEY_SIZE} bytes`)
   }
+  return wrapBytes(master, keyId, keyVersion, dataKey, context, nonce)
+}
+
+/** The same layout around 1 to MAX_WRAP_PLAINTEXT bytes of any secret (AWS KMS Encrypt). */
+export function wrapBytes(master: Uint8Array, keyId: string, keyVersion: number, plaintext: Uint8Array,
+  context: EncryptionContext, nonce: Uint8Array = randomBytes(WRAP_NONCE_SIZE)): Uint8Array {
+  if (master.length !== KEY_SIZE) throw new S3sseError('S3SSE_BAD_KEY_SIZE', `master keys must be KEY_SIZE = ${KEY_SIZE} bytes`)
+  if (!(plaintext instanceof Uint8Array) || plaintext.length < 1 || plaintext.length > MAX_WRAP_PLAINTEXT) {
+    throw new S3sseError('S3SSE_BAD_ARGUMENT', `a wrapped plaintext is 1 to MAX_WRAP_PLAINTEXT = ${MAX_WRAP_PLAINTEXT} bytes`)
+  }
   const id = Buffer.from(keyId, 'latin1')
   if (id.length === 0 || id.length > MAX_KEY_ID_LENGTH || !/^[\x21-\x7e]+$/.test(keyId)) {
     throw new S3sseError('S3SSE_BAD_ARGUMENT', `a key id is 1 to ${MAX_KEY_ID_LENGTH} printable ASCII characters`)
@@ -104,7 +120,7 @@ export function wrapDataKey(master: Uint8Array, keyId: string, keyVersion: numbe
   const k = wrapKeys(master, nonce)
   try {
     const headerLength = 2 + id.length + 4 + WRAP_NONCE_SIZE + WRAP_CHECK_SIZE
-    const out = new Uint8Array(headerLength + KEY_SIZE + TAG_SIZE)
+    const out = new Uint8Array(headerLength + plaintext.length + TAG_SIZE)
     out[0] = WRAP_FORMAT
     out[1] = id.length
     out.set(id, 2)
@@ -114,11 +130,11 @@ export function wrapDataKey(master: Uint8Array, keyId: string, keyVersion: numbe
     const cipher = createCipheriv('aes-256-gcm', k.key, k.iv)
     cipher.setAAD(out.subarray(0, headerLength))
     cipher.setAAD(ctx)
-    const ct = cipher.update(dataKey)
+    const ct = cipher.update(plaintext)
     cipher.final()
     out.set(ct, headerLength)
     ct.fill(0)
-    out.set(cipher.getAuthTag(), headerLength + KEY_SIZE)
+    out.set(cipher.getAuthTag(), headerLength + plaintext.length)
     return out
   } finally {
     k.wipe()
@@ -127,6 +143,14 @@ export function wrapDataKey(master: Uint8Array, keyId: string, keyVersion: numbe
 
 /** Opens a blob made by wrapDataKey with the master key version it names. */
 export function unwrapDataKey(master: Uint8Array, wrapped: Uint8Array, context: EncryptionContext): Uint8Array {
+  if (parseWrapped(wrapped).ciphertext.length !== KEY_SIZE) {
+    throw new S3sseError('S3SSE_KMS_BAD_CIPHERTEXT', `the blob does not hold a data key of KEY_SIZE = ${KEY_SIZE} bytes`)
+  }
+  return unwrapBytes(master, wrapped, context)
+}
+
+/** Opens a blob made by wrapBytes (or wrapDataKey) with the master key version it names. */
+export function unwrapBytes(master: Uint8Array, wrapped: Uint8Array, context: EncryptionContext): Uint8Array {
   const p = parseWrapped(wrapped)
   const ctx = canonicalContext(context)
   const k = wrapKeys(master, p.nonce)

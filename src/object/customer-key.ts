@@ -1,5 +1,5 @@
 /**
- * SSE-C: an object's data key from a customer-provided key (docs/FORMAT.md section 7.5).
+ * SSE-C: an object's data key from a customer-provided key (docs/FORMAT.md section 7.6).
  * The customer key is never stored: an object keeps a random salt and a salted keyed digest
  * of the key, enough to recognise the key on a later request and nothing more.
  *

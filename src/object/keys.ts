@@ -9,7 +9,7 @@ export interface EncryptionRequest {
   algorithm: Algorithm
   /** The KMS of aws:kms and AES256 (unused by SSE-C). */
   kms: Kms
-  /** SSE-C: the customer's 32-byte key (never stored; docs/FORMAT.md 7.5). */
+  /** SSE-C: the customer's 32-byte key (never stored; docs/FORMAT.md 7.6). */
   customerKey?: Uint8Array
   /** Key id or alias (oss mode: the bucket's service key alias). */
   keyId: string

@@ -8,7 +8,7 @@ import { canonicalContext, contextPairs } from '../keys/context.js'
 /** Where an object lives; bound to its wrapped key and its manifest MAC. */
 export interface ObjectContext { bucket: string; key: string }
 
-/** 'SSE-C': the data key comes from a customer-provided key (docs/FORMAT.md 7.5), not a KMS. */
+/** 'SSE-C': the data key comes from a customer-provided key (docs/FORMAT.md 7.6), not a KMS. */
 export type Algorithm = 'aws:kms' | 'AES256' | 'SSE-C'
 
 export interface ManifestPart {

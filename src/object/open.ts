@@ -13,7 +13,7 @@ import { checkManifestMac, manifestMacKey, validateManifest, type Manifest, type
  */
 export type ReadStored = (partIndex: number, start: number, end: number) => AsyncIterable<Uint8Array>
 
-/** customerKey: an SSE-C object's key (docs/FORMAT.md 7.5). */
+/** customerKey: an SSE-C object's key (docs/FORMAT.md 7.6). */
 export interface OpenOptions { context: ObjectContext; kms?: Kms; customerKey?: Uint8Array }
 
 /**

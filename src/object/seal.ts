@@ -373,10 +373,15 @@ async function* observed(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => 
  * alias when it does not exist yet, as a new object's write would. A plaintext manifest is
  * returned as it is: there is nothing to wrap (to change whether an object is encrypted, copy
  * its bytes through openObject and sealObject).
+ *
+ * With `toKms` the data key moves to another KMS (the embedded keyring → AWS KMS or an HSM):
+ * `kms` unwraps it, `toKms` wraps it with Encrypt under `keyId` (required then). The sealed
+ * data is not touched.
  */
 export async function rewrap(m: Manifest, opts: {
-  kms: Kms; from: ObjectContext; to: ObjectContext; keyId?: string; extraContext?: Record<string, string>; algorithm?: Algorithm; createKey?: boolean
+  kms: Kms; from: ObjectContext; to: ObjectContext; keyId?: string; extraContext?: Record<string, string>; algorithm?: Algorithm; createKey?: boolean; toKms?: Kms
 }): Promise<Manifest> {
+  if (opts.toKms && !opts.keyId) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'rewrap into another KMS needs the keyId to wrap under there')
   const opened = await prepareOpen(m, { context: opts.from, kms: opts.kms })
   const dataKey = opened.dataKey
   try {
@@ -389,7 +394,10 @@ export async function rewrap(m: Manifest, opts: {
     const context = objectEncryptionContext(to, opts.extraContext ?? oldExtra)
     const kms = opts.kms
     const create = opts.createKey === true && opts.keyId !== undefined
-    const wrapped = e.bucketKey
+    const target = opts.toKms
+    const wrapped = target
+      ? await withKeyCreation(target, opts.keyId!, create, 'Encrypt', () => target.encrypt(opts.keyId!, dataKey, context))
+      : e.bucketKey
       ? await withKeyCreation(kms, opts.keyId ?? e.keyId, create, 'Encrypt', () => kms.encrypt(opts.keyId ?? e.keyId, dataKey, context))
       : await withKeyCreation(kms, opts.keyId ?? e.keyId, create, 'ReEncrypt', () => kms.reEncrypt(e.wrappedKey, kmsContextOf(e), context, opts.keyId))
     const out: Manifest = {

@@ -38,6 +38,9 @@ export type S3ErrorCode =
   | 'InvalidStorageClass'
   | 'InvalidTag'
   | 'KeyTooLongError'
+  | 'KMS.DisabledException'
+  | 'KMS.KMSInvalidStateException'
+  | 'KMS.NotFoundException'
   | 'MalformedPolicy'
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
@@ -108,6 +111,10 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid.' },
   InvalidTag: { status: 400, message: 'The tag provided was not a valid tag.' },
   KeyTooLongError: { status: 400, message: 'Your key is too long.' },
+  // What Amazon S3 answers when its KMS call fails (the KMS exception's name after "KMS.").
+  'KMS.DisabledException': { status: 400, message: 'The KMS key is disabled.' },
+  'KMS.KMSInvalidStateException': { status: 400, message: 'The KMS key is not in a state that allows this request.' },
+  'KMS.NotFoundException': { status: 400, message: 'Invalid keyId: the KMS key does not exist.' },
   MalformedPolicy: { status: 400, message: 'Policies must be valid JSON and the first byte must be \'{\'' },
   MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
   MalformedXML: {
@@ -168,9 +175,13 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_KMS_KEYRING_DAMAGED: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
   S3SSE_BAD_RANGE: { s3: 'InvalidRange' },
   S3SSE_KMS_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
-  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'InvalidArgument', message: 'The KMS key does not exist.' },
+  // A KMS that refuses or does not answer, as Amazon S3 reports it: throttling and outages
+  // (retried first, by the adapter) are 503; the key's own state is the KMS exception.
+  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'KMS.NotFoundException' },
+  S3SSE_KMS_KEY_DISABLED: { s3: 'KMS.DisabledException' },
+  S3SSE_KMS_INVALID_STATE: { s3: 'KMS.KMSInvalidStateException' },
+  S3SSE_KMS_ACCESS_DENIED: { s3: 'AccessDenied', message: 'The key management service refused the request.' },
   S3SSE_KMS_CONTEXT_MISMATCH: { s3: 'AccessDenied', message: 'The KMS encryption context does not match.' },
-  S3SSE_KMS_KEY_DISABLED: { s3: 'AccessDenied', message: 'The KMS key is disabled.' },
   // SSE-C: the key given is not the one the object was written with; or none was given.
   S3SSE_CUSTOMER_KEY_MISMATCH: { s3: 'AccessDenied' },
   S3SSE_CUSTOMER_KEY_MISSING: { s3: 'InvalidRequest', message: 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.' },

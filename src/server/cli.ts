@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { S3sseError } from '../errors.js'
 import { UserStore } from './credentials.js'
 import { DEFAULT_CONFIG, startServer } from './server.js'
+import { KMS_OPTIONS, KMS_OPTIONS_USAGE, openKms, parseKmsSelection, type KmsSelection } from '../keys/open.js'
 import type { ServerConfig } from './state.js'
 
 export const SERVE_USAGE = `usage: s3-sse serve [options]
@@ -21,7 +22,7 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --domain NAME       base domain for virtual-hosted buckets, repeatable (s3.localhost, localhost)
   --replication-attempts N    tries per replicated write before it is FAILED (12)
   --replication-backoff-ms N  wait before the second try, doubling each try up to 64x (1000)
-
+${KMS_OPTIONS_USAGE}
 Root credentials come from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY, or are generated on first
 start into DATA_DIR/root-credentials.json (0600) and printed once.
 `
@@ -45,6 +46,11 @@ function port(value: string | undefined, fallback: number, name: string): number
 }
 
 export function parseServeArgs(argv: string[]): ServerConfig {
+  return parseServeOptions(argv).config
+}
+
+/** The server's configuration and the KMS it should use (docs/KMS.md). */
+export function parseServeOptions(argv: string[]): { config: ServerConfig; kms: KmsSelection } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -59,12 +65,14 @@ export function parseServeArgs(argv: string[]): ServerConfig {
       domain: { type: 'string', multiple: true },
       'replication-attempts': { type: 'string' },
       'replication-backoff-ms': { type: 'string' },
+      ...KMS_OPTIONS,
     },
     strict: true,
   })
   const mode = values.mode ?? DEFAULT_CONFIG.mode
   if (mode !== 'oss' && mode !== 'aws') throw new S3sseError('S3SSE_BAD_ARGUMENT', `--mode must be oss or aws, got "${mode}"`)
-  return {
+  const kms = parseKmsSelection(values)
+  const config: ServerConfig = {
     dataDir: resolve(values['data-dir'] ?? './data'),
     host: values.host ?? DEFAULT_CONFIG.host,
     httpsPort: port(values['https-port'], DEFAULT_CONFIG.httpsPort, '--https-port'),
@@ -80,6 +88,7 @@ export function parseServeArgs(argv: string[]): ServerConfig {
       ...(values['replication-backoff-ms'] !== undefined ? { backoffMs: positive(values['replication-backoff-ms'], '--replication-backoff-ms') } : {}),
     },
   }
+  return { config, kms }
 }
 
 /** Runs the server until SIGTERM / SIGINT, then shuts down gracefully. */
@@ -88,7 +97,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE)
     return 0
   }
-  const config = parseServeArgs(argv)
+  const { config, kms: kmsSelection } = parseServeOptions(argv)
   // Signals are caught from the start: one that arrives while starting up stops the server
   // as soon as it is up, and none can kill it between its "listening" line and here.
   let requested: string | undefined
@@ -99,11 +108,16 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGTERM', onTerm)
   process.on('SIGINT', onInt)
   let server
+  // An external KMS is opened here and handed to the server; the embedded one the server
+  // opens itself, in its data dir.
+  let external: Awaited<ReturnType<typeof openKms>> | undefined
   try {
-    server = await startServer({ config })
+    if (kmsSelection.kind !== 'embedded') external = await openKms(kmsSelection)
+    server = await startServer({ config, ...(external ? { kms: external } : {}) })
   } catch (err) {
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)
+    await external?.close()
     throw err
   }
   const running = server
@@ -111,6 +125,9 @@ export async function serve(argv: string[]): Promise<number> {
   out(`data dir: ${server.state.config.dataDir}`)
   out(`TLS certificate: ${server.tls.certPath}${server.tls.created ? ' (self-signed, created now; trust this file in clients)' : ''}`)
   out(`region: ${config.region}, mode: ${config.mode}`)
+  out(`KMS: ${kmsSelection.kind === 'embedded' ? `embedded keyring in ${server.state.config.dataDir}/kms` : kmsSelection.kind === 'aws'
+    ? `AWS KMS API at ${kmsSelection.endpoint ?? `the ${kmsSelection.region ?? 'default'} region's Amazon KMS`}`
+    : `PKCS#11 token ${kmsSelection.pkcs11Token} (${kmsSelection.pkcs11Module})`}`)
   const root = server.rootCredentials
   if (root.created) {
     out('root credentials (generated now, shown once; stored 0600 in the data dir):')
@@ -129,7 +146,7 @@ export async function serve(argv: string[]): Promise<number> {
       out(`${signal}: finishing in-flight requests`)
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
-      running.close().then(() => {
+      running.close().then(() => external?.close()).then(() => {
         out('stopped')
         resolveStop()
       })
@@ -137,6 +154,39 @@ export async function serve(argv: string[]): Promise<number> {
     if (requested) onStop(requested)
   })
   return 0
+}
+
+export const KMS_MIGRATE_USAGE = `usage: s3-sse kms migrate --data-dir DIR --kms aws|pkcs11 [that kind's flags]
+
+Moves every object of DIR from its embedded keyring (DIR/kms/) to the KMS --kms names: each
+data key is unwrapped by the keyring and wrapped by the target, under a key of the same
+alias (created there); the sealed data is not rewritten. Stop the server first; complete or
+abort open multipart uploads. Safe to run again. Then start s3-sse serve with the same --kms flags.
+
+${KMS_OPTIONS_USAGE}`
+
+/** \`s3-sse kms migrate\`: see KMS_MIGRATE_USAGE. */
+export async function kmsMigrate(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(KMS_MIGRATE_USAGE)
+    return 0
+  }
+  const { values } = parseArgs({ args: argv, options: { 'data-dir': { type: 'string' }, ...KMS_OPTIONS }, strict: true })
+  const selection = parseKmsSelection(values)
+  if (!values['data-dir'] || selection.kind === 'embedded') {
+    process.stderr.write(`s3-sse kms migrate: needs --data-dir and --kms aws|pkcs11\n${KMS_MIGRATE_USAGE}`)
+    return 2
+  }
+  const { migrateKms } = await import('./migrate.js')
+  const target = await openKms(selection)
+  try {
+    const r = await migrateKms(resolve(values['data-dir']), target, (line) => process.stdout.write(line + '\n'))
+    for (const [from, to] of Object.entries(r.keys)) process.stdout.write(`key ${from} → ${to}\n`)
+    process.stdout.write(`migrated ${r.moved} objects in ${r.buckets} buckets (${r.skipped} already on the target, ${r.plaintext} not encrypted)\n`)
+    return 0
+  } finally {
+    await target.close()
+  }
 }
 
 export function userCommand(argv: string[]): number {

@@ -1,5 +1,5 @@
 /**
- * SSE-C data keys (docs/FORMAT.md 7.5): the vector, computed independently with an HKDF
+ * SSE-C data keys (docs/FORMAT.md 7.6): the vector, computed independently with an HKDF
  * written from RFC 5869 here; a wrong key refused; nothing of the key in what is stored.
  */
 import { createHmac, randomBytes } from 'node:crypto'

@@ -4,7 +4,7 @@
  * wraps the embedded KMS, file store and SQLite store), spoken to over HTTPS with the AWS SDK.
  *
  * - KMS unreachable → 503 ServiceUnavailable, nothing partial stored; plaintext buckets and
- *   HEAD keep working. A disabled key → 403 AccessDenied. A slow KMS → slow, correct answers.
+ *   HEAD keep working. A disabled key → 400 KMS.DisabledException (as Amazon S3 answers). A slow KMS → slow, correct answers.
  * - Disk full (ENOSPC) or failing (EIO) on write, a write that dies half-way, a failing
  *   rename, a database that refuses the commit → 503, the old object intact, no orphan data;
  *   deletes still work on a full disk. EIO on read → 503 before any byte is sent, or a broken
@@ -158,12 +158,12 @@ describe('faults injected through the seams', () => {
     }
   })
 
-  it('a disabled key: writes under it are 403 AccessDenied and store nothing', async () => {
+  it('a disabled key: writes under it are 400 KMS.DisabledException and store nothing', async () => {
     await h.embedded.disableKey(serviceKeyAlias('vault'))
     try {
       const put = h.s3.send(new PutObjectCommand({ Bucket: 'vault', Key: 'doc', Body: randomBytes(1000) }))
-      expect(await errorCode(put)).toBe('AccessDenied')
-      expect(await errorStatus(h.s3.send(new PutObjectCommand({ Bucket: 'vault', Key: 'other', Body: 'x' })))).toBe(403)
+      expect(await errorCode(put)).toBe('KMS.DisabledException')
+      expect(await errorStatus(h.s3.send(new PutObjectCommand({ Bucket: 'vault', Key: 'other', Body: 'x' })))).toBe(400)
     } finally {
       await h.embedded.enableKey(serviceKeyAlias('vault'))
     }

@@ -173,13 +173,16 @@ function stringToSign(amzDate: string, scope: string, canonical: string): string
 
 export interface VerifyOptions {
   region: string
+  /** The service clients sign for: `s3` (the default), or `kms` for `s3-sse kms serve`. */
+  service?: string
   lookup: (accessKey: string) => Promise<Principal | undefined> | Principal | undefined
 }
 
 function checkScope(cred: Credential, amzDate: string, opts: VerifyOptions, where: 'header' | 'query'): void {
   const bad = (msg: string) =>
     where === 'header' ? s3Error('AuthorizationHeaderMalformed', msg) : s3Error('AuthorizationQueryParametersError', msg)
-  if (cred.service !== 's3') throw bad(`The credential service "${cred.service}" is wrong; expecting "s3".`)
+  const service = opts.service ?? 's3'
+  if (cred.service !== service) throw bad(`The credential service "${cred.service}" is wrong; expecting "${service}".`)
   if (cred.region !== opts.region) throw bad(`The authorization header is malformed; the region '${cred.region}' is wrong; expecting '${opts.region}'`)
   if (amzDate.slice(0, 8) !== cred.date) throw bad('Invalid credential date. Date is not the same as X-Amz-Date.')
 }
