@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
 import { kmsMigrate, serve, userCommand } from './server/cli.js'
 import { kmsCommand } from './keys/cli.js'
+import { isS3sseError } from './errors.js'
 import { kmsServe } from './kms-server/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
@@ -22,6 +23,12 @@ commands:
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
+}
+
+/** A failed command's one line: the stable code of an s3-sse error (what docs and scripts look for), then its message. */
+export function describeCliError(err: unknown): string {
+  if (isS3sseError(err) && String(err.code).startsWith('S3SSE_')) return `${err.code}: ${err.message}`
+  return err instanceof Error ? err.message : String(err)
 }
 
 /** Runs one CLI command; returns the exit code. */

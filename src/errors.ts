@@ -24,6 +24,8 @@ export type S3sseErrorCode =
   | 'S3SSE_CRYPTO_FAILURE'
   // keys (src/keys/)
   | 'S3SSE_KMS_KEY_NOT_FOUND'
+  /** A write named a KMS key (aws mode) that does not exist: the caller's mistake. */
+  | 'S3SSE_KMS_NAMED_KEY_NOT_FOUND'
   | 'S3SSE_KMS_KEY_DISABLED'
   | 'S3SSE_KMS_UNAVAILABLE'
   | 'S3SSE_KMS_CONTEXT_MISMATCH'
@@ -53,6 +55,8 @@ export type S3sseErrorCode =
   | 'S3SSE_BAD_CREDENTIALS'
   | 'S3SSE_USER_EXISTS'
   | 'S3SSE_NO_SUCH_USER'
+  /** `s3-sse user remove` of a user who still owns buckets. */
+  | 'S3SSE_USER_HAS_BUCKETS'
   // web console (src/server/console/); its API answers with these mapped to short codes
   | 'S3SSE_CONSOLE_LOGIN_FAILED'
   | 'S3SSE_CONSOLE_NO_SESSION'

@@ -6,7 +6,7 @@ import { KEY_SIZE } from '../crypto/constants.js'
 import type { EncryptionContext } from './context.js'
 import { parseKeyRef, type DataKey, type KeyInfo, type KmsAdmin } from './kms.js'
 import {
-  ROOT_KEY_ENV, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, sealKeyring, withFileLock,
+  ROOT_KEY_ENV, kmsPaths, openKeyring, parseRootKey, readRootKeyFile, removeDeadLockTemps, sealKeyring, withFileLock,
   writeNewFile, type KeyringBody, type KmsPaths, type StoredKey,
 } from './keyring.js'
 import { parseWrapped, unwrapBytes, unwrapDataKey, wrapBytes, wrapDataKey } from './wrap.js'
@@ -497,4 +497,5 @@ function removeStaleTemps(paths: KmsPaths): void {
   for (const name of fs.readdirSync(paths.dir)) {
     if (name.startsWith('keyring.tmp-')) fs.rmSync(`${paths.dir}/${name}`, { force: true })
   }
+  removeDeadLockTemps(paths.dir, 'keyring.lock')
 }

@@ -1,6 +1,6 @@
 export { canonicalContext, type EncryptionContext } from './context.js'
 export {
-  hasBucketKeys, isKmsAdmin, kmsCall, parseKeyRef, KMS_METHODS, KMS_ADMIN_METHODS,
+  guardedKms, hasBucketKeys, isKmsAdmin, kmsCall, parseKeyRef, KMS_METHODS, KMS_ADMIN_METHODS,
   type Kms, type KmsAdmin, type KmsMethod, type KeyRef, type DataKey, type KeyInfo, type BucketKeySource,
 } from './kms.js'
 export { EmbeddedKms, openEmbeddedKms, normaliseAlias } from './embedded.js'

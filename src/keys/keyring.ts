@@ -188,6 +188,21 @@ export function writeNewFile(file: string, data: Uint8Array | string): void {
 /** Locks held by this process, so a lock file left with our own (reused) pid is seen as stale. */
 const heldLocks = new Set<string>()
 
+/**
+ * When a process started, as the kernel counts it (field 22 of /proc/PID/stat, clock ticks
+ * since boot): with the pid it names one process for good, since a pid is reused only by a
+ * process that starts later. undefined where /proc is not there (the pid alone is used).
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
+
 function processAlive(pid: number): boolean {
   if (pid === process.pid) return true
   try {
@@ -198,43 +213,125 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** What a lock file says: `pid start-time`, written whole before the file gets its name. */
+function lockRecord(): string {
+  return `${process.pid} ${processStartTime(process.pid) ?? '-'}\n`
+}
+
 /**
- * Takes the keyring's write lock (a file made with O_EXCL holding our pid), so the server and
- * an `s3-sse kms` command on the same data dir never overwrite each other's changes. A lock
- * whose process is gone is taken over. Gives up after `timeoutMs` with S3SSE_KMS_UNAVAILABLE.
+ * Whether the holder a lock file names is gone: its pid is dead, or now belongs to a process
+ * that started at another time (the holder died and the pid was reused), or the file holds
+ * no record at all (a crash of a version that wrote the file in two steps). A lock of a
+ * live holder is never broken.
+ */
+function holderGone(text: string, lockFile: string, ageMs: number): boolean {
+  const m = /^(\d+)(?: (\d+|-))?\s*$/.exec(text)
+  if (!m) return true
+  const pid = Number(m[1])
+  if (pid === process.pid) return !heldLocks.has(lockFile)
+  if (!processAlive(pid)) return true
+  const start = m[2]
+  // A bare pid: a lock left by an older version, whose pid may now be anyone's. No s3-sse
+  // holds the lock longer than one keyring write, so past a few seconds it is stale.
+  if (start === undefined) return ageMs > LEGACY_LOCK_STALE_MS
+  if (start === '-') return false
+  const now = processStartTime(pid)
+  return now !== undefined && now !== start
+}
+
+/** A lock file holding only a pid (older versions) is stale once this old. */
+const LEGACY_LOCK_STALE_MS = 5_000
+
+/**
+ * Takes the keyring's write lock, so the server and an `s3-sse kms` command on the same data
+ * dir never overwrite each other's changes. The lock is a file holding its holder's pid and
+ * process start time; it is created complete (a temp file hard-linked into place, which
+ * fails if the lock exists), so a reader never sees it half-written. A lock whose holder
+ * died is released as the OS would release an flock: the next taker sees that the pid is
+ * gone or belongs to another process, and breaks it. Gives up after `timeoutMs` with
+ * S3SSE_KMS_UNAVAILABLE.
  */
 export async function withFileLock<T>(lockFile: string, fn: () => T | Promise<T>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      const fd = fs.openSync(lockFile, 'wx', 0o600)
-      fs.writeSync(fd, String(process.pid))
-      fs.closeSync(fd)
-      break
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+  const record = lockRecord()
+  const tmp = `${lockFile}.${process.pid}-${randomBytes(6).toString('hex')}`
+  let holder = '?'
+  writeNewFile(tmp, record)
+  try {
+    for (;;) {
+      try {
+        fs.linkSync(tmp, lockFile)
+        break
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      }
+      let text: string
+      let st: fs.Stats
+      try {
+        st = fs.statSync(lockFile)
+        text = fs.readFileSync(lockFile, 'utf8')
+      } catch {
+        continue // released between our link and read: try again
+      }
+      const ino = st.ino
+      holder = text.trim().split(' ')[0] || '?'
+      if (holderGone(text, lockFile, Date.now() - st.mtimeMs)) {
+        breakLock(lockFile, ino)
+        continue
+      }
+      if (Date.now() > deadline) {
+        throw new S3sseError('S3SSE_KMS_UNAVAILABLE', `the keyring is locked by process ${holder} (${lockFile})`)
+      }
+      await new Promise((r) => setTimeout(r, 10))
     }
-    let holder = NaN
-    try {
-      holder = Number.parseInt(fs.readFileSync(lockFile, 'utf8'), 10)
-    } catch {
-      // Removed between our open and read, or still being written: try again.
-    }
-    const stale = Number.isInteger(holder) && (holder === process.pid ? !heldLocks.has(lockFile) : !processAlive(holder))
-    if (stale) {
-      fs.rmSync(lockFile, { force: true })
-      continue
-    }
-    if (Date.now() > deadline) {
-      throw new S3sseError('S3SSE_KMS_UNAVAILABLE', `the keyring is locked by process ${Number.isNaN(holder) ? '?' : holder} (${lockFile})`)
-    }
-    await new Promise((r) => setTimeout(r, 10))
+  } finally {
+    fs.rmSync(tmp, { force: true })
   }
   heldLocks.add(lockFile)
   try {
     return await fn()
   } finally {
     heldLocks.delete(lockFile)
-    fs.rmSync(lockFile, { force: true })
+    releaseLock(lockFile, record)
+  }
+}
+
+/**
+ * Removes a stale lock, but only the file that was judged: moved aside first, and put back
+ * if it turns out to be another one (a new holder took the lock in between).
+ */
+function breakLock(lockFile: string, ino: number): void {
+  const aside = `${lockFile}.stale-${process.pid}-${randomBytes(6).toString('hex')}`
+  try {
+    fs.renameSync(lockFile, aside)
+  } catch {
+    return
+  }
+  if (fs.statSync(aside).ino !== ino) {
+    // Not the file judged stale: a new holder's lock. Put it back (this fails only if yet
+    // another process took the lock in the instant between: three racing takers).
+    try {
+      fs.linkSync(aside, lockFile)
+    } catch {
+      // left to the holders' own release, which removes only their own record
+    }
+  }
+  fs.rmSync(aside, { force: true })
+}
+
+/** Removes our lock file, and only ours (a breaker may have replaced a lock it thought stale). */
+function releaseLock(lockFile: string, record: string): void {
+  try {
+    if (fs.readFileSync(lockFile, 'utf8') === record) fs.rmSync(lockFile, { force: true })
+  } catch {
+    // already gone
+  }
+}
+
+/** Temp files of lock takers that died between writing their record and linking it. */
+export function removeDeadLockTemps(dir: string, lockName: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const m = new RegExp(`^${lockName.replace(/\./g, '\\.')}\\.(?:stale-)?(\\d+)-[0-9a-f]+$`).exec(name)
+    if (m && !processAlive(Number(m[1]))) fs.rmSync(path.join(dir, name), { force: true })
   }
 }

@@ -128,3 +128,20 @@ export async function kmsCall<T>(what: string, call: () => Promise<T>): Promise<
     throw new S3sseError('S3SSE_KMS_UNAVAILABLE', `the KMS failed during ${what}`, { cause: e })
   }
 }
+
+/**
+ * The KMS with every method of the interface (data path and admin) run through kmsCall, so
+ * whatever calls it — the object layer, a handler, the web console — gets a typed error,
+ * never a raw one (EISDIR from an unreadable keyring file, a socket error from an external
+ * KMS). The server wraps the KMS it is given in this once: no call can reach it unguarded.
+ */
+export function guardedKms<K extends Kms>(kms: K): K {
+  const guarded = new Set<string>([...KMS_METHODS, ...KMS_ADMIN_METHODS])
+  return new Proxy(kms, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown
+      if (typeof prop !== 'string' || !guarded.has(prop) || typeof value !== 'function') return value
+      return (...args: unknown[]) => kmsCall(prop, () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args))
+    },
+  })
+}

@@ -96,8 +96,16 @@ export async function newObjectKey(req: EncryptionRequest, context: ObjectContex
   }
 }
 
-function withCreate(req: EncryptionRequest, call: () => Promise<DataKey>): Promise<DataKey> {
-  return withKeyCreation(req.kms, req.keyId, req.createKey === true, 'GenerateDataKey', call)
+async function withCreate(req: EncryptionRequest, call: () => Promise<DataKey>): Promise<DataKey> {
+  try {
+    return await withKeyCreation(req.kms, req.keyId, req.createKey === true, 'GenerateDataKey', call)
+  } catch (e) {
+    // A key the writer named (not one made on first use) that is not there: its mistake.
+    if (!req.createKey && isS3sseError(e, 'S3SSE_KMS_KEY_NOT_FOUND')) {
+      throw new S3sseError('S3SSE_KMS_NAMED_KEY_NOT_FOUND', `the KMS key ${req.keyId} named for this write does not exist`, { cause: e })
+    }
+    throw e
+  }
 }
 
 /**

@@ -45,6 +45,7 @@ export type S3ErrorCode =
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
   | 'MaxMessageLengthExceeded'
+  | 'MaxPostPreDataLengthExceededError'
   | 'MetadataTooLarge'
   | 'MethodNotAllowed'
   | 'MissingContentLength'
@@ -114,6 +115,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   // What Amazon S3 answers when its KMS call fails (the KMS exception's name after "KMS.").
   'KMS.DisabledException': { status: 400, message: 'The KMS key is disabled.' },
   'KMS.KMSInvalidStateException': { status: 400, message: 'The KMS key is not in a state that allows this request.' },
+  // 400 as S3 answers a write that names a key that does not exist (the client's mistake).
   'KMS.NotFoundException': { status: 400, message: 'Invalid keyId: the KMS key does not exist.' },
   MalformedPolicy: { status: 400, message: 'Policies must be valid JSON and the first byte must be \'{\'' },
   MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
@@ -122,6 +124,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
     message: 'The XML you provided was not well-formed or did not validate against our published schema.',
   },
   MaxMessageLengthExceeded: { status: 400, message: 'Your request was too big.' },
+  MaxPostPreDataLengthExceededError: { status: 400, message: 'Your POST request fields preceding the upload file were too large.' },
   MetadataTooLarge: { status: 400, message: 'Your metadata headers exceed the maximum allowed metadata size.' },
   MethodNotAllowed: { status: 405, message: 'The specified method is not allowed against this resource.' },
   MissingContentLength: { status: 411, message: 'You must provide the Content-Length HTTP header.' },
@@ -177,7 +180,11 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_KMS_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The key management service is unavailable.' },
   // A KMS that refuses or does not answer, as Amazon S3 reports it: throttling and outages
   // (retried first, by the adapter) are 503; the key's own state is the KMS exception.
-  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'KMS.NotFoundException' },
+  // A stored object's key missing from the KMS is a server-side loss (a keyring restored from
+  // an older backup, a key deleted in an external KMS), not the client's fault: 500, and the
+  // log line names the key. A write naming a missing key is S3SSE_KMS_NAMED_KEY_NOT_FOUND.
+  S3SSE_KMS_KEY_NOT_FOUND: { s3: 'KMS.NotFoundException', status: 500, message: 'The KMS key that protects this object\'s data key does not exist in the key management service.' },
+  S3SSE_KMS_NAMED_KEY_NOT_FOUND: { s3: 'KMS.NotFoundException' },
   S3SSE_KMS_KEY_DISABLED: { s3: 'KMS.DisabledException' },
   S3SSE_KMS_INVALID_STATE: { s3: 'KMS.KMSInvalidStateException' },
   S3SSE_KMS_ACCESS_DENIED: { s3: 'AccessDenied', message: 'The key management service refused the request.' },
@@ -225,7 +232,7 @@ export function toS3Error(err: unknown): S3ErrorResponse {
         status: mapped.status ?? entry.status,
         code: mapped.s3,
         message: mapped.message ?? entry.message,
-        internal: entry.status >= 500,
+        internal: (mapped.status ?? entry.status) >= 500,
       }
     }
   }

@@ -82,6 +82,7 @@ export function storedHeadersFrom(source: HeaderSource, prefix = ''): StoredHead
         .join(',')
       if (v === '') continue
     }
+    if (!isHeaderValue(v)) throw s3Error('InvalidArgument', `The value of ${name} cannot be sent as an HTTP header.`)
     headers[name] = v
   }
   const meta: Record<string, string> = {}
@@ -91,6 +92,10 @@ export function storedHeadersFrom(source: HeaderSource, prefix = ''): StoredHead
     if (!lower.startsWith(prefix + 'x-amz-meta-')) continue
     const v = one(value) ?? ''
     const metaName = lower.slice(prefix.length + 'x-amz-meta-'.length)
+    // From a POST form, names and values are free text: stored only if they can be returned.
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(metaName) || !isHeaderValue(v)) {
+      throw s3Error('InvalidArgument', `The metadata x-amz-meta-${metaName} cannot be sent as an HTTP header.`)
+    }
     meta[metaName] = v
     metaSize += Buffer.byteLength(metaName) + Buffer.byteLength(v)
   }
@@ -161,14 +166,26 @@ export function objectResponseHeaders(
   return h
 }
 
-/** Picks the `response-*` overrides out of a query. */
+/**
+ * Picks the `response-*` overrides out of a query. A value is decoded from the query, so it
+ * may hold what no header can carry (control characters, CR LF, non-ASCII): 400, never a
+ * response that fails half-built. Only printable ASCII, space and tab pass (RFC 9110
+ * field-vchar without obs-text, which clients would read as Latin-1).
+ */
 export function responseOverrides(query: URLSearchParams | Map<string, string>): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [param, header] of Object.entries(RESPONSE_OVERRIDES)) {
     const v = query.get(param)
-    if (v !== undefined && v !== null) out[header] = v
+    if (v === undefined || v === null) continue
+    if (!/^[\t\x20-\x7e]*$/.test(v)) throw s3Error('InvalidArgument', `The value of ${param} cannot be sent as an HTTP header (printable ASCII only).`)
+    out[header] = v
   }
   return out
+}
+
+/** What an HTTP field value may hold (RFC 9110 §5.5: field-vchar, obs-text, SP, HTAB). */
+export function isHeaderValue(v: string): boolean {
+  return /^[\t\x20-\x7e\x80-\xff]*$/.test(v)
 }
 
 /** ETag of a multipart object: MD5 of the parts' binary MD5s, then `-N`. */

@@ -11,6 +11,27 @@ export interface PolicyResult {
   maxSize: number
 }
 
+/** Bounds on the decoded policy (S3 keeps a form's fields before the file under 20 KB). */
+export const MAX_POLICY_SIZE = 64 * 1024
+export const MAX_POLICY_DEPTH = 4
+
+/** The deepest nesting of arrays and objects in JSON text (brackets inside strings do not count). */
+function nestingDepth(text: string): number {
+  let depth = 0
+  let max = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth)
+    else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return max
+}
+
 /** Fields that never need a condition (SigV4's x-amz-signature; SigV2's AWSAccessKeyId and signature). */
 const EXEMPT = new Set(['x-amz-signature', 'file', 'policy', 'awsaccesskeyid', 'signature'])
 
@@ -23,12 +44,21 @@ function denied(reason: string): Error {
  * @param now epoch ms
  */
 export function evaluatePostPolicy(policyBase64: string, fields: Map<string, string>, now: number): PolicyResult {
-  let policy: { expiration?: unknown; conditions?: unknown }
+  const text = Buffer.from(policyBase64, 'base64').toString('utf8')
+  if (text.length > MAX_POLICY_SIZE) throw s3Error('InvalidPolicyDocument', `Invalid Policy: longer than ${MAX_POLICY_SIZE} bytes.`)
+  // A policy is an object of a conditions array of arrays or objects: nothing deeper parses
+  // into a valid one, and a deep nest must not reach a recursive parser or printer.
+  if (nestingDepth(text) > MAX_POLICY_DEPTH) throw s3Error('InvalidPolicyDocument', 'Invalid Policy: nested too deeply.')
+  let parsed: unknown
   try {
-    policy = JSON.parse(Buffer.from(policyBase64, 'base64').toString('utf8'))
+    parsed = JSON.parse(text)
   } catch {
     throw s3Error('InvalidPolicyDocument', 'Invalid Policy: Invalid JSON.')
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw s3Error('InvalidPolicyDocument', 'Invalid Policy: the policy must be a JSON object.')
+  }
+  const policy = parsed as { expiration?: unknown; conditions?: unknown }
   if (typeof policy.expiration !== 'string' || Number.isNaN(Date.parse(policy.expiration))) {
     throw s3Error('InvalidPolicyDocument', 'Invalid Policy: Invalid \'expiration\' value.')
   }
@@ -62,13 +92,13 @@ export function evaluatePostPolicy(policyBase64: string, fields: Map<string, str
         continue
       }
       if ((opName !== 'eq' && opName !== 'starts-with') || typeof a !== 'string' || typeof b !== 'string') {
-        throw s3Error('InvalidPolicyDocument', `Invalid Policy: Invalid condition ${JSON.stringify(cond)}.`)
+        throw s3Error('InvalidPolicyDocument', `Invalid Policy: Invalid condition ${JSON.stringify(cond).slice(0, 200)}.`)
       }
       check(opName, a, b)
     } else if (cond !== null && typeof cond === 'object') {
       const entries = Object.entries(cond as Record<string, unknown>)
       if (entries.length !== 1 || typeof entries[0][1] !== 'string') {
-        throw s3Error('InvalidPolicyDocument', `Invalid Policy: Invalid condition ${JSON.stringify(cond)}.`)
+        throw s3Error('InvalidPolicyDocument', `Invalid Policy: Invalid condition ${JSON.stringify(cond).slice(0, 200)}.`)
       }
       check('eq', entries[0][0], entries[0][1] as string)
     } else {

@@ -13,6 +13,7 @@
  */
 import { s3Error } from '../s3/errors.js'
 import { evaluatePolicy, OPERATION_ACTIONS, parseBucketPolicy, resourceArn, type BucketPolicy, type PolicyRequest } from '../s3/policy.js'
+import { canAccess } from './auth/index.js'
 import type { User } from './credentials.js'
 import type { RequestContext } from './http.js'
 import type { BucketRow } from './meta/index.js'
@@ -80,14 +81,25 @@ async function conditionContext(ctx: RequestContext, access: Access): Promise<Po
     's3:x-amz-server-side-encryption-aws-kms-key-id': kmsKey,
     's3:x-amz-server-side-encryption-customer-algorithm': one(h['x-amz-server-side-encryption-customer-algorithm']),
     's3:x-amz-content-sha256': one(ctx.req.headers['x-amz-content-sha256']),
-    's3:signatureversion': ctx.sigV2 ? 'AWS' : 'AWS4-HMAC-SHA256',
+    's3:signatureversion': ctx.signatureVersion === 2 ? 'AWS' : 'AWS4-HMAC-SHA256',
     's3:authtype': ctx.op === 'PostObject' ? 'POST' : authorization !== undefined ? 'REST-HEADER' : 'REST-QUERY-STRING',
     ...(access.key ? {} : { 's3:prefix': ctx.query.get('prefix'), 's3:delimiter': ctx.query.get('delimiter'), 's3:max-keys': ctx.query.get('max-keys') }),
   }
 }
 
+/** The owner (by user id) or root. */
 function isOwnerOrRoot(user: User | undefined, bucket: BucketRow): boolean {
-  return user !== undefined && (user.root === true || bucket.owner === user.name)
+  return canAccess(user, bucket)
+}
+
+/**
+ * Whether the bucket's policy grants the user anything at all (an Allow statement naming
+ * them or everyone): such a user may learn what the transport rule looks at (whether data
+ * is encrypted); anyone else is told AccessDenied before anything stored is looked at.
+ */
+export function policyGrants(bucket: BucketRow, user: User | undefined): boolean {
+  const policy = user ? bucketPolicy(bucket) : undefined
+  return policy !== undefined && policy.statements.some((s) => s.effect === 'Allow' && (s.principal.anyone || s.principal.users.includes(user!.name)))
 }
 
 /**

@@ -16,7 +16,7 @@ import {
 } from '../s3/checksums.js'
 import { MAX_SINGLE_PUT } from '../s3/objects.js'
 import { decodeAwsChunked } from './auth/chunked.js'
-import { continueBody, header, type RequestContext } from './http.js'
+import { checkNotTimedOut, continueBody, header, type RequestContext } from './http.js'
 
 export interface VerifiedBody {
   /** Hex MD5 of the plaintext (the ETag of a plain object or part); absent when not asked for. */
@@ -136,6 +136,7 @@ export class WriteBody {
     const self = this
     return (async function* () {
       for await (const chunk of source) {
+        checkNotTimedOut(self.ctx)
         self.size += chunk.length
         self.md5?.update(chunk)
         self.sha256?.update(chunk)
@@ -147,6 +148,7 @@ export class WriteBody {
 
   /** Checks every digest the client gave against what was received. */
   async verify(): Promise<VerifiedBody> {
+    checkNotTimedOut(this.ctx)
     if (this.decodedLength !== undefined && this.decodedLength !== this.size) throw s3Error('IncompleteBody')
     const md5 = await this.md5?.digest()
     if (this.contentMd5 !== undefined && md5?.toString('base64') !== this.contentMd5) throw s3Error('BadDigest')

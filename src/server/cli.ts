@@ -2,9 +2,12 @@
  * `s3-sse serve` and `s3-sse user add|list|remove`.
  */
 import { parseArgs } from 'node:util'
-import { resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { S3sseError } from '../errors.js'
 import { UserStore } from './credentials.js'
+import { DB_FILE, SqliteMetaStore } from './meta/sqlite/index.js'
+import { installProcessGuard } from './guard.js'
 import { DEFAULT_CONFIG, startServer } from './server.js'
 import { KMS_OPTIONS, KMS_OPTIONS_USAGE, openKms, parseKmsSelection, type KmsSelection } from '../keys/open.js'
 import type { ServerConfig } from './state.js'
@@ -22,6 +25,10 @@ export const SERVE_USAGE = `usage: s3-sse serve [options]
   --domain NAME       base domain for virtual-hosted buckets, repeatable (s3.localhost, localhost)
   --replication-attempts N    tries per replicated write before it is FAILED (12)
   --replication-backoff-ms N  wait before the second try, doubling each try up to 64x (1000)
+  --header-timeout-ms N  a request's headers (and a TLS handshake) must arrive within this (60000)
+  --idle-timeout-ms N    a request body that stalls, or a response the client stops reading,
+                         this long ends the request: 400 RequestTimeout (60000)
+  --keep-alive-timeout-ms N  an idle keep-alive connection is closed after this (65000)
 ${KMS_OPTIONS_USAGE}
 Root credentials come from S3SSE_ACCESS_KEY / S3SSE_SECRET_KEY, or are generated on first
 start into DATA_DIR/root-credentials.json (0600) and printed once.
@@ -65,6 +72,9 @@ export function parseServeOptions(argv: string[]): { config: ServerConfig; kms: 
       domain: { type: 'string', multiple: true },
       'replication-attempts': { type: 'string' },
       'replication-backoff-ms': { type: 'string' },
+      'header-timeout-ms': { type: 'string' },
+      'idle-timeout-ms': { type: 'string' },
+      'keep-alive-timeout-ms': { type: 'string' },
       ...KMS_OPTIONS,
     },
     strict: true,
@@ -87,6 +97,11 @@ export function parseServeOptions(argv: string[]): { config: ServerConfig; kms: 
       ...(values['replication-attempts'] !== undefined ? { attempts: positive(values['replication-attempts'], '--replication-attempts') } : {}),
       ...(values['replication-backoff-ms'] !== undefined ? { backoffMs: positive(values['replication-backoff-ms'], '--replication-backoff-ms') } : {}),
     },
+    timeouts: {
+      ...(values['header-timeout-ms'] !== undefined ? { headersMs: positive(values['header-timeout-ms'], '--header-timeout-ms') } : {}),
+      ...(values['idle-timeout-ms'] !== undefined ? { idleMs: positive(values['idle-timeout-ms'], '--idle-timeout-ms') } : {}),
+      ...(values['keep-alive-timeout-ms'] !== undefined ? { keepAliveMs: positive(values['keep-alive-timeout-ms'], '--keep-alive-timeout-ms') } : {}),
+    },
   }
   return { config, kms }
 }
@@ -108,12 +123,14 @@ export async function serve(argv: string[]): Promise<number> {
   process.on('SIGTERM', onTerm)
   process.on('SIGINT', onInt)
   let server
+  let removeGuard: (() => void) | undefined
   // An external KMS is opened here and handed to the server; the embedded one the server
   // opens itself, in its data dir.
   let external: Awaited<ReturnType<typeof openKms>> | undefined
   try {
     if (kmsSelection.kind !== 'embedded') external = await openKms(kmsSelection)
     server = await startServer({ config, ...(external ? { kms: external } : {}) })
+    removeGuard = installProcessGuard(server.state.log)
   } catch (err) {
     process.off('SIGTERM', onTerm)
     process.off('SIGINT', onInt)
@@ -147,6 +164,7 @@ export async function serve(argv: string[]): Promise<number> {
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
       running.close().then(() => external?.close()).then(() => {
+        removeGuard?.()
         out('stopped')
         resolveStop()
       })
@@ -189,7 +207,22 @@ export async function kmsMigrate(argv: string[]): Promise<number> {
   }
 }
 
-export function userCommand(argv: string[]): number {
+/**
+ * `s3-sse user remove` refuses a user who still owns buckets: buckets are owned by the
+ * user's id, so nothing would pass to anyone else, but they would be left reachable by root
+ * alone with no one told. Listed from the data dir's metadata (read beside a running server).
+ */
+async function bucketsOwnedBy(dataDir: string, userId: string): Promise<string[]> {
+  if (!existsSync(join(dataDir, DB_FILE))) return []
+  const meta = new SqliteMetaStore(dataDir)
+  try {
+    return (await meta.listBuckets()).filter((b) => b.owner === userId).map((b) => b.name)
+  } finally {
+    await meta.close()
+  }
+}
+
+export async function userCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: { 'data-dir': { type: 'string' } },
@@ -210,6 +243,15 @@ export function userCommand(argv: string[]): number {
       return 0
     case 'remove': {
       if (!name) break
+      const dataDir = resolve(values['data-dir'] ?? './data')
+      const owned = await bucketsOwnedBy(dataDir, store.find(name).id)
+      if (owned.length > 0) {
+        throw new S3sseError(
+          'S3SSE_USER_HAS_BUCKETS',
+          `${name} owns ${owned.length} bucket(s): ${owned.join(', ')}. Delete them (emptied first) before removing the user; ` +
+            'a new user is never given them, whatever their name',
+        )
+      }
       const u = store.remove(name)
       process.stdout.write(`removed ${u.name} (${u.accessKey})\n`)
       return 0

@@ -18,6 +18,7 @@ import { storedEncryption } from '../s3/sse.js'
 import type { TagSet } from '../s3/tagging.js'
 import { encodeManifest, type Manifest } from '../object/index.js'
 import type { BucketRow, CommitOptions, CommitResult, ObjectReplication, ObjectRow, PartRow, ReplicationTarget, StoredChecksum } from './meta/index.js'
+import { withSpaceForDelete } from './reserve.js'
 import type { ServerState } from './state.js'
 import type { BlobId, StagedBlob } from './store/blob.js'
 
@@ -158,7 +159,8 @@ export async function completeUpload(state: ServerState, uploadId: string, row: 
 
 /** Deletes an object (a missing one is no error, as in S3); true if there was one. */
 export async function deleteObject(state: ServerState, bucket: string, key: string): Promise<boolean> {
-  const blobs = await state.meta.deleteObject(bucket, key)
+  // On a full disk even a delete needs a little room (the database's log): the reserve's.
+  const blobs = await withSpaceForDelete(state.space, () => state.meta.deleteObject(bucket, key))
   if (blobs === null) return false
   await dropUnused(state, blobs)
   return true
@@ -169,7 +171,7 @@ export async function deleteObject(state: ServerState, bucket: string, key: stri
  * (S3 discards them; a leftover upload must not block every later teardown).
  */
 export async function deleteBucket(state: ServerState, name: string): Promise<void> {
-  const outcome = await state.meta.deleteBucketIfEmpty(name)
+  const outcome = await withSpaceForDelete(state.space, () => state.meta.deleteBucketIfEmpty(name))
   if (outcome.status === 'missing') throw s3Error('NoSuchBucket')
   if (outcome.status === 'not-empty') throw s3Error('BucketNotEmpty')
   await dropUnused(state, outcome.unused)
@@ -177,7 +179,7 @@ export async function deleteBucket(state: ServerState, name: string): Promise<vo
 
 /** AbortMultipartUpload: the upload, its parts and their blobs go. */
 export async function abortUpload(state: ServerState, uploadId: string): Promise<void> {
-  const blobs = await state.meta.deleteUpload(uploadId)
+  const blobs = await withSpaceForDelete(state.space, () => state.meta.deleteUpload(uploadId))
   if (blobs === null) throw s3Error('NoSuchUpload')
   await dropUnused(state, blobs)
 }

@@ -13,6 +13,13 @@ export const ROOT_CREDENTIALS_FILE = 'root-credentials.json'
 export const USERS_FILE = 'users.json'
 
 export interface User {
+  /**
+   * Stable and unique for the life of the data dir: buckets and uploads are owned by it, so a
+   * user created later under a removed user's name owns nothing of theirs. `root` for root;
+   * `u-…` (random) for users added since ids exist; `legacy:NAME` for users of an older
+   * users.json, matching what the schema-3 migration gave their buckets.
+   */
+  id: string
   name: string
   accessKey: string
   secretKey: string
@@ -27,6 +34,18 @@ export function newAccessKey(): string {
   let out = 'S3SE'
   for (let i = 0; i < 16; i++) out += ACCESS_KEY_ALPHABET[randomInt(ACCESS_KEY_ALPHABET.length)]
   return out
+}
+
+/** The id of the root user (no other user's id can be it). */
+export const ROOT_ID = 'root'
+
+export function newUserId(): string {
+  return `u-${randomBytes(12).toString('hex')}`
+}
+
+/** The id an older users.json entry (which had none) stands for: its name, marked as such. */
+export function legacyUserId(name: string): string {
+  return `legacy:${name}`
 }
 
 export function newSecretKey(): string {
@@ -53,7 +72,7 @@ export function loadRootCredentials(dataDir: string, env: NodeJS.ProcessEnv = pr
     if (accessKey.length < 3 || secretKey.length < 8) {
       throw new S3sseError('S3SSE_BAD_CREDENTIALS', 'S3SSE_ACCESS_KEY needs 3 characters or more and S3SSE_SECRET_KEY 8 or more.')
     }
-    return { user: { name: 'root', accessKey, secretKey, createdAt: new Date(0).toISOString(), root: true }, created: false, source: 'env' }
+    return { user: { id: ROOT_ID, name: 'root', accessKey, secretKey, createdAt: new Date(0).toISOString(), root: true }, created: false, source: 'env' }
   }
   const path = join(dataDir, ROOT_CREDENTIALS_FILE)
   if (existsSync(path)) {
@@ -61,10 +80,10 @@ export function loadRootCredentials(dataDir: string, env: NodeJS.ProcessEnv = pr
     if (!stored.accessKey || !stored.secretKey) {
       throw new S3sseError('S3SSE_BAD_CREDENTIALS', `${path} does not hold root credentials.`)
     }
-    return { user: { ...stored, name: 'root', root: true }, created: false, source: 'file' }
+    return { user: { ...stored, id: ROOT_ID, name: 'root', root: true }, created: false, source: 'file' }
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 })
-  const user: User = { name: 'root', accessKey: newAccessKey(), secretKey: newSecretKey(), createdAt: new Date().toISOString(), root: true }
+  const user: User = { id: ROOT_ID, name: 'root', accessKey: newAccessKey(), secretKey: newSecretKey(), createdAt: new Date().toISOString(), root: true }
   writePrivateFile(path, JSON.stringify(user, null, 2) + '\n')
   return { user, created: true, source: 'generated' }
 }
@@ -103,7 +122,8 @@ export class UserStore {
       this.mtimeMs = mtime
       return
     }
-    this.users = Array.isArray(parsed.users) ? parsed.users : []
+    // Entries written before ids existed get the id their buckets were migrated to.
+    this.users = (Array.isArray(parsed.users) ? parsed.users : []).map((u) => ({ ...u, id: typeof u.id === 'string' && u.id !== '' ? u.id : legacyUserId(u.name) }))
     this.mtimeMs = mtime
   }
 
@@ -139,6 +159,7 @@ export class UserStore {
     }
     if (this.users.some((u) => u.name === name)) throw new S3sseError('S3SSE_USER_EXISTS', `User "${name}" already exists.`)
     const user: User = {
+      id: newUserId(),
       name,
       accessKey: keys?.accessKey ?? newAccessKey(),
       secretKey: keys?.secretKey ?? newSecretKey(),
@@ -151,12 +172,27 @@ export class UserStore {
     return user
   }
 
-  /** Removes by name or access key; returns the removed user. */
-  remove(nameOrKey: string): User {
+  lookupById(id: string): User | undefined {
+    this.refresh()
+    return this.users.find((u) => u.id === id)
+  }
+
+  /** The user a name or access key names (S3SSE_NO_SUCH_USER if none). */
+  find(nameOrKey: string): User {
     this.reload()
     const user = this.users.find((u) => u.name === nameOrKey || u.accessKey === nameOrKey)
     if (!user) throw new S3sseError('S3SSE_NO_SUCH_USER', `No user "${nameOrKey}".`)
-    this.save(this.users.filter((u) => u !== user))
+    return user
+  }
+
+  /**
+   * Removes by name or access key; returns the removed user. The caller checks first that
+   * the user owns no bucket (userCommand): ownership is by id, so nothing of theirs would go
+   * to anyone, but their buckets would be left to root alone.
+   */
+  remove(nameOrKey: string): User {
+    const user = this.find(nameOrKey)
+    this.save(this.users.filter((u) => u.id !== user.id))
     return user
   }
 }

@@ -9,7 +9,8 @@
  *   without SigV4, for every operation that moves it.
  * - the bucket's configuration, kept in the bucket's settings.
  */
-import { isS3sseError } from '../errors.js'
+import { isS3sseError, S3sseError } from '../errors.js'
+import { kmsCall } from '../keys/kms.js'
 import type { EncryptionRequest } from '../object/index.js'
 import { s3Error } from '../s3/errors.js'
 import {
@@ -102,6 +103,24 @@ export function encryptionRequest(state: ServerState, decision: EncryptionDecisi
   }
 }
 
+/**
+ * Before a write that re-wraps an existing data key (CopyObject encrypted → encrypted) under
+ * a key the writer named: that key must exist, or the write fails with
+ * S3SSE_KMS_NAMED_KEY_NOT_FOUND (the client's mistake, S3's 400 KMS.NotFoundException) —
+ * not as a stored object whose key is lost. Keys made on first use need no check.
+ */
+export async function checkNamedKey(e: EncryptionRequest): Promise<void> {
+  if (e.createKey) return
+  try {
+    await kmsCall('DescribeKey', () => e.kms.describeKey(e.keyId))
+  } catch (err) {
+    if (isS3sseError(err, 'S3SSE_KMS_KEY_NOT_FOUND')) {
+      throw new S3sseError('S3SSE_KMS_NAMED_KEY_NOT_FOUND', `the KMS key ${e.keyId} named for this write does not exist`, { cause: err })
+    }
+    throw err
+  }
+}
+
 /** The KMS access the object layer needs to read or extend what was written. */
 export function kmsAccess(state: ServerState): KmsAccess {
   return { kms: state.kms }
@@ -116,14 +135,20 @@ export interface TransportRequest {
   key: string
   uploadId?: string
   headers: HeaderSource
+  /**
+   * Whether the authenticated caller may use a bucket. The rule looks only at buckets they
+   * may: anything else counts as carrying nothing, so the handler answers AccessDenied and an
+   * outsider never learns whether an object exists or is encrypted.
+   */
+  mayUse: (bucket: BucketRow) => boolean
 }
 
 function one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(',') : v
 }
 
-/** The source object of a copy, if the request names one that exists. */
-async function copySourceEncryption(state: ServerState, raw: string | undefined): Promise<StoredEncryption | undefined> {
+/** The source object of a copy, if the request names one that exists in a bucket the caller may use. */
+async function copySourceEncryption(state: ServerState, raw: string | undefined, mayUse: (bucket: BucketRow) => boolean): Promise<StoredEncryption | undefined> {
   if (raw === undefined) return undefined
   let src
   try {
@@ -131,19 +156,21 @@ async function copySourceEncryption(state: ServerState, raw: string | undefined)
   } catch {
     return undefined
   }
+  const bucket = await state.meta.getBucket(src.bucket)
+  if (!bucket || !mayUse(bucket)) return undefined
   return (await state.meta.getObject(src.bucket, src.key))?.encryption
 }
 
 /**
  * Whether a request uploads or downloads data of an SSE-KMS object: written into one
  * (the decision for its bucket and headers), part of an encrypted upload, or read or copied
- * from one. Looks only at metadata; errors (no such bucket, bad headers) are left to the
- * handler, which reports them properly.
+ * from one. Looks only at metadata the caller is authorised to see (req.mayUse); errors (no
+ * such bucket, bad headers) are left to the handler, which reports them properly.
  */
 export async function carriesKmsData(state: ServerState, req: TransportRequest): Promise<boolean> {
   const meta = state.meta
   const bucket = await meta.getBucket(req.bucket)
-  if (!bucket) return false
+  if (!bucket || !req.mayUse(bucket)) return false
   const writeIsKms = () => {
     try {
       return isKms(encryptionFor(state, bucket, req.headers))
@@ -151,8 +178,11 @@ export async function carriesKmsData(state: ServerState, req: TransportRequest):
       return false
     }
   }
-  const uploadIsKms = async () => isKms((await meta.getUpload(req.uploadId ?? ''))?.encryption)
-  const copySource = () => copySourceEncryption(state, one(req.headers['x-amz-copy-source']))
+  const uploadIsKms = async () => {
+    const upload = await meta.getUpload(req.uploadId ?? '')
+    return upload?.bucket === bucket.name && isKms(upload.encryption)
+  }
+  const copySource = () => copySourceEncryption(state, one(req.headers['x-amz-copy-source']), req.mayUse)
   switch (req.op) {
     case 'PutObject':
     case 'CreateMultipartUpload':
@@ -170,7 +200,11 @@ export async function carriesKmsData(state: ServerState, req: TransportRequest):
   }
 }
 
-/** Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's messages). */
+/**
+ * Refuses a request that moves SSE-KMS data over plain HTTP or without SigV4 (400, S3's
+ * messages). Called only once the request is authenticated (server.ts), with `sigV4` the
+ * version it was authenticated with.
+ */
 export async function enforceTransport(state: ServerState, req: TransportRequest, how: { secure: boolean; sigV4: boolean }): Promise<void> {
   checkTransport({ carriesKmsData: await carriesKmsData(state, req), secure: how.secure, sigV4: how.sigV4 })
   // A customer key (SSE-C, aws mode) travels only over TLS, for the object or a copy's source.
@@ -180,13 +214,4 @@ export async function enforceTransport(state: ServerState, req: TransportRequest
       throw s3Error('InvalidRequest', SSE_C_MESSAGES.insecure)
     }
   }
-}
-
-/**
- * Signature Version 2 is not accepted. A request that would move SSE-KMS data hears why in
- * S3's words; any other is told to use SigV4.
- */
-export async function refuseSigV2(state: ServerState, req: TransportRequest, secure: boolean): Promise<never> {
-  await enforceTransport(state, req, { secure, sigV4: false })
-  throw s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.')
 }

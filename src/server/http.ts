@@ -27,14 +27,24 @@ export interface RequestContext {
   query: Map<string, string>
   /** Set once authenticated. */
   user?: User
+  /** The signature version the request was authenticated with (PostObject: its policy's, 4). */
+  signatureVersion?: 2 | 4
   payload?: PayloadMode
   presigned?: boolean
   /** The S3 operation (set once routed), for authorisation. */
   op?: string
-  /** Authenticated with Signature Version 2 (aws mode only), not SigV4. */
-  sigV2?: boolean
   /** 100 Continue sent (or not needed). */
   continued?: boolean
+  /**
+   * Set when the client let the body stall past the idle timeout (timeouts.ts): the request
+   * has been answered; readers of the body throw this, and nothing it carried is committed.
+   */
+  timedOut?: Error
+}
+
+/** Throws when the request has been answered with RequestTimeout already (see timedOut). */
+export function checkNotTimedOut(ctx: RequestContext): void {
+  if (ctx.timedOut) throw ctx.timedOut
 }
 
 /**
@@ -96,9 +106,20 @@ export function startBody(ctx: RequestContext, status: number, headers: Record<s
  * connection is closed after the response (reading gigabytes just to discard them helps nobody).
  */
 export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Record<string, string> = {}): void {
+  const { res, req } = ctx
+  if (ctx.timedOut !== undefined && res.headersSent) {
+    // Answered RequestTimeout already (timeouts.ts); this is the handler giving up after it.
+    res.destroy()
+    return
+  }
+  if (clientGone(ctx, err)) {
+    // Not a failure of ours: the client hung up (or stopped reading and was let go).
+    ctx.state.log.info(`${ctx.requestId} ${ctx.method} ${ctx.rawPath}: aborted by the client`)
+    res.destroy()
+    return
+  }
   const e = toS3Error(err)
   if (e.internal) ctx.state.log.error(`${ctx.requestId} ${ctx.method} ${ctx.rawPath}: ${describe(err)}`)
-  const { res, req } = ctx
   if (res.headersSent) {
     // Too late for an S3 error document: cut the body short so the client sees a failure.
     res.destroy(err instanceof Error ? err : undefined)
@@ -108,7 +129,7 @@ export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Recor
   if (!req.complete) {
     const length = Number(req.headers['content-length'] ?? 'NaN')
     // A destroyed request cannot be drained: its connection cannot carry another request.
-    if (Number.isFinite(length) && length <= 1024 * 1024 && !req.destroyed) drain(req)
+    if (headers.connection !== 'close' && Number.isFinite(length) && length <= 1024 * 1024 && !req.destroyed) drain(req)
     else headers.connection = 'close'
   }
   if (e.status === 304) {
@@ -132,12 +153,25 @@ export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Recor
   res.end(ctx.method === 'HEAD' ? undefined : body)
 }
 
+const DISCONNECT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END'])
+
+/** Whether a request failed because its connection went away (not because of the server). */
+function clientGone(ctx: RequestContext, err: unknown): boolean {
+  const { req, res } = ctx
+  if (res.writableFinished) return false
+  const socketGone = req.socket?.destroyed === true || res.destroyed
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return socketGone && (code === undefined || DISCONNECT_CODES.has(code) || (req.destroyed && !req.complete))
+}
+
 /**
  * Reads and drops what is left of a request body so the keep-alive connection can carry
  * the next request. A reader that gave up part-way (an async iterator) leaves a 'readable'
- * listener behind, under which resume() does nothing: remove it first.
+ * listener behind, under which resume() does nothing, and a pipe into a parser that stopped
+ * reading pauses the request again: remove both first.
  */
 function drain(req: IncomingMessage): void {
+  req.unpipe()
   req.removeAllListeners('readable')
   req.on('data', () => undefined)
   req.resume()

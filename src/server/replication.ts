@@ -21,13 +21,13 @@
  * It is a request of no client, so the HTTPS/SigV4 transport rule does not apply to it.
  */
 import { S3sseError, isS3sseError } from '../errors.js'
-import { decodeManifest, rewrap, startUpload, completeUpload, type EncryptionRequest, type Manifest, type PartRecord } from '../object/index.js'
+import { rewrap, startUpload, completeUpload, type EncryptionRequest, type Manifest, type PartRecord } from '../object/index.js'
 import { replicaEncryption, replicaEtag } from '../s3/replication.js'
 import { etagProtection } from '../s3/sse.js'
 import { commitObject, discardStaged, objectRow } from './commit.js'
 import { bucketEncryption, encryptionRequest, kmsAccess } from './encryption.js'
 import type { ObjectRow, ReplicationItem } from './meta/index.js'
-import { openParts, stageObject, stagePart } from './sealed.js'
+import { checkedManifest, openParts, stageObject, stagePart } from './sealed.js'
 import { DEFAULT_REPLICATION, type ReplicationSettings, type ReplicationWorker, type ServerState } from './state.js'
 import type { StagedBlob } from './store/blob.js'
 
@@ -204,7 +204,7 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     state,
     replicaEncryption({ mode: state.config.mode, destination: dest.name, destinationDefault: bucketEncryption(dest), source: src.encryption }),
   )
-  const srcManifest = decodeManifest(src.manifest)
+  const srcManifest = checkedManifest(src)
   const from = { bucket: src.bucket, key: src.key }
   const to = { bucket: dest.name, key: src.key }
 

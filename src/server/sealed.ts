@@ -2,6 +2,7 @@
  * The object layer (src/object/) over a BlobStore: sealed objects and parts staged as blobs,
  * and plaintext read back from them. Storage-neutral: it sees only the BlobStore interface.
  */
+import { S3sseError } from '../errors.js'
 import * as objectLayer from '../object/index.js'
 import type { Kms } from '../keys/kms.js'
 import type { EncryptionRequest, Manifest, ObjectContext, PartRecord, UploadState } from '../object/index.js'
@@ -103,16 +104,47 @@ export async function readObject(
     await reader.close()
     throw err
   }
-  return (async function* () {
+  return closingIterable(first, it, () => reader.close())
+}
+
+/**
+ * The rest of a stream whose first chunk was pulled already, calling `close` exactly once:
+ * at its end, on an error, or when the consumer gives up — also before reading anything
+ * (an async generator that never started would skip its finally, leaving the blobs open).
+ */
+function closingIterable(first: IteratorResult<Buffer>, it: AsyncIterator<Buffer>, close: () => Promise<void>): AsyncIterable<Buffer> & AsyncIterator<Buffer> {
+  let pending: IteratorResult<Buffer> | undefined = first
+  let finished = false
+  const finish = async (stopSource: boolean) => {
+    if (finished) return
+    finished = true
     try {
-      if (first.done) return
-      yield first.value
-      for (let r = await it.next(); !r.done; r = await it.next()) yield r.value
+      if (stopSource) await it.return?.()
     } finally {
-      await it.return?.()
-      await reader.close()
+      await close()
     }
-  })()
+  }
+  const self: AsyncIterable<Buffer> & AsyncIterator<Buffer> = {
+    [Symbol.asyncIterator]: () => self,
+    async next() {
+      if (finished) return { done: true, value: undefined }
+      let r: IteratorResult<Buffer>
+      try {
+        r = pending ?? (await it.next())
+      } catch (err) {
+        await finish(false)
+        throw err
+      }
+      pending = undefined
+      if (r.done) await finish(false)
+      return r
+    },
+    async return() {
+      await finish(true)
+      return { done: true, value: undefined }
+    },
+  }
+  return self
 }
 
 /**
@@ -142,4 +174,32 @@ export async function* tapStream(source: AsyncIterable<Buffer>, tap: (chunk: Buf
     tap(chunk)
     yield chunk
   }
+}
+
+/**
+ * The manifest of a stored object, checked against the row that carries it. Every size a
+ * reader uses comes from the manifest — authenticated by its MAC under the data key when the
+ * object is encrypted (checked as the first bytes are read) — and the row's own copies must
+ * agree, so a row edited or damaged in the database is an error (S3SSE_BAD_MANIFEST, a logged
+ * 500), never a short or padded body, nor an encrypted object served as a plaintext one.
+ *
+ * What the row holds beyond this is not authenticated, by design: the parts count is only
+ * reported (part ranges come from the manifest); the ETag of an encrypted
+ * object is an opaque random value (changing it changes only what conditional requests
+ * compare against), and a stored checksum is what a client verifies the data against (a
+ * changed one makes that verification fail; it never makes wrong data pass).
+ */
+export function checkedManifest(row: { bucket: string; key: string; size: number; partsCount: number; manifest: Uint8Array; encryption?: { algorithm: string } }): Manifest {
+  const m = objectLayer.decodeManifest(row.manifest)
+  const differ = (what: string, inRow: unknown, inManifest: unknown): never => {
+    throw new S3sseError('S3SSE_BAD_MANIFEST', `the row of ${row.bucket}/${row.key} says ${what} ${String(inRow)} but its manifest says ${String(inManifest)}`)
+  }
+  if (row.size !== m.size) differ('size', row.size, m.size)
+  // The row's parts count is S3's (x-amz-mp-parts-count): the manifest's streams, or 1 for a
+  // copy that kept its source's streams. It sizes nothing (part ranges come from the manifest).
+  if (row.partsCount !== m.parts.length && row.partsCount !== 1) differ('parts count', row.partsCount, m.parts.length)
+  const rowAlgorithm = row.encryption?.algorithm ?? 'none'
+  const manifestAlgorithm = m.encryption?.algorithm ?? 'none'
+  if (rowAlgorithm !== manifestAlgorithm) differ('encryption', rowAlgorithm, manifestAlgorithm)
+  return m
 }

@@ -2,18 +2,20 @@
  * The S3 endpoint: HTTPS (and plain HTTP unless turned off) over one request handler.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
-import { cachedKms, countingKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
-import { authenticate, isSigV2 } from './auth/index.js'
+import { cachedKms, countingKms, guardedKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
+import { authenticate, canAccess } from './auth/index.js'
+import { policyGrants } from './authorize.js'
 import { sweepOrphans } from './commit.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
 import { loadRootCredentials, type RootCredentials } from './credentials.js'
+import { preparePrivateDataDir } from './datadir.js'
 import { withEmbeddedDefaults } from './defaults.js'
-import { enforceTransport, refuseSigV2, type TransportRequest } from './encryption.js'
+import { enforceTransport, type TransportRequest } from './encryption.js'
+import { escaped } from './guard.js'
 import * as buckets from './handlers/buckets.js'
 import * as encryption from './handlers/encryption.js'
 import * as multipart from './handlers/multipart.js'
@@ -28,6 +30,7 @@ import { Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
 import { DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState } from './state.js'
 import type { BlobStore } from './store/blob.js'
+import { DEFAULT_TIMEOUTS, serverTimeoutOptions, watchIdle, type Timeouts } from './timeouts.js'
 import { loadTls, type TlsMaterial } from './tls.js'
 
 type Handler = (ctx: RequestContext) => Promise<void>
@@ -106,7 +109,7 @@ export interface StartOptions {
   log?: Logger
 }
 
-async function handle(state: ServerState, web: ConsoleService, req: IncomingMessage, res: ServerResponse, secure: boolean): Promise<void> {
+async function handle(state: ServerState, web: ConsoleService, req: IncomingMessage, res: ServerResponse, secure: boolean, timeouts: Timeouts): Promise<void> {
   const requestId = randomBytes(8).toString('hex').toUpperCase()
   const url = req.url ?? '/'
   const ctx: RequestContext = {
@@ -122,6 +125,11 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     queryPairs: [],
     query: new Map(),
   }
+  // No stream without an error handler: a request cut off (client gone, idle timeout) must
+  // never become an unhandled 'error' event; whoever reads the body sees the error itself.
+  req.on('error', () => undefined)
+  res.on('error', () => undefined)
+  watchIdle(ctx, timeouts.idleMs)
   try {
     if (ctx.rawPath === '/-/health') {
       const body = JSON.stringify({ status: 'ok' })
@@ -144,12 +152,18 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     ctx.queryPairs = parseQuery(target.rawQuery)
     for (const [k, v] of ctx.queryPairs) if (!ctx.query.has(k)) ctx.query.set(k, v)
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
+    // Authenticate, then (in enforceTransport and the handler) authorise, and only then the
+    // rules that look at stored objects. PostObject authenticates from its form.
     ctx.op = op
     if (op !== 'PostObject') {
-      const transport: TransportRequest = { op, bucket: ctx.bucket, key: ctx.key, uploadId: ctx.query.get('uploadId'), headers: req.headers }
-      if (isSigV2(ctx) && state.config.mode !== 'aws') await refuseSigV2(state, transport, secure)
       await authenticate(ctx)
-      await enforceTransport(state, transport, { secure, sigV4: ctx.sigV2 !== true })
+      const user = ctx.user
+      const transport: TransportRequest = {
+        op, bucket: ctx.bucket, key: ctx.key, uploadId: ctx.query.get('uploadId'), headers: req.headers,
+        // The owner, root, or a user the bucket's policy grants anything (authorize.ts decides the rest).
+        mayUse: (bucket) => canAccess(user, bucket) || policyGrants(bucket, user),
+      }
+      await enforceTransport(state, transport, { secure, sigV4: ctx.signatureVersion === 4 })
     }
     await HANDLERS[op](ctx)
   } catch (err) {
@@ -176,6 +190,9 @@ async function metrics(state: ServerState): Promise<string> {
     `s3sse_replication_total{outcome="completed"} ${r?.completed ?? 0}`,
     `s3sse_replication_total{outcome="failed"} ${r?.failed ?? 0}`,
     `s3sse_replication_total{outcome="retry"} ${r?.retried ?? 0}`,
+    '# HELP s3sse_escaped_errors_total Exceptions and rejections no handler caught (bugs), logged by the process guard.',
+    '# TYPE s3sse_escaped_errors_total counter',
+    `s3sse_escaped_errors_total ${escaped.count}`,
   ]
   return lines.join('\n') + '\n'
 }
@@ -188,21 +205,23 @@ const consoleLogger: Logger = {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const { config, log = consoleLogger } = opts
   const dataDir = resolve(config.dataDir)
-  // The data dir holds credentials and the TLS key: private to the server's user.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  preparePrivateDataDir(dataDir, log)
   const rootCredentials = loadRootCredentials(dataDir)
   const tls = await loadTls(dataDir, { certPath: config.tlsCert, keyPath: config.tlsKey })
-  const deps = await withEmbeddedDefaults(dataDir, opts)
+  const deps = await withEmbeddedDefaults(dataDir, { ...opts, log })
   let state: ServerState
   let swept: number
   try {
     // The KMS, cached so that bucket keys and repeated reads of one object cost no KMS call
     // each; the calls that do reach it are counted.
-    const kmsCalls = countingKms(deps.kms)
+    // Every call to the KMS, from anywhere in the server, through the one wrapper (kmsCall).
+    const kms = guardedKms(deps.kms)
+    const kmsCalls = countingKms(kms)
     state = {
       config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls), kmsCalls,
-      ...(isKmsAdmin(deps.kms) ? { kmsAdmin: deps.kms } : {}),
+      ...(isKmsAdmin(kms) ? { kmsAdmin: kms } : {}),
       root: rootCredentials.user, log,
+      ...(deps.space ? { space: deps.space } : {}),
     }
     // Nothing is in flight before the server listens: whatever a crash left is swept now.
     swept = (await sweepOrphans(state, Date.now())).stored
@@ -216,11 +235,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const web = new ConsoleService(state)
   const inFlight = new Set<Promise<void>>()
   const track = (secure: boolean) => (req: IncomingMessage, res: ServerResponse) => {
-    const p = handle(state, web, req, res, secure).catch((err) => log.error(`unhandled: ${String(err)}`))
+    const p = handle(state, web, req, res, secure, timeouts).catch((err) => log.error(`unhandled: ${String(err)}`))
     inFlight.add(p)
     void p.finally(() => inFlight.delete(p))
   }
-  const serverOptions = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }
+  const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...config.timeouts }
+  const serverOptions = serverTimeoutOptions(timeouts)
   const https = createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }, track(true))
   const servers: Server[] = [https]
   let http: Server | undefined
@@ -253,6 +273,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   // Writes queued before a stop or crash are picked up now; new ones as they commit.
   await replicator.start()
+  // Held back again now that the start is done (released before it, for a full disk's sake).
+  void state.space?.restore()
 
   let closing: Promise<void> | undefined
   const close = () => {

@@ -34,6 +34,8 @@ export interface ServerConfig {
   tlsKey?: string
   /** Retries and parallelism of the replication worker (defaults: DEFAULT_REPLICATION). */
   replication?: Partial<ReplicationSettings>
+  /** Slow-client bounds (defaults: DEFAULT_TIMEOUTS in timeouts.ts). */
+  timeouts?: Partial<{ headersMs: number; idleMs: number; keepAliveMs: number }>
 }
 
 export interface Logger {
@@ -71,6 +73,16 @@ export interface ServerState {
   log: Logger
   /** The replication worker (started once the server listens). */
   replicator?: ReplicationWorker
+  /** Space held back on the data dir's disk so that deletes work on a full one (reserve.ts); embedded default only. */
+  space?: SpaceReserve
+}
+
+/** Disk space held back for deletes (src/server/reserve.ts). */
+export interface SpaceReserve {
+  /** Frees the held space; true when there was some. */
+  release(): Promise<boolean>
+  /** Holds it again if there is room (best effort). */
+  restore(): Promise<void>
 }
 
 /** Root, or a user the MetaStore knows, by access key. */

@@ -32,7 +32,7 @@ export async function loadTls(dataDir: string, given?: { certPath?: string; keyP
   if (existsSync(certPath) && existsSync(keyPath)) {
     return { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8'), certPath, created: false }
   }
-  mkdirSync(dataDir, { recursive: true })
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const now = new Date()
   const pems = await generate([{ name: 'commonName', value: 'localhost' }, { name: 'organizationName', value: 's3-sse self-signed' }], {
     keyType: 'ec',
@@ -61,6 +61,6 @@ export async function loadTls(dataDir: string, given?: { certPath?: string; keyP
     ],
   })
   writePrivateFile(keyPath, pems.private)
-  writeFileSync(certPath, pems.cert, { mode: 0o644 })
+  writeFileSync(certPath, pems.cert, { mode: 0o600 })
   return { cert: pems.cert, key: pems.private, certPath, created: true }
 }

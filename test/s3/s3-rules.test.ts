@@ -203,12 +203,15 @@ describe('names, headers and errors', () => {
   it('reports KMS failures as Amazon S3 does: the KMS exception for the key, 503 for an outage', () => {
     const kmsError = (code: string) => toS3Error(new S3sseError(code, 'GenerateDataKey: DisabledException: arn:aws:kms:…:key/… is disabled'))
     expect(kmsError('S3SSE_KMS_KEY_DISABLED')).toMatchObject({ status: 400, code: 'KMS.DisabledException', internal: false })
-    expect(kmsError('S3SSE_KMS_KEY_NOT_FOUND')).toMatchObject({ status: 400, code: 'KMS.NotFoundException' })
+    // A write naming a key that does not exist is the client's mistake; a stored object's key
+    // gone from the KMS is a server-side loss (issue 10): same S3 code, 400 and 500.
+    expect(kmsError('S3SSE_KMS_NAMED_KEY_NOT_FOUND')).toMatchObject({ status: 400, code: 'KMS.NotFoundException' })
+    expect(kmsError('S3SSE_KMS_KEY_NOT_FOUND')).toMatchObject({ status: 500, code: 'KMS.NotFoundException', internal: true })
     expect(kmsError('S3SSE_KMS_INVALID_STATE')).toMatchObject({ status: 400, code: 'KMS.KMSInvalidStateException' })
     expect(kmsError('S3SSE_KMS_ACCESS_DENIED')).toMatchObject({ status: 403, code: 'AccessDenied' })
     expect(kmsError('S3SSE_KMS_UNAVAILABLE')).toMatchObject({ status: 503, code: 'ServiceUnavailable', internal: true })
     // The KMS's own words (ARNs, the adapter's detail) stay in the log, not in the answer.
-    for (const code of ['S3SSE_KMS_KEY_DISABLED', 'S3SSE_KMS_KEY_NOT_FOUND', 'S3SSE_KMS_UNAVAILABLE']) expect(kmsError(code).message).not.toContain('arn:')
+    for (const code of ['S3SSE_KMS_KEY_DISABLED', 'S3SSE_KMS_KEY_NOT_FOUND', 'S3SSE_KMS_NAMED_KEY_NOT_FOUND', 'S3SSE_KMS_UNAVAILABLE']) expect(kmsError(code).message).not.toContain('arn:')
   })
 })
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import type { User } from '../../src/server/credentials.js'
 import { LoginThrottle, SessionStore, sameSecret } from '../../src/server/console/sessions.js'
 
-const alice: User = { name: 'alice', accessKey: 'ALICEKEY0001', secretKey: 'alice-secret-0001', createdAt: '2026-01-01T00:00:00Z' }
+const alice: User = { id: 'u-alice', name: 'alice', accessKey: 'ALICEKEY0001', secretKey: 'alice-secret-0001', createdAt: '2026-01-01T00:00:00Z' }
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t }

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { replicationTarget } from '../../src/server/commit.js'
 import type { CommitOptions, ObjectRow } from '../../src/server/meta/index.js'
-import { DB_FILE, SqliteMetaStore } from '../../src/server/meta/sqlite/index.js'
+import { DB_FILE, SCHEMA_VERSION, SqliteMetaStore } from '../../src/server/meta/sqlite/index.js'
 import type { ReplicationConfiguration } from '../../src/s3/replication.js'
 import { removeDir, tempDir } from './helpers.js'
 
@@ -148,8 +148,8 @@ describe('replication queue', () => {
     await m.updateBucketSettings('src', (s) => (s.replication = REPLICATE_LOGS))
     await put(m, row('logs/new'))
     expect((await m.getObject('src', 'logs/new'))?.replication?.status).toBe('PENDING')
-    // Upgraded through schema 3 (object and upload tags) too.
-    expect(m.db.pragma('user_version', { simple: true })).toBe(3)
+    expect(m.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+    // Upgraded through schema 4 (object and upload tags) too.
     await m.setObjectTags('src', 'old', [{ key: 'k', value: 'v' }])
     expect((await m.getObject('src', 'old'))?.tags).toEqual([{ key: 'k', value: 'v' }])
   })

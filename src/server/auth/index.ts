@@ -1,7 +1,13 @@
 /**
  * Who is calling: SigV4 in the Authorization header or a presigned URL — and in aws mode
- * SigV2 too, as Amazon S3 accepts it (PostObject authenticates from its form instead) —
- * and whether that user may touch a bucket.
+ * SigV2 too, as Amazon S3 accepts it (./sigv2.ts) — (PostObject authenticates from its form
+ * instead), and whether that user may touch a bucket.
+ *
+ * The order of a request's checks is fixed (server.ts): the signature scheme is read from
+ * the request alone, the request is authenticated, then authorised, and only then are the
+ * rules that depend on stored objects applied (HTTPS and SigV4 for encrypted data). A
+ * scheme without a verifier is refused here, the same way for every bucket and key, so an
+ * unauthenticated caller learns nothing about what is stored.
  */
 import { s3Error } from '../../s3/errors.js'
 import type { User } from '../credentials.js'
@@ -9,7 +15,7 @@ import type { BucketRow } from '../meta/index.js'
 import { header, type RequestContext } from '../http.js'
 import { lookupUser, type ServerState } from '../state.js'
 import { virtualHostedBucket } from '../router.js'
-import { isSigV2Request, verifyHeaderV2, verifyPresignedV2 } from './sigv2.js'
+import { verifyHeaderV2, verifyPresignedV2 } from './sigv2.js'
 import { verifyHeaderSignature, verifyPresigned, type VerifyOptions } from './sigv4.js'
 
 export function verifyOptions(state: ServerState): VerifyOptions {
@@ -22,23 +28,51 @@ export function verifyOptions(state: ServerState): VerifyOptions {
   }
 }
 
-export async function authenticate(ctx: RequestContext): Promise<void> {
-  if (ctx.state.config.mode === 'aws' && isSigV2Request(ctx.req.headers, ctx.query)) return authenticateV2(ctx)
-  const signed = { method: ctx.method, rawPath: ctx.rawPath, query: ctx.queryPairs, headers: ctx.req.headers, now: Date.now() }
+/** How a request says it is signed, from its headers and query alone. */
+export type SignatureScheme = 'v4-header' | 'v4-query' | 'v2-header' | 'v2-query' | 'none'
+
+export function signatureScheme(ctx: RequestContext): SignatureScheme {
   const authorization = header(ctx, 'authorization')
+  if (authorization !== undefined) return /^AWS [^\s:]+:/.test(authorization) ? 'v2-header' : 'v4-header'
+  if (ctx.query.has('X-Amz-Signature') || ctx.query.has('X-Amz-Algorithm')) return 'v4-query'
+  if (ctx.query.has('AWSAccessKeyId') && ctx.query.has('Signature')) return 'v2-query'
+  return 'none'
+}
+
+/** oss mode has no Signature Version 2: refused alike for every request, before anything is looked up. */
+function unsupportedScheme(): Error {
+  return s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.')
+}
+
+/** Sets ctx.user, ctx.signatureVersion, ctx.payload and ctx.presigned, or throws the S3 error. */
+export async function authenticate(ctx: RequestContext): Promise<void> {
+  const signed = { method: ctx.method, rawPath: ctx.rawPath, query: ctx.queryPairs, headers: ctx.req.headers, now: Date.now() }
   const opts = verifyOptions(ctx.state)
   let verified
-  if (authorization !== undefined) verified = await verifyHeaderSignature(signed, authorization, opts)
-  else if (ctx.query.has('X-Amz-Signature') || ctx.query.has('X-Amz-Algorithm')) verified = await verifyPresigned(signed, opts)
-  else throw s3Error('AccessDenied', 'Anonymous access is not allowed; sign the request with AWS Signature Version 4.')
+  switch (signatureScheme(ctx)) {
+    case 'v4-header':
+      verified = await verifyHeaderSignature(signed, header(ctx, 'authorization')!, opts)
+      break
+    case 'v4-query':
+      verified = await verifyPresigned(signed, opts)
+      break
+    case 'v2-header':
+    case 'v2-query':
+      // aws mode verifies SigV2 (signatureVersion 2); the transport rule after authorisation
+      // then refuses it for encrypted data with S3's message. oss mode takes SigV4 only.
+      if (ctx.state.config.mode !== 'aws') throw unsupportedScheme()
+      return authenticateV2(ctx)
+    case 'none':
+      throw s3Error('AccessDenied', 'Anonymous access is not allowed; sign the request with AWS Signature Version 4.')
+  }
   ctx.user = await lookupUser(ctx.state, verified.accessKey)
+  ctx.signatureVersion = 4
   ctx.payload = verified.payload
   ctx.presigned = verified.presigned
 }
 
 /**
- * SigV2 (aws mode). The request is marked as not SigV4, so the transport rule still refuses
- * it when it moves SSE-KMS data. A presigned URL's x-amz-* parameters stand for headers.
+ * SigV2 (aws mode). A presigned URL's x-amz-* parameters stand for headers.
  */
 async function authenticateV2(ctx: RequestContext): Promise<void> {
   const url = ctx.req.url ?? '/'
@@ -56,22 +90,15 @@ async function authenticateV2(ctx: RequestContext): Promise<void> {
   const verified = authorization !== undefined ? await verifyHeaderV2(signed, authorization, opts) : await verifyPresignedV2(signed, opts)
   for (const [name, value] of Object.entries(verified.queryHeaders)) ctx.req.headers[name] ??= value
   ctx.user = await lookupUser(ctx.state, verified.accessKey)
+  ctx.signatureVersion = 2
   ctx.payload = { kind: 'unsigned' }
   ctx.presigned = verified.presigned
-  ctx.sigV2 = true
-}
-
-/** A user sees and touches only the buckets they own; root administers all of them. */
-export function canAccess(user: User | undefined, bucket: BucketRow): boolean {
-  return user !== undefined && (user.root === true || bucket.owner === user.name)
 }
 
 /**
- * Signature Version 2 (`Authorization: AWS key:sig`, or `AWSAccessKeyId`/`Signature` in the
- * query), which this server does not accept (see refuseSigV2 in ../encryption.ts).
+ * A user sees and touches only the buckets they own — by id, never by name, so a user made
+ * later under a removed user's name owns nothing of theirs; root administers all of them.
  */
-export function isSigV2(ctx: RequestContext): boolean {
-  const authorization = header(ctx, 'authorization')
-  if (authorization !== undefined) return /^AWS [^\s:]+:/.test(authorization)
-  return ctx.query.has('AWSAccessKeyId') && ctx.query.has('Signature')
+export function canAccess(user: User | undefined, bucket: BucketRow): boolean {
+  return user !== undefined && (user.root === true || bucket.owner === user.id)
 }

@@ -23,7 +23,7 @@ import { isS3sseError } from '../../errors.js'
 import type { User } from '../credentials.js'
 import type { BucketRow } from '../meta/index.js'
 import { bucketEncryption, setBucketEncryption } from '../encryption.js'
-import { createBucketFor, findBucket, visibleBuckets } from '../handlers/common.js'
+import { createBucketFor, findBucket, ownerOf, visibleBuckets } from '../handlers/common.js'
 import { setBucketPolicy } from '../handlers/policy.js'
 import type { ServerState } from '../state.js'
 
@@ -95,11 +95,12 @@ function encryptionView(state: ServerState, bucket: BucketRow, config: BucketEnc
   }
 }
 
-function bucketView(state: ServerState, b: BucketRow): BucketView {
+/** A bucket as the console shows it; `owner` is the owner's name (ownership itself is by id). */
+async function bucketView(state: ServerState, b: BucketRow): Promise<BucketView> {
   const config = bucketEncryption(b)
   return {
     name: b.name,
-    owner: b.owner,
+    owner: (await ownerOf(state, b.owner)).name,
     region: b.region,
     createdAt: new Date(b.createdAt).toISOString(),
     encryption: config ? encryptionView(state, b, config) : null,
@@ -107,12 +108,12 @@ function bucketView(state: ServerState, b: BucketRow): BucketView {
 }
 
 export async function listBuckets(state: ServerState, user: User): Promise<{ buckets: BucketView[] }> {
-  return { buckets: (await visibleBuckets(state, user)).map((b) => bucketView(state, b)) }
+  return { buckets: await Promise.all((await visibleBuckets(state, user)).map((b) => bucketView(state, b))) }
 }
 
 export async function createBucket(state: ServerState, user: User, body: Record<string, unknown>): Promise<{ bucket: BucketView }> {
   if (typeof body.name !== 'string') bad('name: the bucket name is required')
-  return { bucket: bucketView(state, await createBucketFor(state, user, body.name)) }
+  return { bucket: await bucketView(state, await createBucketFor(state, user, body.name)) }
 }
 
 export interface ListQuery {

@@ -3,6 +3,7 @@
  * GetBucketLocation, GetBucketVersioning, and the listings (ListObjects v1/v2,
  * ListObjectVersions, ListMultipartUploads).
  */
+import { withSpaceForDelete } from '../reserve.js'
 import { s3Error } from '../../s3/errors.js'
 import {
   decodeContinuationToken,
@@ -15,7 +16,7 @@ import { encodeKeyForXml, parseCreateBucket, s3Document } from '../../s3/xml.js'
 import { deleteBucket as deleteBucketStored } from '../commit.js'
 import type { ObjectSummary, UploadRow } from '../meta/index.js'
 import { sendEmpty, sendXml, type RequestContext } from '../http.js'
-import { createBucketFor, isoDate, ownerXml, readXmlBody, requireBucket, visibleBuckets } from './common.js'
+import { createBucketFor, isoDate, ownerOf, ownerXml, readXmlBody, requireBucket, visibleBuckets } from './common.js'
 
 export async function listBuckets(ctx: RequestContext): Promise<void> {
   const user = ctx.user!
@@ -24,7 +25,7 @@ export async function listBuckets(ctx: RequestContext): Promise<void> {
     ctx,
     200,
     s3Document('ListAllMyBucketsResult', {
-      Owner: ownerXml(user.name),
+      Owner: ownerXml(user),
       Buckets: { Bucket: buckets.map((b) => ({ Name: b.name, CreationDate: isoDate(b.createdAt), BucketRegion: b.region })) },
     }),
   )
@@ -86,7 +87,7 @@ function objectSource(ctx: RequestContext) {
   return (after: string, prefix: string, limit: number): Promise<ObjectSummary[]> => ctx.state.meta.listObjects(ctx.bucket, after, prefix, limit)
 }
 
-function contentsXml(o: ObjectSummary, enc: string | undefined, owner?: string) {
+function contentsXml(o: ObjectSummary, enc: string | undefined, owner?: { id: string; name: string }) {
   return {
     Key: encodeKeyForXml(o.key, enc),
     LastModified: isoDate(o.lastModified),
@@ -102,6 +103,7 @@ export async function listObjects(ctx: RequestContext): Promise<void> {
   const p = listParams(ctx)
   const marker = ctx.query.get('marker') ?? ''
   const page = await listPage(objectSource(ctx), { ...p, after: marker })
+  const owner = await ownerOf(ctx.state, bucket.owner)
   const enc = p.encodingType
   sendXml(
     ctx,
@@ -115,7 +117,7 @@ export async function listObjects(ctx: RequestContext): Promise<void> {
       ...(p.delimiter !== '' ? { Delimiter: encodeKeyForXml(p.delimiter, enc) } : {}),
       IsTruncated: page.isTruncated,
       ...(enc ? { EncodingType: enc } : {}),
-      Contents: page.contents.map((o) => contentsXml(o, enc, bucket.owner)),
+      Contents: page.contents.map((o) => contentsXml(o, enc, owner)),
       CommonPrefixes: page.commonPrefixes.map((cp) => ({ Prefix: encodeKeyForXml(cp, enc) })),
     }),
   )
@@ -130,6 +132,7 @@ export async function listObjectsV2(ctx: RequestContext): Promise<void> {
   const after = token !== undefined ? decodeContinuationToken(token) : startAfter
   const fetchOwner = ctx.query.get('fetch-owner') === 'true'
   const page = await listPage(objectSource(ctx), { ...p, after })
+  const owner = await ownerOf(ctx.state, bucket.owner)
   const enc = p.encodingType
   sendXml(
     ctx,
@@ -145,7 +148,7 @@ export async function listObjectsV2(ctx: RequestContext): Promise<void> {
       ...(token !== undefined ? { ContinuationToken: token } : {}),
       ...(page.isTruncated && page.resumeAfter !== undefined ? { NextContinuationToken: encodeContinuationToken(page.resumeAfter) } : {}),
       ...(startAfter !== '' ? { StartAfter: encodeKeyForXml(startAfter, enc) } : {}),
-      Contents: page.contents.map((o) => contentsXml(o, enc, fetchOwner ? bucket.owner : undefined)),
+      Contents: page.contents.map((o) => contentsXml(o, enc, fetchOwner ? owner : undefined)),
       CommonPrefixes: page.commonPrefixes.map((cp) => ({ Prefix: encodeKeyForXml(cp, enc) })),
     }),
   )
@@ -165,6 +168,7 @@ export async function listObjectVersions(ctx: RequestContext): Promise<void> {
   }
   // A version-id marker other than `null` on a key with only a null version: that key is done either way.
   const page = await listPage(objectSource(ctx), { ...p, after: keyMarker })
+  const owner = await ownerOf(ctx.state, bucket.owner)
   const enc = p.encodingType
   const nextKeyMarker = page.isTruncated ? page.nextMarker : undefined
   sendXml(
@@ -188,7 +192,7 @@ export async function listObjectVersions(ctx: RequestContext): Promise<void> {
         LastModified: isoDate(o.lastModified),
         ETag: `"${o.etag}"`,
         Size: o.size,
-        Owner: ownerXml(bucket.owner),
+        Owner: ownerXml(owner),
         StorageClass: 'STANDARD',
       })),
       CommonPrefixes: page.commonPrefixes.map((cp) => ({ Prefix: encodeKeyForXml(cp, enc) })),
@@ -211,6 +215,8 @@ export async function listMultipartUploads(ctx: RequestContext): Promise<void> {
     return ctx.state.meta.listUploads(ctx.bucket, after, afterId, prefix, limit)
   }
   const page = await listPage(source, { ...p, after: keyMarker })
+  const owners = new Map<string, { id: string; name: string }>()
+  for (const u of page.contents) if (!owners.has(u.owner)) owners.set(u.owner, await ownerOf(ctx.state, u.owner))
   const last = page.contents.at(-1)
   const lastIsUpload = last !== undefined && page.nextMarker === last.key
   sendXml(
@@ -231,8 +237,8 @@ export async function listMultipartUploads(ctx: RequestContext): Promise<void> {
       Upload: page.contents.map((u) => ({
         Key: encodeKeyForXml(u.key, enc),
         UploadId: u.uploadId,
-        Initiator: ownerXml(u.owner),
-        Owner: ownerXml(u.owner),
+        Initiator: ownerXml(owners.get(u.owner)!),
+        Owner: ownerXml(owners.get(u.owner)!),
         StorageClass: 'STANDARD',
         Initiated: isoDate(u.initiated),
         ...(u.checksumAlgorithm ? { ChecksumAlgorithm: u.checksumAlgorithm, ChecksumType: u.checksumType } : {}),

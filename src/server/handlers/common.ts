@@ -40,10 +40,10 @@ export async function visibleBuckets(state: ServerState, user: User): Promise<Bu
  */
 export async function createBucketFor(state: ServerState, user: User, name: string): Promise<BucketRow> {
   validateBucketName(name)
-  const row: BucketRow = { name, owner: user.name, region: state.config.region, createdAt: Date.now(), settings: {} }
+  const row: BucketRow = { name, owner: user.id, region: state.config.region, createdAt: Date.now(), settings: {} }
   if (!(await state.meta.createBucket(row))) {
     const existing = await state.meta.getBucket(name)
-    if (existing && existing.owner === user.name) throw s3Error('BucketAlreadyOwnedByYou')
+    if (existing && existing.owner === user.id) throw s3Error('BucketAlreadyOwnedByYou')
     throw s3Error('BucketAlreadyExists')
   }
   return row
@@ -87,8 +87,20 @@ export async function readXmlBody(ctx: RequestContext): Promise<string> {
   return bytes.toString('utf8')
 }
 
-export function ownerXml(name: string): { ID: string; DisplayName: string } {
-  return { ID: name, DisplayName: name }
+/** An owner as S3 XML shows one: the stable id, and the name for people. */
+export function ownerXml(owner: { id: string; name: string }): { ID: string; DisplayName: string } {
+  return { ID: owner.id, DisplayName: owner.name }
+}
+
+/**
+ * The owner an id stands for: root, a user the MetaStore knows, or — for a user removed
+ * since, or one of an older users.json — the name the id carries, else the id itself.
+ */
+export async function ownerOf(state: ServerState, id: string): Promise<{ id: string; name: string }> {
+  if (id === state.root.id) return { id, name: state.root.name }
+  const user = await state.meta.lookupUserById(id)
+  if (user) return { id, name: user.name }
+  return { id, name: id.startsWith('legacy:') ? id.slice('legacy:'.length) : id }
 }
 
 /** ISO date with milliseconds as S3 XML carries it. */

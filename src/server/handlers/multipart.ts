@@ -28,15 +28,15 @@ import {
 } from '../../s3/objects.js'
 import { parseTaggingHeader } from '../../s3/tagging.js'
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
-import { completeUpload, decodeManifest, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
+import { completeUpload, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
 import { checkCustomerKeyForObject, customerKeyResponseHeaders, etagIsPlainMd5, etagOf, etagProtection, parseCustomerKey, type CustomerKey } from '../../s3/sse.js'
 import { checksumFromHeaders, WriteBody } from '../body.js'
 import { abortUpload, commitPart, completeUpload as commitUpload, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
 import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import type { PartRow, StoredChecksum, UploadRow } from '../meta/index.js'
-import { stageCopiedPart, stagePart } from '../sealed.js'
-import { isoDate, ownerXml, readXmlBody, requireBucket } from './common.js'
+import { checkedManifest, stageCopiedPart, stagePart } from '../sealed.js'
+import { isoDate, ownerOf, ownerXml, readXmlBody, requireBucket } from './common.js'
 import { checkWritePreconditions, copySource } from './objects.js'
 
 async function requireUpload(ctx: RequestContext): Promise<UploadRow> {
@@ -74,7 +74,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     bucket: bucket.name,
     key: ctx.key,
     initiated: Date.now(),
-    owner: ctx.user!.name,
+    owner: ctx.user!.id,
     state,
     headers: stored.headers,
     meta: stored.meta,
@@ -150,7 +150,7 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
   let size = 0
   const staged = await stageCopiedPart(
     ctx.state.blobs,
-    { manifest: decodeManifest(src.obj.manifest), blobs: src.obj.blobs, context: { bucket: src.bucket.name, key: src.obj.key } },
+    { manifest: checkedManifest(src.obj), blobs: src.obj.blobs, context: { bucket: src.bucket.name, key: src.obj.key } },
     range,
     upload.state as UploadState,
     { ...kmsAccess(ctx.state), ...(customer ? { customerKey: customer.key } : {}) },
@@ -280,6 +280,7 @@ export async function listParts(ctx: RequestContext): Promise<void> {
   const rows = await ctx.state.meta.listParts(upload.uploadId, marker, maxParts + 1)
   const truncated = rows.length > maxParts
   const parts = rows.slice(0, maxParts)
+  const owner = ownerXml(await ownerOf(ctx.state, upload.owner))
   sendXml(
     ctx,
     200,
@@ -287,8 +288,8 @@ export async function listParts(ctx: RequestContext): Promise<void> {
       Bucket: bucket.name,
       Key: upload.key,
       UploadId: upload.uploadId,
-      Initiator: ownerXml(upload.owner),
-      Owner: ownerXml(upload.owner),
+      Initiator: owner,
+      Owner: owner,
       StorageClass: 'STANDARD',
       PartNumberMarker: marker,
       ...(parts.length > 0 ? { NextPartNumberMarker: parts[parts.length - 1].partNumber } : {}),

@@ -18,14 +18,14 @@ import {
 import { copyTags, parseTaggingDirective, parseTaggingHeader, taggingCountHeader } from '../../s3/tagging.js'
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { isS3sseError } from '../../errors.js'
-import { decodeManifest, rewrap, verifyManifest, type Manifest } from '../../object/index.js'
+import { rewrap, verifyManifest, type Manifest } from '../../object/index.js'
 import { checkCustomerKeyForObject, checkReadHeaders, copyEtag, customerKeyResponseHeaders, etagIsPlainMd5, etagOf, etagProtection, parseCustomerKey } from '../../s3/sse.js'
 import { WriteBody } from '../body.js'
 import { commitObject, deleteObject as deleteStored, discardStaged, objectRow } from '../commit.js'
-import { encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
+import { checkNamedKey, encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
 import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext } from '../http.js'
 import type { BucketRow, ObjectRow, StoredChecksum } from '../meta/index.js'
-import { readObject, stageObject, tapStream } from '../sealed.js'
+import { checkedManifest, readObject, stageObject, tapStream } from '../sealed.js'
 import type { StagedBlob } from '../store/blob.js'
 import { authorize } from '../authorize.js'
 import { isoDate, readXmlBody, requireBucket, requireObject, viewOf } from './common.js'
@@ -119,7 +119,7 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       sendError(ctx, err, { etag: `"${obj.etag}"`, 'last-modified': new Date(obj.lastModified).toUTCString() })
       return
     }
-    const manifest = decodeManifest(obj.manifest)
+    const manifest = checkedManifest(obj)
     const partNumber = ctx.query.get('partNumber')
     let range: ByteRange | null
     if (partNumber !== undefined) {
@@ -157,7 +157,13 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       if (isS3sseError(err, 'S3SSE_BLOB_NOT_FOUND') && attempt < 3) continue
       throw err
     }
-    startBody(ctx, status, headers)
+    try {
+      startBody(ctx, status, headers)
+    } catch (err) {
+      // The object's files are open: close them before the error is answered.
+      await stream[Symbol.asyncIterator]().return?.()
+      throw err
+    }
     await pipeline(Readable.from(stream), ctx.res)
     return
   }
@@ -243,7 +249,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   const stored = directive === 'REPLACE' ? storedHeadersFrom(ctx.req.headers) : { headers: src.obj.headers, meta: src.obj.meta }
   const tags = copyTags(parseTaggingDirective(header(ctx, 'x-amz-tagging-directive')), src.obj.tags, header(ctx, 'x-amz-tagging'))
   const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
-  const srcManifest = decodeManifest(src.obj.manifest)
+  const srcManifest = checkedManifest(src.obj)
   const srcContext = { bucket: src.bucket.name, key: src.obj.key }
   const dstContext = { bucket: bucket.name, key: ctx.key }
   const requested = parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm'))
@@ -262,6 +268,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   if (encryption && srcManifest.encryption && keepsChecksum && rewrapKnowsEtag && kmsBothSides) {
     // Encrypted to encrypted, whole object, one KMS: re-wrap the data key for the new
     // context and keep the sealed bytes (a cheap copy of the blobs, not re-encrypted).
+    await checkNamedKey(encryption)
     manifest = await rewrap(srcManifest, {
       kms: encryption.kms, from: srcContext, to: dstContext, keyId: encryption.keyId, createKey: encryption.createKey,
       extraContext: encryption.extraContext ?? {}, algorithm: encryption.algorithm,

@@ -5,6 +5,7 @@
  */
 import busboy from 'busboy'
 import type { Readable } from 'node:stream'
+import { isS3sseError } from '../../errors.js'
 import { s3Error } from '../../s3/errors.js'
 import { checksumHeader, createDigest, parseChecksumAlgorithm } from '../../s3/checksums.js'
 import { checksumFromHeaders } from '../body.js'
@@ -18,52 +19,104 @@ import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
 import { checkTransport, etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
 import { commitObject, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, sseResponseHeaders } from '../encryption.js'
-import { continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
+import { checkNotTimedOut, continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import type { ObjectRow, StoredChecksum } from '../meta/index.js'
 import { stageObject, tapStream } from '../sealed.js'
 import { lookupUser } from '../state.js'
 import { requireBucket } from './common.js'
+
+/** Largest form field (the policy is one): larger ones are refused, never silently cut. */
+const MAX_FIELD_SIZE = 64 * 1024
 
 interface FormFile {
   stream: Readable
   filename?: string
 }
 
-/** Reads fields up to the file; resolves with both (the file stream still unread). */
-function readForm(ctx: RequestContext): Promise<{ fields: Map<string, string>; file: FormFile }> {
+interface Form {
+  fields: Map<string, string>
+  file: FormFile
+  /** Stops parsing: the request body is no longer fed to the parser (sendError then drains or closes it). */
+  abandon(): void
+}
+
+/** A form part the parser could not take: S3's MalformedPOSTRequest, with busboy's reason as the cause. */
+function malformedForm(cause: unknown): Error {
+  return isS3sseError(cause) && !String(cause.code).startsWith('S3SSE_') ? cause : s3Error('MalformedPOSTRequest', undefined, cause)
+}
+
+/**
+ * Reads fields up to the file; resolves with both (the file stream still unread). Every
+ * stream busboy hands out gets an error listener at once: a form cut short makes busboy
+ * destroy its file stream with an error, and that must never become an unhandled 'error'
+ * event, whether or not anyone is still reading it.
+ */
+function readForm(ctx: RequestContext): Promise<Form> {
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy
     try {
-      bb = busboy({ headers: ctx.req.headers, limits: { fieldSize: 64 * 1024, fields: 100, files: 1 } })
+      bb = busboy({ headers: ctx.req.headers, limits: { fieldSize: MAX_FIELD_SIZE, fields: 100, files: 1, parts: 101 } })
     } catch (err) {
       reject(s3Error('MalformedPOSTRequest', undefined, err))
       return
     }
+    const abandon = () => {
+      ctx.req.unpipe(bb)
+      bb.removeAllListeners('file').removeAllListeners('field')
+      bb.on('error', () => undefined)
+      bb.destroy()
+    }
+    const fail = (err: Error) => {
+      abandon()
+      reject(err)
+    }
     const fields = new Map<string, string>()
     let gotFile = false
-    bb.on('field', (name, value) => {
-      if (!gotFile) fields.set(name.toLowerCase(), value)
+    bb.on('field', (name: string | undefined, value, info) => {
+      if (gotFile) return
+      if (name === undefined || name === '') return fail(s3Error('MalformedPOSTRequest', 'Every form field needs a name.'))
+      if (info.valueTruncated) {
+        return fail(s3Error('MaxPostPreDataLengthExceededError', `The form field ${name} is longer than ${MAX_FIELD_SIZE} bytes.`))
+      }
+      fields.set(name.toLowerCase(), value)
     })
-    bb.on('file', (name, stream, info) => {
-      if (name.toLowerCase() !== 'file' || gotFile) {
+    bb.on('file', (name: string | undefined, stream, info) => {
+      stream.on('error', () => undefined)
+      if (gotFile || (name ?? '').toLowerCase() !== 'file') {
         stream.resume()
         return
       }
       gotFile = true
-      resolve({ fields, file: { stream, filename: info.filename } })
+      resolve({ fields, file: { stream, filename: info.filename }, abandon })
     })
-    bb.on('error', (err) => reject(s3Error('MalformedPOSTRequest', undefined, err)))
+    bb.on('error', (err) => reject(malformedForm(err)))
     bb.on('close', () => {
       if (!gotFile) reject(s3Error('InvalidArgument', 'POST requires exactly one file upload per request.'))
     })
+    // A request cut off (by the client, or by the idle timeout) before the file part.
+    ctx.req.once('error', (err) => fail(ctx.timedOut ?? malformedForm(err)))
     continueBody(ctx)
     ctx.req.pipe(bb)
   })
 }
 
+/** The file part's bytes; busboy's errors (a form cut inside the file) are MalformedPOSTRequest. */
+async function* fileBytes(ctx: RequestContext, stream: Readable): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of stream) {
+      checkNotTimedOut(ctx)
+      yield chunk as Buffer
+    }
+  } catch (err) {
+    throw ctx.timedOut ?? malformedForm(err)
+  }
+  checkNotTimedOut(ctx)
+}
+
 export async function postObject(ctx: RequestContext): Promise<void> {
   const bucket = await ctx.state.meta.getBucket(ctx.bucket)
-  const { fields, file } = await readForm(ctx)
+  const { fields, file, abandon } = await readForm(ctx)
+  let done = false
   try {
     const policy = fields.get('policy')
     const signature = fields.get('x-amz-signature')
@@ -83,6 +136,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       accessKey = await verifyPostPolicySignature(policy, credential, amzDate, signature, verifyOptions(ctx.state))
     }
     ctx.user = await lookupUser(ctx.state, accessKey)
+    ctx.signatureVersion = v2 ? 2 : 4
     if (!bucket) throw s3Error('NoSuchBucket')
     const template = fields.get('key')
     if (template === undefined) throw s3Error('InvalidArgument', 'Bucket POST must contain a field named \'key\'.')
@@ -115,7 +169,7 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     const algorithm = given?.algorithm ?? named
     const digest = algorithm ? createDigest(algorithm) : undefined
     let size = 0
-    const data = tapStream(file.stream as AsyncIterable<Buffer>, (chunk) => {
+    const data = tapStream(fileBytes(ctx, file.stream), (chunk) => {
       size += chunk.length
       md5?.update(chunk)
       digest?.update(chunk)
@@ -147,8 +201,10 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     })
     await commitObject(ctx.state, row, [staged.blob])
     respond(ctx, fields, row)
+    done = true
   } finally {
-    file.stream.resume()
+    // Refused or failed: stop parsing; what is left of the body is drained or the connection closed.
+    if (!done) abandon()
   }
 }
 

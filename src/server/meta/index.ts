@@ -239,12 +239,20 @@ export interface MetaStore {
   // -------------------------------------------------------------- users
   /** A user of the server by access key (root is not among them: it comes from the configuration). */
   lookupUser(accessKey: string): Promise<User | undefined>
+  /** A user by their stable id (bucket and upload owners are ids); undefined once removed. */
+  lookupUserById(id: string): Promise<User | undefined>
   /** A user of the server by name (bucket policies name their principals so). */
   lookupUserByName(name: string): Promise<User | undefined>
 
   // -------------------------------------------------------------- the crash sweep
   /** Every blob id a row references (objects and parts). */
   referencedBlobs(): Promise<Set<BlobId>>
+
+  /**
+   * How many objects and multipart uploads are stored encrypted: they need the keys that
+   * wrapped them, so a data dir with any never gets a new, empty keyring.
+   */
+  encryptedData(): Promise<{ objects: number; uploads: number }>
 
   close(): Promise<void>
 }

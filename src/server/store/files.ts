@@ -45,8 +45,8 @@ export class FileBlobStore implements BlobStore {
   static async open(dataDir: string): Promise<FileBlobStore> {
     const store = new FileBlobStore(dataDir)
     try {
-      await mkdir(store.tmpDir, { recursive: true })
-      await mkdir(store.objectsDir, { recursive: true })
+      await mkdir(store.tmpDir, { recursive: true, mode: 0o700 })
+      await mkdir(store.objectsDir, { recursive: true, mode: 0o700 })
     } catch (err) {
       throw storageError('opening the blob store', err)
     }
@@ -82,7 +82,7 @@ export class FileBlobStore implements BlobStore {
       }
     })()
     try {
-      await pipeline(Readable.from(watched, { objectMode: false }), createWriteStream(path, { flags: 'wx', flush: true, highWaterMark: IO_CHUNK }))
+      await pipeline(Readable.from(watched, { objectMode: false }), createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: IO_CHUNK }))
     } catch (err) {
       await rm(path, { force: true }).catch(() => undefined)
       if (sourceError) throw sourceError.err
@@ -113,7 +113,7 @@ export class FileBlobStore implements BlobStore {
       for (const b of staged) {
         const dir = this.dirOf(b.id)
         if (!this.madeDirs.has(dir)) {
-          await mkdir(dir, { recursive: true })
+          await mkdir(dir, { recursive: true, mode: 0o700 })
           this.madeDirs.add(dir)
         }
         await rename(this.tmpPath(b.id), this.pathOf(b.id))

@@ -385,6 +385,20 @@ export class SqliteMetaStore implements MetaStore {
     return this.users.lookup(accessKey)
   }
 
+  async lookupUserById(id: string): Promise<User | undefined> {
+    return this.users.lookupById(id)
+  }
+
+  encryptedData(): Promise<{ objects: number; uploads: number }> {
+    return this.run(() => {
+      const n = (sql: string) => (this.db.prepare(sql).get() as { n: number }).n
+      return {
+        objects: n('SELECT COUNT(*) AS n FROM objects WHERE encryption IS NOT NULL'),
+        uploads: n('SELECT COUNT(*) AS n FROM uploads WHERE encryption IS NOT NULL'),
+      }
+    })
+  }
+
   referencedBlobs(): Promise<Set<BlobId>> {
     return this.run(() => {
       const out = new Set<BlobId>()

@@ -5,12 +5,18 @@
  * itself durable.
  */
 import Database from 'better-sqlite3'
+import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { S3sseError } from '../../../errors.js'
 
 export const DB_FILE = 'meta.sqlite'
-/** 1: buckets, objects, uploads, parts. 2: objects.replication and the replication queue. 3: objects.tags, uploads.tags. */
-export const SCHEMA_VERSION = 3
+/**
+ * 1: buckets, objects, uploads, parts. 2: objects.replication and the replication queue.
+ * 3: owners are stable user ids, not names (buckets.owner, uploads.owner,
+ *    replication_queue.destination_owner and the destination owner in replication rules).
+ * 4: objects.tags, uploads.tags (object tagging).
+ */
+export const SCHEMA_VERSION = 4
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
@@ -81,7 +87,11 @@ CREATE INDEX IF NOT EXISTS replication_due ON replication_queue (next_attempt);
 
 /** Opens (creating or upgrading in place) the metadata database of a data dir. */
 export function openDatabase(dataDir: string): Database.Database {
-  const db = new Database(join(dataDir, DB_FILE))
+  // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
+  // file's mode, and would create the database itself 0644.
+  const file = join(dataDir, DB_FILE)
+  closeSync(openSync(file, 'a', 0o600))
+  const db = new Database(file)
   try {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
@@ -90,20 +100,56 @@ export function openDatabase(dataDir: string): Database.Database {
     if (version > SCHEMA_VERSION) {
       throw new S3sseError('S3SSE_META_UNAVAILABLE', `${DB_FILE} has schema version ${version}; this s3-sse knows up to ${SCHEMA_VERSION}`)
     }
-    db.transaction(() => {
-      db.exec(SCHEMA)
-      // Version 1 had no replication column (its other tables are created above if missing).
-      const columns = db.prepare("SELECT name FROM pragma_table_info('objects')").all() as Array<{ name: string }>
-      if (!columns.some((c) => c.name === 'replication')) db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
-      // Version 2 had no object tags.
-      if (!columns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE objects ADD COLUMN tags TEXT')
-      const uploadColumns = db.prepare("SELECT name FROM pragma_table_info('uploads')").all() as Array<{ name: string }>
-      if (!uploadColumns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE uploads ADD COLUMN tags TEXT')
-      db.pragma(`user_version = ${SCHEMA_VERSION}`)
-    })()
+    // Only a database older than this version is written to here: a start on a full disk
+    // must not need to write before it can serve deletes.
+    if (version < SCHEMA_VERSION) {
+      db.transaction(() => {
+        db.exec(SCHEMA)
+        // Version 1 had no replication column (its other tables are created above if missing).
+        const columns = db.prepare("SELECT name FROM pragma_table_info('objects')").all() as Array<{ name: string }>
+        if (!columns.some((c) => c.name === 'replication')) db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
+        // Version 3 had no object tags.
+        if (!columns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE objects ADD COLUMN tags TEXT')
+        const uploadColumns = db.prepare("SELECT name FROM pragma_table_info('uploads')").all() as Array<{ name: string }>
+        if (!uploadColumns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE uploads ADD COLUMN tags TEXT')
+        if (version < 3) ownersToIds(db)
+        db.pragma(`user_version = ${SCHEMA_VERSION}`)
+      })()
+    }
   } catch (err) {
     db.close()
     throw err
   }
   return db
+}
+
+/**
+ * Schema 3: until version 2 an owner was a user's name, so a user created later under a
+ * removed user's name owned that user's buckets. Owners become ids: `root` stays `root`;
+ * every other name NAME becomes `legacy:NAME`, the id UserStore gives an entry of an older
+ * users.json (which had no ids) — so the same users keep their buckets, and users added from
+ * now on get fresh random ids that no old bucket carries.
+ */
+function ownersToIds(db: Database.Database): void {
+  // Before version 3 every owner is a name (root's is 'root').
+  const id = (owner: string) => (owner === 'root' ? owner : `legacy:${owner}`)
+  db.function('s3sse_owner_id', (owner: unknown) => (typeof owner === 'string' ? id(owner) : owner))
+  db.exec(`
+    UPDATE buckets SET owner = s3sse_owner_id(owner);
+    UPDATE uploads SET owner = s3sse_owner_id(owner);
+    UPDATE replication_queue SET destination_owner = s3sse_owner_id(destination_owner) WHERE destination_owner IS NOT NULL;
+  `)
+  const rows = db.prepare('SELECT name, settings FROM buckets').all() as Array<{ name: string; settings: string }>
+  const update = db.prepare('UPDATE buckets SET settings = ? WHERE name = ?')
+  for (const r of rows) {
+    const settings = JSON.parse(r.settings) as { replication?: { rules?: Array<{ destination?: { owner?: string } }> } }
+    let changed = false
+    for (const rule of settings.replication?.rules ?? []) {
+      if (typeof rule.destination?.owner === 'string') {
+        rule.destination.owner = id(rule.destination.owner)
+        changed = true
+      }
+    }
+    if (changed) update.run(JSON.stringify(settings), r.name)
+  }
 }
