@@ -5,6 +5,7 @@
  * grants another user access, with an explicit Deny that overrides it.
  */
 import { randomBytes } from 'node:crypto'
+import { GetObjectCommand } from '@aws-sdk/client-s3'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { UserStore } from '../../src/server/credentials.js'
 import { removeDir, startServer, stopAll, tempDir, type TestServer } from '../server/helpers.js'
@@ -101,6 +102,12 @@ describeClient('aws', 'bucket policies with the aws CLI v2', () => {
     expect(ok(await bob.aws(['s3', 'ls', 's3://pol-share/', '--recursive'])).stdout).toContain('reports/q1.txt')
     ok(await bob.aws(['s3', 'cp', 's3://pol-share/reports/q1.txt', bob.path('q1.txt')]), 'bob reads a shared object')
     expect((await bob.aws(['s3', 'cp', 's3://pol-share/private/salaries.txt', bob.path('s.txt')])).stderr).toMatch(/403|AccessDenied|Forbidden/)
+    // What a policy grants still obeys the transport rule: SSE-KMS data only over HTTPS.
+    ok(await c.aws(['s3', 'cp', c.path('report.txt'), 's3://pol-share/reports/enc.txt', '--sse', 'aws:kms']))
+    const bobHttp = server.client({ http: true, accessKeyId: BOB.accessKey, secretAccessKey: BOB.secretKey })
+    const overHttp = await bobHttp.send(new GetObjectCommand({ Bucket: 'pol-share', Key: 'reports/enc.txt' })).then(() => 'served', (e: { message?: string }) => e.message)
+    bobHttp.destroy()
+    expect(overHttp).toMatch(/must be made over a secure connection/)
     bob.file('mine.txt', 'bob writes')
     expect((await bob.aws(['s3', 'cp', bob.path('mine.txt'), 's3://pol-share/bob.txt'])).stderr).toMatch(/AccessDenied/)
     // Bob may not change the policy; the owner can remove it, and Bob is out again.
