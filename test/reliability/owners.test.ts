@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { errorCode, removeDir, runCli, startServer, stopAll, type TestServer } from '../server/helpers.js'
+import { SCHEMA_VERSION } from '../../src/server/meta/sqlite/index.js'
 
 const dirs: string[] = []
 afterAll(async () => {
@@ -99,7 +100,7 @@ describe('bucket owners are stable user ids', () => {
     expect(await got.Body!.transformToString()).toBe('kept')
     const owners = new Database(join(server.dataDir, 'meta.sqlite'), { readonly: true })
     expect((owners.prepare("SELECT owner FROM buckets WHERE name = 'dave-old'").get() as { owner: string }).owner).not.toBe('dave')
-    expect(owners.pragma('user_version', { simple: true })).toBe(3)
+    expect(owners.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
     owners.close()
     daveAgain.destroy()
     // And a later dave is someone else.
