@@ -45,10 +45,12 @@ function opensslVersion() {
 
 /**
  * `openssl speed -evp aes-256-gcm` at one block size: bytes per second, on one core or on
- * `multi` processes. null when openssl is not installed.
+ * `multi` processes. null when openssl is not installed. `-elapsed`: by wall-clock time, as
+ * every other figure here is (by default openssl divides by its CPU time, which on a busy
+ * machine credits it with a whole core that nothing else measured in the run had).
  */
 export function opensslSpeed(bytes = 16 * KiB, seconds = 3, multi = 1) {
-  const args = ['speed', '-evp', 'aes-256-gcm', '-bytes', String(bytes), '-seconds', String(seconds)]
+  const args = ['speed', '-elapsed', '-evp', 'aes-256-gcm', '-bytes', String(bytes), '-seconds', String(seconds)]
   if (multi > 1) args.push('-multi', String(multi))
   let out
   try {
@@ -99,4 +101,19 @@ export function writeResult(name, data) {
 /** True when this module is the script node was started with. */
 export function isMain(importMetaUrl) {
   return process.argv[1] && fileURLToPath(importMetaUrl) === process.argv[1]
+}
+
+/** One line: which engines ran, and what ipsec-mb chose on this CPU (or why it did not load). */
+export function describeEngines(result) {
+  const imb = result.ipsecMb
+  if (!result.engines?.length) return 'native backend: not loaded'
+  const parts = [`native engines: ${result.engines.join(', ')} (default ${result.engines[0]})`]
+  if (imb?.available) {
+    parts.push(`ipsec-mb ${imb.version} runs its ${imb.arch} path${imb.vaes ? ' with VAES' : ''}`)
+    if (!imb.vaes) parts.push(imb.forced ? 'forced below VAES by S3SSE_IPSEC_MB_ARCH' : 'this CPU has no VAES, so these are the AVX2/AVX-512 figures')
+  } else if (imb) {
+    parts.push(`ipsec-mb unavailable: ${imb.reason}`)
+  }
+  if (result.rows?.some((r) => r.probe) || result.summary?.some((r) => /no VAES/.test(r.name))) parts.push('the AVX2 path (what a CPU without VAES runs) is measured too')
+  return parts.join('; ')
 }

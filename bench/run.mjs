@@ -7,7 +7,7 @@ import { fork } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import cliProgress from 'cli-progress'
-import { fmt, gbps, printTable, sizeName } from './lib.mjs'
+import { describeEngines, fmt, gbps, printTable, sizeName } from './lib.mjs'
 import { drawSummarySvg } from './svg.mjs'
 
 export const SUITES = ['crypto', 'objects', 'server', 'kms']
@@ -82,6 +82,8 @@ export async function runBench({ only, quick = false, out = resolve('bench/resul
   const summary = []
   let machine
   let openssl
+  let limits
+  let engines
   try {
     for (const name of names) {
       if (!existsSync(new URL(`./${name}.mjs`, import.meta.url))) {
@@ -93,6 +95,8 @@ export async function runBench({ only, quick = false, out = resolve('bench/resul
       results[name] = result
       machine ??= result.machine
       openssl ??= result.openssl
+      limits ??= result.limits
+      if (result.engines) engines = { engines: result.engines, ipsecMb: result.ipsecMb }
       writeFileSync(join(out, `${name}.json`), JSON.stringify(result, null, 2) + '\n')
       summary.push(...rows.map((r) => ({ suite: name, ...r })))
     }
@@ -105,7 +109,7 @@ export async function runBench({ only, quick = false, out = resolve('bench/resul
     if (r.bytesPerSecond && openssl?.oneCore) r.vsOpenssl1 = r.bytesPerSecond / openssl.oneCore
     if (r.bytesPerSecond && openssl?.allCores) r.vsOpensslAll = r.bytesPerSecond / openssl.allCores
   }
-  const record = { machine, openssl, summary, suites: Object.keys(results) }
+  const record = { machine, openssl, limits: limits ?? [], ...(engines ?? {}), summary, suites: Object.keys(results) }
   writeFileSync(join(out, 'summary.json'), JSON.stringify(record, null, 2) + '\n')
   writeFileSync(join(out, 'summary.svg'), drawSummarySvg(record))
 
@@ -119,6 +123,8 @@ export function printSummary(record, out = process.stdout) {
   if (m) out.write(`\n${m.cpu} (${m.cores} cores; ${m.flags.join(' ')}), Node ${m.node}, OpenSSL ${m.openssl}\n`)
   const o = record.openssl
   if (o) out.write(`limit: openssl speed -evp aes-256-gcm @${sizeName(o.bytes)} = ${fmt(gbps(o.oneCore ?? NaN))} GB/s one core, ${fmt(gbps(o.allCores ?? NaN))} GB/s all cores\n`)
+  for (const l of record.limits ?? []) if (!l.name.startsWith('openssl')) out.write(`limit: ${l.name} = ${fmt(gbps(l.bytesPerSecond))} GB/s\n`)
+  if (record.engines) out.write(`${describeEngines(record)}\n`)
   out.write('\n')
   printTable(record.summary.map((r) => ({
     suite: r.suite,

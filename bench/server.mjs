@@ -1,8 +1,9 @@
 // Server benchmark: PUT and GET throughput over HTTPS with the AWS SDK (@aws-sdk/client-s3,
 // default checksums), objects of 1 MiB and 256 MiB, one stream and 8 in parallel, and the
 // server's peak RSS per scenario. The reference, measured in the same run with the same
-// client: a bare Node HTTPS endpoint that only moves bytes (discards PUT bodies, serves GET
-// bodies from memory), i.e. what TLS + HTTP + the SDK cost on this machine.
+// client, scenario by scenario in turn with the server: a bare Node HTTPS endpoint that only
+// moves bytes (discards PUT bodies, serves GET bodies from memory), i.e. what TLS + HTTP +
+// the SDK cost on this machine.
 //
 // Every variant is a bucket setup: `plaintext`, and `sse-kms` (bucket default encryption
 // on), measured scenario by scenario in turn so that both see the same machine; the encrypted
@@ -294,26 +295,34 @@ export async function run({ quick = false, onProgress = () => {} } = {}) {
       result.checks.push(`${v.name}: PUT then GET returned identical bytes for every size`)
       result.variants[v.name] = []
     }
-    // Scenario by scenario, each variant in turn, so drift in the machine hits both alike.
-    for (const sc of scenarios) {
-      for (const v of VARIANTS) {
-        result.variants[v.name].push(...(await measureTarget(s3, v.bucket, data, [sc], server.pid, (l) => step(`${v.name} ${l}`))))
-      }
-    }
-    const rangeSize = quick ? 64 * MiB : 1024 * MiB
-    result.range = await measureRange(s3, data, rangeSize, quick ? 30 : 200)
-    step(`1-byte range GET from the middle of ${sizeName(rangeSize)}`)
-    result.kms = await measureKmsCalls(s3, server, data, quick ? 200 : 1000)
-    step('KMS calls per 1000 PUTs')
-    s3.destroy()
+    // Scenario by scenario, each variant and the bare HTTPS sink in turn, so drift in a shared
+    // machine's speed hits all alike.
     const sink = await startSink(server.cert, server.key)
+    result.reference = []
     try {
-      const ref = client(sink.url, server.ca)
-      result.reference = await measureTarget(ref, 'sink', data, scenarios, null, (l) => step(`https sink ${l}`))
-      ref.destroy()
+      for (const sc of scenarios) {
+        // A fresh client (and connections) for each endpoint and scenario: a keep-alive
+        // connection left idle while the other endpoint ran may have been closed by now.
+        for (const v of VARIANTS) {
+          const c = client(server.url, server.ca)
+          result.variants[v.name].push(...(await measureTarget(c, v.bucket, data, [sc], server.pid, (l) => step(`${v.name} ${l}`))))
+          c.destroy()
+        }
+        const ref = client(sink.url, server.ca)
+        result.reference.push(...(await measureTarget(ref, 'sink', data, [sc], null, (l) => step(`https sink ${l}`))))
+        ref.destroy()
+      }
     } finally {
       await sink.stop()
     }
+    s3.destroy()
+    const s3b = client(server.url, server.ca)
+    const rangeSize = quick ? 64 * MiB : 1024 * MiB
+    result.range = await measureRange(s3b, data, rangeSize, quick ? 30 : 200)
+    step(`1-byte range GET from the middle of ${sizeName(rangeSize)}`)
+    result.kms = await measureKmsCalls(s3b, server, data, quick ? 200 : 1000)
+    step('KMS calls per 1000 PUTs')
+    s3b.destroy()
     step('done')
   } finally {
     await server.stop()
@@ -370,6 +379,12 @@ export function printServerReport(result, out = process.stdout) {
   }))
   printTable(rows, ['measure', 'MB/s', 'GB/s', 'peak RSS / value', 'reference', '×reference'], out)
   for (const r of result.reference ?? []) out.write(`  reference ${label(r)}: ${fmt(r.bytesPerSecond / 1e6, 0)} MB/s\n`)
+  out.write('targets (issue 15): plaintext ≥ 0.8× the bare HTTPS sink, SSE-KMS ≥ 0.9× plaintext, in every scenario\n')
+  for (const r of summarize(result)) {
+    if (!r.bytesPerSecond || r.vsReference == null) continue
+    const goal = r.reference === 'bare HTTPS sink' ? 0.8 : 0.9
+    out.write(`  ${r.vsReference >= goal ? 'met    ' : 'MISSED '} ${fmt(r.vsReference)}× (goal ${goal}×)  ${r.name} vs ${r.reference}\n`)
+  }
 }
 
 if (isMain(import.meta.url)) {

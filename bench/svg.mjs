@@ -1,6 +1,7 @@
 // The summary chart of `s3-sse bench`, two panels of horizontal bars:
-//   1. crypto and object throughput (GB/s) beside the machine's limit (openssl speed on one
-//      core and on all cores; the one-core limit is the dashed line);
+//   1. crypto and object throughput (GB/s) beside the machine's limits measured in the same
+//      run (openssl speed on one core and on all cores, ipsec-mb's one-shot GCM on one core,
+//      memcpy of 64 MiB), each also drawn as a dashed line;
 //   2. the server, encrypted (SSE-KMS) beside plaintext for each scenario, on its own MB/s
 //      scale, so the cost of encryption is visible where HTTPS dominates.
 // Plain SVG with the machine and versions under it; no fonts or scripts to load.
@@ -12,6 +13,8 @@ const COLORS = { crypto: '#2f6db3', objects: '#4c9a2a', limit: '#9a9a9a', plaint
 const LABEL_W = 330
 const BAR_W = 420
 const ROW_H = 22
+/** One colour per limit line: openssl 1 core, openssl all cores, ipsec-mb one-shot, memcpy. */
+const LIMIT_COLORS = ['#555555', '#8a8a8a', '#7a3fa0', '#b08a00']
 
 function bar(out, y, label, value, max, color, text, opacity = 1) {
   const w = Math.max(1, (value / max) * BAR_W)
@@ -24,9 +27,13 @@ export function drawSummarySvg(record) {
   const out = []
   let y = 46
   const o = record.openssl
+  // The limits measured in the run; older records carry only openssl speed.
+  const limits = record.limits?.length ? record.limits : [
+    ...(o?.oneCore ? [{ name: 'openssl speed, 1 core', bytesPerSecond: o.oneCore }] : []),
+    ...(o?.allCores ? [{ name: 'openssl speed, all cores', bytesPerSecond: o.allCores }] : []),
+  ]
   const top = [
-    ...(o?.oneCore ? [{ name: 'openssl speed, 1 core (limit)', bytesPerSecond: o.oneCore, suite: 'limit' }] : []),
-    ...(o?.allCores ? [{ name: 'openssl speed, all cores (limit)', bytesPerSecond: o.allCores, suite: 'limit' }] : []),
+    ...limits.map((l) => ({ name: `${l.name} (limit)`, bytesPerSecond: l.bytesPerSecond, suite: 'limit' })),
     ...record.summary.filter((r) => r.bytesPerSecond && r.chart !== false && r.suite !== 'server'),
   ]
   const server = record.summary.filter((r) => r.bytesPerSecond && r.chart !== false && r.suite === 'server')
@@ -34,18 +41,22 @@ export function drawSummarySvg(record) {
   const body = []
   if (top.length > 0) {
     const max = Math.max(...top.map((b) => b.bytesPerSecond))
-    body.push(`<text x="12" y="${y + 4}" font-weight="bold">Crypto and objects, GB/s (dashed: openssl speed on one core)</text>`)
+    body.push(`<text x="12" y="${y + 4}" font-weight="bold">Crypto and objects, GB/s (dashed lines: the limits above, measured in the same run)</text>`)
     y += 14
     const y0 = y
     for (const b of top) {
       bar(body, y, b.name, b.bytesPerSecond, max, COLORS[b.suite] ?? '#555555', fmt(gbps(b.bytesPerSecond), 2), b.suite === 'limit' ? 0.6 : 1)
       y += ROW_H
     }
-    if (o?.oneCore) {
-      const x = LABEL_W + (o.oneCore / max) * BAR_W
-      body.push(`<line x1="${x.toFixed(1)}" y1="${y0}" x2="${x.toFixed(1)}" y2="${y}" stroke="#555555" stroke-dasharray="4 3"/>`)
-    }
-    y += 18
+    // One dashed line per limit across the whole panel, numbered at its foot (the bars above name them).
+    limits.forEach((l, i) => {
+      const x = LABEL_W + (l.bytesPerSecond / max) * BAR_W
+      const color = LIMIT_COLORS[i % LIMIT_COLORS.length]
+      body.push(`<line x1="${x.toFixed(1)}" y1="${y0}" x2="${x.toFixed(1)}" y2="${y}" stroke="${color}" stroke-dasharray="4 3"/>`)
+      body.push(`<text x="${x.toFixed(1)}" y="${y + 11}" text-anchor="middle" font-size="10" fill="${color}">${i + 1}</text>`)
+      body.push(`<text x="4" y="${y0 + i * ROW_H + 14}" font-size="10" fill="${color}">${i + 1}</text>`)
+    })
+    y += 24
   }
   if (server.length > 0) {
     const max = Math.max(...server.map((b) => b.bytesPerSecond))

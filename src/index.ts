@@ -10,17 +10,11 @@ export {
   MAX_PACKAGE_NUMBER,
   MAX_PACKAGE_SIZE,
 } from './crypto/constants.js'
-export {
-  type Backend,
-  type BackendName,
-  type AsyncOptions,
-  sealedLength,
-  openedLength,
-  packagesForPlaintext,
-  packagesForCiphertext,
-} from './crypto/backend.js'
+export { type Backend, type BackendName, type AsyncOptions } from './crypto/backend.js'
+export { sealedLength, openedLength, packagesForPlaintext, packagesForCiphertext } from './crypto/packages.js'
 export {
   loadBackend,
+  loadNativeBackend,
   backendReport,
   describeBackendReport,
   printBackendReport,
@@ -28,7 +22,8 @@ export {
   type BackendReport,
   type LoadFailure,
 } from './crypto/loader.js'
-export type { CpuFeatures, NativeBackend } from './crypto/backends/native.js'
+export { NATIVE_ENGINE_ORDER } from './crypto/backends/native.js'
+export type { CpuFeatures, NativeBackend, NativeEngineName, NativeEngineReport, IpsecMbStatus, RawGcm } from './crypto/backends/native.js'
 export type { WasmBackend } from './crypto/backends/wasm-core.js'
 export { deriveStreamKey, newSalt, hkdfSha256, streamInfo, FORMAT_VERSION, type StreamKey } from './crypto/kdf.js'
 export {

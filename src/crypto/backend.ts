@@ -8,6 +8,7 @@ import {
   PACKAGE_SIZE,
   TAG_SIZE,
 } from './constants.js'
+import { packagesForCiphertext, packagesForPlaintext } from './packages.js'
 
 export type BackendName = 'native' | 'node' | 'wasm' | 'js'
 
@@ -59,41 +60,6 @@ export function checkGcm(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, input
   if (direction === 'open' && input.length < TAG_SIZE) {
     throw new S3sseError('S3SSE_TRUNCATED', `sealed message is shorter than a tag (TAG_SIZE = ${TAG_SIZE})`)
   }
-}
-
-/** Packages a call of `plainLength` bytes produces. */
-export function packagesForPlaintext(plainLength: number, final: boolean, packageSize = PACKAGE_SIZE): number {
-  if (plainLength === 0) return final ? 1 : 0
-  return Math.ceil(plainLength / packageSize)
-}
-
-/** Bytes `seal` writes for `plainLength` bytes of input. */
-export function sealedLength(plainLength: number, final: boolean, packageSize = PACKAGE_SIZE): number {
-  return plainLength + packagesForPlaintext(plainLength, final, packageSize) * TAG_SIZE
-}
-
-/**
- * Packages in `cipherLength` bytes of sealed input, or an error when the length cannot be
- * a run of packages (a piece shorter than a tag is a truncation).
- */
-export function packagesForCiphertext(cipherLength: number, final: boolean, packageSize = PACKAGE_SIZE, firstPackage = 0): number {
-  const sealed = packageSize + TAG_SIZE
-  if (cipherLength === 0) {
-    if (final) throw new S3sseError('S3SSE_TRUNCATED', 'sealed input is empty: a final call needs at least one package (TAG_SIZE bytes)')
-    return 0
-  }
-  const whole = Math.floor(cipherLength / sealed)
-  const rest = cipherLength - whole * sealed
-  if (rest === 0) return whole
-  if (rest < TAG_SIZE) {
-    throw new S3sseError('S3SSE_TRUNCATED', `sealed input ends with ${rest} bytes, shorter than a tag (TAG_SIZE = ${TAG_SIZE})`, { packageNumber: firstPackage + whole })
-  }
-  return whole + 1
-}
-
-/** Bytes `open` writes for `cipherLength` bytes of sealed input. */
-export function openedLength(cipherLength: number, final: boolean, packageSize = PACKAGE_SIZE): number {
-  return cipherLength - packagesForCiphertext(cipherLength, final, packageSize) * TAG_SIZE
 }
 
 export interface CheckedCall {

@@ -1,7 +1,7 @@
 import { S3sseError } from '../errors.js'
 import type { Backend, BackendName } from './backend.js'
 import { createJsBackend } from './backends/js.js'
-import { createNativeBackend, type CpuFeatures } from './backends/native.js'
+import { createNativeBackend, forcedNativeEngine, type CpuFeatures, type NativeBackend, type NativeEngineName, type NativeEngineReport } from './backends/native.js'
 import { createNodeBackend } from './backends/node.js'
 import { createWasmBackend } from './backends/wasm.js'
 
@@ -30,6 +30,8 @@ export interface BackendReport {
   /** CPU features the native addon probed (when it loaded). */
   cpu?: CpuFeatures
   opensslVersion?: string
+  /** The native backend's engine and why (when it loaded), with ipsec-mb's state. */
+  engine?: NativeEngineReport
 }
 
 const loaded = new Map<BackendName, Backend>()
@@ -65,6 +67,8 @@ function unavailable(name: BackendName, cause: Error): S3sseError {
  * that loads; the failures before it are kept in `backendReport()`.
  */
 export function loadBackend(name?: BackendName): Backend {
+  // A misspelt S3SSE_NATIVE_ENGINE is an error here, not a native failure to fall back from.
+  forcedNativeEngine()
   if (name !== undefined) {
     if (!isBackendName(name)) throw new S3sseError('S3SSE_BAD_ARGUMENT', `unknown backend "${String(name)}"; one of ${BACKEND_ORDER.join(', ')}`)
     const b = tryLoad(name)
@@ -86,6 +90,8 @@ export function loadBackend(name?: BackendName): Backend {
     for (const n of BACKEND_ORDER) {
       const b = tryLoad(n)
       if (b instanceof Error) {
+        // An engine the user forced is not passed over for a slower backend.
+        if (n === 'native' && forcedNativeEngine()) throw unavailable(n, b)
         failures.push({ backend: n, error: b })
         continue
       }
@@ -96,16 +102,38 @@ export function loadBackend(name?: BackendName): Backend {
   if (!chosen) {
     throw new S3sseError('S3SSE_BACKEND_UNAVAILABLE', `no backend loaded: ${failures.map((f) => `${f.backend}: ${f.error.message}`).join('; ')}`)
   }
-  const native = loaded.get('native') as ReturnType<typeof createNativeBackend> | undefined
+  const native = loaded.get('native') as NativeBackend | undefined
   report = {
     chosen: chosen.name,
     reason: forced ? 'forced' : 'order',
     failures,
     cpu: native?.cpu,
     opensslVersion: native?.opensslVersion,
+    engine: native?.engineReport,
   }
   if (process.env.S3SSE_DEBUG) printBackendReport()
   return chosen
+}
+
+const nativeEngines = new Map<NativeEngineName, NativeBackend>()
+
+/**
+ * The native backend with exactly the engine asked for (so tests and benchmarks can hold the
+ * engines against each other in one process), or S3SSE_BACKEND_UNAVAILABLE with the cause.
+ */
+export function loadNativeBackend(engine: NativeEngineName): NativeBackend {
+  const hit = nativeEngines.get(engine)
+  if (hit) return hit
+  let b: NativeBackend
+  try {
+    b = createNativeBackend({ engine })
+  } catch (e) {
+    const cause = e instanceof Error ? e : new Error(String(e))
+    if (cause instanceof S3sseError && cause.code === 'S3SSE_BAD_ARGUMENT') throw cause
+    throw unavailable('native', cause)
+  }
+  nativeEngines.set(engine, b)
+  return b
 }
 
 /** What the loader chose and why (loads the default backend if nothing has yet). */
@@ -117,9 +145,17 @@ export function backendReport(): BackendReport {
 /** One line: the backend, and why any faster one was passed over. */
 export function describeBackendReport(r: BackendReport = backendReport()): string {
   const parts = [`s3-sse: crypto backend ${r.chosen}${r.reason === 'forced' ? ' (forced by S3SSE_BACKEND)' : ''}`]
+  const e = r.engine
+  if (e && r.chosen === 'native') {
+    parts[0] += ` with engine ${e.name} (${e.detail}${e.reason === 'forced' ? ', forced by S3SSE_NATIVE_ENGINE' : ''})`
+    if (e.name !== 'ipsec-mb' && !e.ipsecMb.available) parts.push(`ipsec-mb unavailable: ${e.ipsecMb.reason}`)
+  }
   if (r.cpu) {
     const f = r.cpu
-    parts.push(`cpu ${f.arch} aes-ni=${f.aesni ?? f.aes ? 'yes' : 'no'} pclmulqdq=${f.pclmulqdq ?? f.pmull ? 'yes' : 'no'} avx=${f.avx ? 'yes' : 'no'}`)
+    const yn = (b: boolean | undefined) => (b ? 'yes' : 'no')
+    parts.push(f.arch === 'x64'
+      ? `cpu x64 aes-ni=${yn(f.aesni)} pclmulqdq=${yn(f.pclmulqdq)} avx=${yn(f.avx)} avx2=${yn(f.avx2)} avx512f=${yn(f.avx512f)} vaes=${yn(f.vaes)} vpclmulqdq=${yn(f.vpclmulqdq)}`
+      : `cpu ${f.arch} aes=${yn(f.aes)} pmull=${yn(f.pmull)}`)
   }
   for (const f of r.failures) parts.push(`${f.backend} unavailable: ${f.error.message.split('\n')[0]}`)
   return parts.join('; ')

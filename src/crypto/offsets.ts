@@ -1,5 +1,6 @@
 import { S3sseError } from '../errors.js'
 import { PACKAGE_SIZE, TAG_SIZE } from './constants.js'
+import { openedLength, packagesForPlaintext, sealedLength } from './packages.js'
 
 /**
  * Closed-form arithmetic between plaintext offsets and the sealed stream
@@ -9,25 +10,27 @@ import { PACKAGE_SIZE, TAG_SIZE } from './constants.js'
 
 /** Packages in a whole stream of `plainSize` bytes (an empty stream is one empty package). */
 export function streamPackageCount(plainSize: number, packageSize = PACKAGE_SIZE): number {
-  return plainSize === 0 ? 1 : Math.ceil(plainSize / packageSize)
+  return packagesForPlaintext(plainSize, true, packageSize)
 }
 
 /** Size of the sealed stream of `plainSize` bytes. */
 export function sealedStreamSize(plainSize: number, packageSize = PACKAGE_SIZE): number {
-  return plainSize + streamPackageCount(plainSize, packageSize) * TAG_SIZE
+  return sealedLength(plainSize, true, packageSize)
 }
 
 /** Plaintext size of a whole sealed stream, or S3SSE_TRUNCATED when no stream has that size. */
 export function plainStreamSize(sealedSize: number, packageSize = PACKAGE_SIZE): number {
-  const sealed = packageSize + TAG_SIZE
-  const whole = Math.floor(sealedSize / sealed)
-  const rest = sealedSize - whole * sealed
-  if (rest === 0 && whole > 0) return whole * packageSize
-  if (rest < TAG_SIZE || (rest === TAG_SIZE && whole > 0)) {
-    // Only a stream whose whole content is one empty package ends in a bare tag.
-    throw new S3sseError('S3SSE_TRUNCATED', `${sealedSize} bytes is not the size of a sealed stream with packageSize ${packageSize}`)
+  const bad = () => new S3sseError('S3SSE_TRUNCATED', `${sealedSize} bytes is not the size of a sealed stream with packageSize ${packageSize}`)
+  let plain: number
+  try {
+    plain = openedLength(sealedSize, true, packageSize)
+  } catch {
+    throw bad()
   }
-  return whole * packageSize + rest - TAG_SIZE
+  // A run of packages is a whole stream only if sealing its plaintext gives it back: a bare
+  // tag after full packages is no stream (n = k·P bytes make k packages, not k + 1).
+  if (sealedLength(plain, true, packageSize) !== sealedSize) throw bad()
+  return plain
 }
 
 export interface PackageSpan {

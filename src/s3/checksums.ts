@@ -8,6 +8,7 @@ import { createHash, type Hash } from 'node:crypto'
 import { crc32 as zlibCrc32 } from 'node:zlib'
 import { Crc32c } from '@aws-crypto/crc32c'
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme'
+import { createStreamDigest, type StreamDigest } from '../crypto/digest.js'
 import { s3Error } from './errors.js'
 
 export const CHECKSUM_ALGORITHMS = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'] as const
@@ -104,6 +105,28 @@ export function createDigest(alg: ChecksumAlgorithm | 'MD5'): Digest {
     case 'MD5':
       return new HashDigest('md5')
   }
+}
+
+/** A digest of a request body: with a backlog to bound (its hashing may run on the libuv pool). */
+export interface BodyDigest extends Digest {
+  /** Bytes given to update() and not hashed yet. */
+  readonly backlog: number
+  /** Resolves once everything given so far is hashed. */
+  settle(): Promise<void>
+}
+
+/**
+ * createDigest for a request body read once from start to end: MD5, SHA-1 and SHA-256 are
+ * hashed off the event loop's thread (src/crypto/digest.ts); the CRCs are fast enough here
+ * (zlib's and the AWS CRC libraries').
+ */
+export function createBodyDigest(alg: ChecksumAlgorithm | 'MD5'): BodyDigest {
+  if (alg === 'MD5' || alg === 'SHA1' || alg === 'SHA256') {
+    const d: StreamDigest = createStreamDigest(alg === 'MD5' ? 'md5' : alg === 'SHA1' ? 'sha1' : 'sha256')
+    return { update: (data) => d.update(data), get backlog() { return d.backlog }, settle: () => d.settle(), digest: () => d.digest() }
+  }
+  const d = createDigest(alg)
+  return { update: (data) => d.update(data), backlog: 0, settle: async () => {}, digest: () => d.digest() }
 }
 
 export async function checksumOf(alg: ChecksumAlgorithm, data: Uint8Array): Promise<string> {

@@ -7,12 +7,12 @@
 import { s3Error } from '../s3/errors.js'
 import {
   checksumHeader,
-  createDigest,
+  createBodyDigest,
   isChecksumAlgorithm,
   parseChecksumAlgorithm,
   validateChecksumValue,
+  type BodyDigest,
   type ChecksumAlgorithm,
-  type Digest,
 } from '../s3/checksums.js'
 import { MAX_SINGLE_PUT } from '../s3/objects.js'
 import { decodeAwsChunked } from './auth/chunked.js'
@@ -24,6 +24,9 @@ export interface VerifiedBody {
   size: number
   checksum?: { algorithm: ChecksumAlgorithm; value: string }
 }
+
+/** Bytes of a body that may wait to be hashed before reading pauses for the hashing. */
+const MAX_DIGEST_BACKLOG = 8 * 1024 * 1024
 
 const NON_VALUE_CHECKSUM_HEADERS = new Set(['x-amz-checksum-algorithm', 'x-amz-checksum-type', 'x-amz-checksum-mode'])
 
@@ -58,9 +61,9 @@ export class WriteBody {
   private readonly trailerName?: string
   private readonly contentMd5?: string
   private readonly decodedLength?: number
-  private readonly md5?: Digest
-  private readonly sha256?: Digest
-  private readonly checksum?: Digest
+  private readonly md5?: BodyDigest
+  private readonly sha256?: BodyDigest
+  private readonly checksum?: BodyDigest
   private trailers?: Map<string, string>
   private size = 0
   private consumed = false
@@ -72,7 +75,7 @@ export class WriteBody {
       if (Buffer.from(md5, 'base64').length !== 16) throw s3Error('InvalidDigest')
       this.contentMd5 = md5
     }
-    if (opts.etagMd5 !== false || this.contentMd5 !== undefined) this.md5 = createDigest('MD5')
+    if (opts.etagMd5 !== false || this.contentMd5 !== undefined) this.md5 = createBodyDigest('MD5')
     const fromHeader = checksumFromHeaders(headers)
     const trailer = header(ctx, 'x-amz-trailer')?.trim().toLowerCase()
     let algorithm = fromHeader?.algorithm
@@ -96,8 +99,8 @@ export class WriteBody {
     }
     this.checksumAlgorithm = algorithm
     this.expectedChecksum = fromHeader?.value
-    if (algorithm) this.checksum = createDigest(algorithm)
-    if (ctx.payload?.kind === 'sha256') this.sha256 = createDigest('SHA256')
+    if (algorithm) this.checksum = createBodyDigest(algorithm)
+    if (ctx.payload?.kind === 'sha256') this.sha256 = createBodyDigest('SHA256')
 
     const decoded = header(ctx, 'x-amz-decoded-content-length')
     const length = decoded ?? header(ctx, 'content-length')
@@ -134,13 +137,15 @@ export class WriteBody {
         })
       : raw
     const self = this
+    const digests = [this.md5, this.sha256, this.checksum].filter((d): d is BodyDigest => d !== undefined)
     return (async function* () {
       for await (const chunk of source) {
         checkNotTimedOut(self.ctx)
         self.size += chunk.length
-        self.md5?.update(chunk)
-        self.sha256?.update(chunk)
-        self.checksum?.update(chunk)
+        for (const d of digests) d.update(chunk)
+        // The hashing runs on the pool beside the reading; past a few MiB behind, reading waits
+        // for it, so a slow pool never makes a body pile up in memory.
+        for (const d of digests) if (d.backlog > MAX_DIGEST_BACKLOG) await d.settle()
         yield chunk
       }
     })()

@@ -23,7 +23,11 @@ describe('s3-sse bench --quick --only crypto', () => {
 
   it('prints one summary table with ratios to the reference and to openssl', () => {
     expect(r.stdout).toMatch(/×reference\s+×openssl 1 core\s+×openssl all cores/)
-    expect(r.stdout).toMatch(/crypto\s+native seal, 1 MiB part, 64 KiB packages, 1 thread\s+\d+\.\d{3}/)
+    expect(r.stdout).toMatch(/crypto\s+native \((ipsec-mb|evp)\) seal, 1 MiB part, 64 KiB packages, 1 thread\s+\d+\.\d{3}/)
+    // The limits measured in the same run, and which engine ran.
+    expect(r.stdout).toMatch(/^limit: openssl speed -evp aes-256-gcm @16 KiB = \d+\.\d\d GB\/s one core/m)
+    expect(r.stdout).toMatch(/^limit: memcpy of 64 MiB = \d+\.\d\d GB\/s$/m)
+    expect(r.stdout).toMatch(/^native engines: (ipsec-mb, evp|evp) \(default (ipsec-mb|evp)\)/m)
   })
 
   it('writes the JSON results with the machine and versions', () => {
@@ -41,7 +45,12 @@ describe('s3-sse bench --quick --only crypto', () => {
   it('draws the SVG chart with the machine under it', () => {
     const svg = readFileSync(join(out, 'summary.svg'), 'utf8')
     expect(svg.startsWith('<svg')).toBe(true)
-    expect(svg).toContain('native seal, 1 MiB part, 64 KiB packages, 1 thread')
+    expect(svg).toMatch(/native \((ipsec-mb|evp)\) seal, 1 MiB part, 64 KiB packages, 1 thread/)
+    expect(svg).toContain('memcpy of 64 MiB (limit)')
+    // One dashed line per limit.
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'))
+    expect(summary.limits.map((l: { name: string }) => l.name)).toContain('memcpy of 64 MiB')
+    expect(svg.match(/stroke-dasharray/g)?.length).toBe(summary.limits.length)
     expect(svg).toContain(`Node ${process.version}`)
   })
 })

@@ -28,7 +28,8 @@ describe('loader', () => {
       expect(typeof r.cpu?.avx).toBe('boolean')
     }
     expect(r.opensslVersion).toMatch(/OpenSSL 3\./)
-    expect(describeBackendReport(r)).toMatch(/crypto backend native; cpu .*aes-ni=(yes|no)/)
+    expect(describeBackendReport(r)).toMatch(/crypto backend native with engine (ipsec-mb|evp) \([^)]+\).*; cpu .*aes-ni=(yes|no)/)
+    expect(r.engine?.name).toMatch(/^(ipsec-mb|evp)$/)
   })
 
   it('an unknown backend name is a typed error', () => {
@@ -52,7 +53,7 @@ describe('loader', () => {
     expect(r.stdout).toBe('')
     const lines = r.stderr.trim().split('\n')
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(/^s3-sse: crypto backend native; cpu /)
+    expect(lines[0]).toMatch(/^s3-sse: crypto backend native with engine .*; cpu /)
   })
 
   it('without S3SSE_DEBUG the loader prints nothing', () => {

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { describe, expect, it } from 'vitest'
-import { deriveStreamKey, newSalt, openStream, packageSpan, sealedStreamSize, sealStream } from '../../src/index.js'
+import { deriveStreamKey, loadNativeBackend, newSalt, openStream, packageSpan, sealedStreamSize, sealStream } from '../../src/index.js'
+import { testNativeEngines } from '../helpers/backends.js'
 
 // Many GiB, offsets past 2^32 (STYLE.md 8). Runs only with S3SSE_SLOW=1.
 const SLOW = process.env.S3SSE_SLOW === '1'
@@ -33,8 +34,9 @@ function plainAt(block: Buffer, offset: number, length: number): Buffer {
   return out
 }
 
-describe.runIf(SLOW)('a 4.5 GiB stream (S3SSE_SLOW=1)', () => {
+describe.runIf(SLOW).each(testNativeEngines())('a 4.5 GiB stream on the native %s engine (S3SSE_SLOW=1)', (engine) => {
   it('seals to disk, opens back whole, and opens ranges past 2^32', { timeout: 30 * 60_000 }, async () => {
+    const backend = loadNativeBackend(engine)
     const dir = mkdtempSync(join(tmpdir(), 's3sse-slow-'))
     try {
       const file = join(dir, 'sealed')
@@ -47,10 +49,10 @@ describe.runIf(SLOW)('a 4.5 GiB stream (S3SSE_SLOW=1)', () => {
           yield b
         }
       }
-      await pipeline(Readable.from(sealStream(tee(), sk)), createWriteStream(file))
+      await pipeline(Readable.from(sealStream(tee(), sk, { backend })), createWriteStream(file))
       const h2 = createHash('sha256')
       let n = 0
-      for await (const c of openStream(createReadStream(file, { highWaterMark: 4 * BLOCK }), sk)) {
+      for await (const c of openStream(createReadStream(file, { highWaterMark: 4 * BLOCK }), sk, { backend })) {
         h2.update(c)
         n += c.length
       }
@@ -61,7 +63,7 @@ describe.runIf(SLOW)('a 4.5 GiB stream (S3SSE_SLOW=1)', () => {
         const s = packageSpan(SIZE, start, end)
         const parts: Buffer[] = []
         const src = createReadStream(file, { start: s.sealedStart, end: s.sealedEnd - 1 })
-        for await (const c of openStream(src, sk, { firstPackage: s.firstPackage, final: s.final })) parts.push(c)
+        for await (const c of openStream(src, sk, { backend, firstPackage: s.firstPackage, final: s.final })) parts.push(c)
         const got = Buffer.concat(parts).subarray(s.skip, s.skip + s.length)
         expect(got.equals(plainAt(block, start, end - start + 1)), `${start}-${end}`).toBe(true)
       }

@@ -77,6 +77,30 @@ describe.each(testBackends())('tamper suite on %s', (name, backend) => {
     })
   }
 
+  it('with several large batches in flight on the pool, nothing from the failing batch or after it is released', async () => {
+    // 256 KiB batches go to the pool, two at a time: a later batch may finish first.
+    const P64 = 65536
+    const sk = deriveStreamKey(DATA_KEY, newSalt(), 1)
+    const pt = randomBytes(16 * P64 + 5)
+    const sealed = referenceSeal(sk.key, sk.noncePrefix, 0, true, pt, P64)
+    for (const bad of [1, 5, 9, 16]) {
+      const t = Buffer.from(sealed)
+      t[bad * (P64 + TAG_SIZE) + 3] ^= 0x40
+      const parts: Buffer[] = []
+      let err: S3sseError | undefined
+      try {
+        for await (const c of openStream([t], sk, { backend, batchPackages: 4 })) parts.push(c)
+      } catch (e) {
+        err = e as S3sseError
+      }
+      expect(err?.code, `package ${bad}`).toBe('S3SSE_AUTH_FAILED')
+      expect(err?.packageNumber).toBe(bad)
+      const released = Buffer.concat(parts)
+      expect(released.length, `package ${bad}`).toBeLessThanOrEqual(Math.floor(bad / 4) * 4 * P64)
+      expect(released.equals(pt.subarray(0, released.length))).toBe(true)
+    }
+  })
+
   it('open() leaves no plaintext of the failing package in out, sync and async', async () => {
     const key = randomBytes(32)
     const prefix = randomBytes(7)
