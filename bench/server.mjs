@@ -24,8 +24,8 @@ import { parseArgs } from 'node:util'
 import { fmt, gbps, isMain, machine, MiB, printTable, sizeName, writeResult } from './lib.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const ACCESS_KEY = 'S3SSEBENCHKEY0000001'
-const SECRET_KEY = 'bench-secret-key-0123456789abcdefghij'
+export const ACCESS_KEY = 'S3SSEBENCHKEY0000001'
+export const SECRET_KEY = 'bench-secret-key-0123456789abcdefghij'
 
 const kmsDefault = (bucketKey) => async (s3, bucket) => {
   const { PutBucketEncryptionCommand } = sdk

@@ -120,7 +120,7 @@ function badge(text, on, title) {
 /** {user: {name, accessKey, root}, mode, region, keyListing?: false} once signed in. */
 let me = null
 
-const VIEWS = ['view-login', 'view-buckets', 'view-bucket', 'view-keys']
+const VIEWS = ['view-login', 'view-buckets', 'view-bucket', 'view-keys', 'view-jobs']
 
 function showView(id, navKey) {
   for (const v of VIEWS) $(v).hidden = v !== id
@@ -131,6 +131,7 @@ function showView(id, navKey) {
 }
 
 function signedOut(message) {
+  stopPolling()
   me = null
   $('nav').hidden = true
   $('who').hidden = true
@@ -153,6 +154,8 @@ function signedIn(who) {
   $('who').hidden = false
   // A KMS without an admin surface has no key listing: no keys page.
   document.querySelector('[data-nav="keys"]').hidden = who.keyListing === false
+  // Every job, of every bucket, is root's to see.
+  document.querySelector('[data-nav="jobs"]').hidden = !who.user.root
   showError('login-error', null)
 }
 
@@ -241,7 +244,10 @@ async function showBucket(name, tab, focus) {
   selectTab(tab)
   if (focus) $(`tab-${tab}`).focus()
   if (tab === 'objects') await loadObjects(true)
-  else await loadEncryption()
+  else {
+    await loadEncryption()
+    await loadExisting()
+  }
   if (changed) setStatus('')
 }
 
@@ -450,6 +456,7 @@ async function saveDialog(event) {
     }
     $('enc-dialog').close()
     renderEncryption(result.encryption)
+    await loadExisting()
     setStatus(`Default encryption is now ${bucketEncryptionLabel(result.encryption)}. It applies to objects written from now on.`)
     $('enc-modify').focus()
   } catch (err) {
@@ -463,6 +470,188 @@ async function saveDialog(event) {
 function cancelDialog() {
   $('enc-dialog').close()
   $('enc-modify').focus()
+}
+
+// ---------------------------------------------------------------- existing objects and jobs
+
+/** The one timer that refreshes a job's progress; a new view stops it. */
+let poll = null
+
+function stopPolling() {
+  clearTimeout(poll)
+  poll = null
+}
+
+const count = (n) => n.toLocaleString('en-US')
+const ACTIVE_STATES = ['queued', 'running', 'paused', 'failed']
+
+function formatDuration(seconds) {
+  const s = Math.round(seconds)
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+}
+
+/** "120 of 450 objects · 1.2 MiB of 3.0 MiB · 45 objects/s · about 8 s left · 0 errors" */
+function jobText(job) {
+  const p = job.progress
+  const parts = [
+    p.objects.total === null ? `${count(p.objects.done)} objects` : `${count(p.objects.done)} of ${count(p.objects.total)} objects`,
+    p.bytes.total === null ? formatSize(p.bytes.done) : `${formatSize(p.bytes.done)} of ${formatSize(p.bytes.total)}`,
+  ]
+  if (p.objectsPerSecond !== null && job.state !== 'completed') parts.push(`${p.objectsPerSecond < 10 ? p.objectsPerSecond.toFixed(1) : count(Math.round(p.objectsPerSecond))} objects/s`)
+  if (p.etaSeconds !== null && p.etaSeconds > 0 && job.state === 'running') parts.push(`about ${formatDuration(p.etaSeconds)} left`)
+  parts.push(`${count(job.done.errors)} ${job.done.errors === 1 ? 'error' : 'errors'}`)
+  if (job.kind === 'scrub' || job.done.damaged > 0) parts.push(`${count(job.done.damaged)} damaged`)
+  return parts.join(' · ')
+}
+
+function progressBar(job) {
+  const bar = el('progress', { max: String(Math.max(1, job.progress.objects.total ?? 1)), value: String(job.progress.objects.done) })
+  bar.setAttribute('aria-label', `${job.kind} ${job.id}: ${job.progress.fraction === null ? 'not counted yet' : `${Math.floor(job.progress.fraction * 100)}%`}`)
+  return bar
+}
+
+const JOB_LABEL = {
+  queued: 'Waiting to start encrypting existing objects',
+  running: 'Encrypting existing objects',
+  paused: 'Encrypting existing objects: paused',
+  failed: 'Encrypting existing objects stopped',
+  completed: 'Existing objects encrypted',
+  cancelled: 'Encrypting existing objects cancelled',
+}
+
+function showJobProgress(job) {
+  $('job-box').hidden = false
+  const bar = $('job-progress')
+  bar.max = Math.max(1, job.progress.objects.total ?? 1)
+  bar.value = job.progress.objects.done
+  $('job-progress-label').textContent = JOB_LABEL[job.state] + (job.state === 'failed' && job.error ? `: ${job.error}` : '')
+  $('job-progress-text').textContent = jobText(job)
+}
+
+function renderExisting(stats, job) {
+  const enc = bucketState.encryption
+  const n = stats.plaintextObjects
+  let summary
+  if (stats.objects === 0) summary = 'This bucket holds no objects.'
+  else if (n === 0) summary = `All ${count(stats.objects)} objects in this bucket are stored encrypted.`
+  else if (enc) summary = `${count(n)} of ${count(stats.objects)} objects (${formatSize(stats.plaintextBytes)}) are stored unencrypted: they were written before the default encryption was set.`
+  else summary = `${count(n)} of ${count(stats.objects)} objects (${formatSize(stats.plaintextBytes)}) are stored unencrypted. Set a default encryption to encrypt them.`
+  $('existing-summary').textContent = summary
+  const active = job && ACTIVE_STATES.includes(job.state)
+  $('encrypt-existing').hidden = !(enc && n > 0 && !active)
+  if (job) showJobProgress(job)
+  else $('job-box').hidden = true
+}
+
+/** The bucket's plaintext count and its encrypt job in progress, if any (whose progress is then followed). */
+async function loadExisting() {
+  const name = bucketState.name
+  const path = `buckets/${encodeURIComponent(name)}`
+  const [{ stats }, { jobs }] = await Promise.all([api('GET', `${path}/stats`), api('GET', `${path}/jobs`)])
+  if (bucketState.name !== name || bucketState.tab !== 'settings') return
+  const job = jobs.find((j) => j.kind === 'encrypt' && ACTIVE_STATES.includes(j.state))
+  renderExisting(stats, job)
+  if (job) followJob(job.id)
+}
+
+function onSettings(name) {
+  return !$('view-bucket').hidden && bucketState.name === name && bucketState.tab === 'settings'
+}
+
+/** Refreshes the progress bar every second until the job stops. */
+function followJob(id) {
+  stopPolling()
+  const name = bucketState.name
+  const tick = async () => {
+    poll = null
+    if (!onSettings(name)) return
+    try {
+      const { job } = await api('GET', `jobs/${encodeURIComponent(id)}`)
+      if (!onSettings(name)) return
+      showJobProgress(job)
+      if (ACTIVE_STATES.includes(job.state) && job.state !== 'paused' && job.state !== 'failed') {
+        poll = setTimeout(tick, 1000)
+        return
+      }
+      const { stats } = await api('GET', `buckets/${encodeURIComponent(name)}/stats`)
+      if (!onSettings(name)) return
+      renderExisting(stats, job)
+      if (job.state === 'completed') setStatus(`Done: ${count(job.done.changed)} objects encrypted, ${count(job.done.skipped)} skipped, ${count(job.done.errors)} errors.`)
+    } catch (err) {
+      if (err instanceof SessionEnded) return
+      showError('existing-error', plain(err))
+    }
+  }
+  poll = setTimeout(tick, 1000)
+}
+
+async function encryptExisting() {
+  const button = $('encrypt-existing')
+  button.disabled = true
+  showError('existing-error', null)
+  try {
+    const { job } = await api('POST', `buckets/${encodeURIComponent(bucketState.name)}/jobs`, { kind: 'encrypt' })
+    button.hidden = true
+    showJobProgress(job)
+    setStatus('Encrypting existing objects…')
+    followJob(job.id)
+  } catch (err) {
+    if (err instanceof SessionEnded) return
+    showError('existing-error', plain(err))
+  } finally {
+    button.disabled = false
+  }
+}
+
+function jobActions(job) {
+  const actions = []
+  if (job.state === 'queued' || job.state === 'running') actions.push('pause')
+  if (job.state === 'paused' || job.state === 'failed') actions.push('resume')
+  if (ACTIVE_STATES.includes(job.state)) actions.push('cancel')
+  return actions.map((a) => {
+    const b = el('button', { type: 'button', text: a[0].toUpperCase() + a.slice(1), 'aria-label': `${a} job ${job.id}` })
+    b.addEventListener('click', async () => {
+      b.disabled = true
+      try {
+        await api('POST', `jobs/${encodeURIComponent(job.id)}/${a}`)
+        await loadJobs()
+      } catch (err) {
+        if (!(err instanceof SessionEnded)) setStatus(plain(err))
+      }
+    })
+    return b
+  })
+}
+
+async function loadJobs() {
+  stopPolling()
+  const { jobs } = await api('GET', 'jobs')
+  if ($('view-jobs').hidden) return
+  const rows = jobs.map((j) =>
+    el('tr', { 'data-job': j.id },
+      el('td', { className: 'mono', text: j.id }),
+      el('td', { text: j.kind }),
+      el('td', {}, el('a', { href: `#/buckets/${encodeURIComponent(j.bucket)}/settings`, text: j.bucket + (j.prefix ? `/${j.prefix}` : '') })),
+      el('td', { text: j.state, title: j.error ?? '' }),
+      el('td', {}, progressBar(j), el('div', { className: 'hint', text: jobText(j) })),
+      el('td', { className: 'num', text: count(j.done.errors) }),
+      el('td', { className: 'num', text: count(j.done.damaged) }),
+      el('td', { text: j.startedAt ? formatDate(j.startedAt) : '—' }),
+      el('td', { className: 'actions' }, ...jobActions(j)),
+    ))
+  $('job-rows').replaceChildren(...rows)
+  $('jobs-empty').hidden = jobs.length > 0
+  if (jobs.some((j) => j.state === 'queued' || j.state === 'running')) poll = setTimeout(() => loadJobs().catch((e) => e instanceof SessionEnded || setStatus(plain(e))), 2000)
+}
+
+async function showJobs(focus) {
+  showView('view-jobs', 'jobs')
+  if (focus) $('jobs-title').focus()
+  setStatus('Loading jobs…')
+  await loadJobs()
+  setStatus('')
 }
 
 // ---------------------------------------------------------------- KMS keys
@@ -487,8 +676,9 @@ async function showKeys(focus) {
 
 // ---------------------------------------------------------------- routing
 
-/** #/buckets, #/buckets/NAME/objects, #/buckets/NAME/settings, #/keys */
+/** #/buckets, #/buckets/NAME/objects, #/buckets/NAME/settings, #/keys, #/jobs */
 async function route(focus = false) {
+  stopPolling()
   try {
     if (!me) {
       const who = await api('GET', 'session')
@@ -497,6 +687,7 @@ async function route(focus = false) {
     }
     const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean)
     if (parts[0] === 'keys' && me.keyListing !== false) return await showKeys(focus)
+    if (parts[0] === 'jobs' && me.user.root) return await showJobs(focus)
     if (parts[0] === 'buckets' && parts[1]) {
       return await showBucket(decodeURIComponent(parts[1]), parts[2] === 'settings' ? 'settings' : 'objects', focus)
     }
@@ -508,7 +699,7 @@ async function route(focus = false) {
 }
 
 function start() {
-  for (const id of ['buckets-title', 'bucket-title', 'keys-title']) $(id).tabIndex = -1
+  for (const id of ['buckets-title', 'bucket-title', 'keys-title', 'jobs-title']) $(id).tabIndex = -1
   $('login-form').addEventListener('submit', login)
   $('logout').addEventListener('click', logout)
   $('create-form').addEventListener('submit', createBucket)
@@ -523,6 +714,7 @@ function start() {
   $('enc-form').addEventListener('submit', saveDialog)
   $('enc-form').addEventListener('change', syncDialog)
   $('enc-cancel').addEventListener('click', cancelDialog)
+  $('encrypt-existing').addEventListener('click', encryptExisting)
   // The skip link moves focus without touching the route in the URL.
   document.querySelector('.skip').addEventListener('click', (e) => {
     e.preventDefault()

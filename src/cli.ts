@@ -5,6 +5,8 @@ import { kmsMigrate, serve, userCommand } from './server/cli.js'
 import { kmsCommand } from './keys/cli.js'
 import { isS3sseError } from './errors.js'
 import { kmsServe } from './kms-server/cli.js'
+import { kmsUsageCommand } from './server/admin/cli.js'
+import { jobCommand } from './server/jobs/cli.js'
 
 const USAGE = `usage: s3-sse <command> [options]
 
@@ -13,7 +15,10 @@ commands:
   user          add | list | remove users of the server
   backend       which crypto backend loads here, and why any faster one did not
   kms           manage KMS keys: s3-sse kms list|create|describe|rotate|disable|enable (s3-sse kms help);
-                  s3-sse kms serve: the embedded keyring as an AWS KMS API server
+                  s3-sse kms serve: the embedded keyring as an AWS KMS API server;
+                  s3-sse kms usage [KEY]: objects per key version, from the running server
+  job           jobs of the running server: start encrypt|rewrap|scrub, list, status, pause,
+                  resume, cancel (s3-sse job --help)
   bench         benchmark crypto, objects and server against the machine's limit
                   [--only crypto|objects|server|kms] [--quick] [--out DIR (default bench/results)]
   version       the package version
@@ -46,8 +51,14 @@ export async function main(argv: string[]): Promise<number> {
       return userCommand(rest)
     case 'kms':
       // `kms serve` is a server (src/kms-server/); the other kms commands manage keys (src/keys/).
-      // `kms migrate` works on a data dir's objects (src/server/).
-      return rest[0] === 'serve' ? kmsServe(rest.slice(1)) : rest[0] === 'migrate' ? kmsMigrate(rest.slice(1)) : kmsCommand(rest)
+      // `kms migrate` works on a data dir's objects (src/server/); `kms usage` asks the running
+      // server, whose metadata store knows which key version each object uses.
+      if (rest[0] === 'serve') return kmsServe(rest.slice(1))
+      if (rest[0] === 'migrate') return kmsMigrate(rest.slice(1))
+      if (rest[0] === 'usage') return kmsUsageCommand(rest.slice(1))
+      return kmsCommand(rest)
+    case 'job':
+      return jobCommand(rest)
     case 'bench':
       return bench(rest)
     case 'version':

@@ -66,6 +66,13 @@ export type S3sseErrorCode =
   | 'S3SSE_CONSOLE_BAD_REQUEST'
   | 'S3SSE_CONSOLE_NOT_FOUND'
   | 'S3SSE_CONSOLE_METHOD'
+  // jobs and the admin API (src/server/jobs/, src/server/admin/)
+  | 'S3SSE_JOB_BAD_REQUEST'
+  | 'S3SSE_JOB_NOT_FOUND'
+  | 'S3SSE_JOB_STATE'
+  | 'S3SSE_ADMIN_HTTPS_ONLY'
+  | 'S3SSE_ADMIN_NOT_FOUND'
+  | 'S3SSE_ADMIN_METHOD'
   | (string & {})
 
 export class S3sseError extends Error {

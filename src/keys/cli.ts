@@ -15,6 +15,8 @@ commands (on the embedded KMS of DIR, DIR/kms/keyring, or on the KMS --kms names
   alias NAME KEY           give KEY one more alias
   serve                    the embedded keyring as an AWS KMS API server (s3-sse kms serve --help)
   migrate                  move a data dir's objects to --kms aws|pkcs11 (s3-sse kms migrate --help)
+  usage [KEY]              objects per key version, asked of the running server
+                           (s3-sse kms usage --help); rewrap jobs move them
 
 options:
   --data-dir DIR           the server's data directory (the embedded KMS; required for it)

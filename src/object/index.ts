@@ -9,7 +9,8 @@
  *   data (one KMS call: ReEncrypt, or Encrypt for a bucket-key object's derived key).
  * - verifyManifest(m, opts) checks a manifest (context, KMS, MAC) without reading data, so a
  *   server can answer an error before it sends headers; open* do the same check on their
- *   first next().
+ *   first next(). verifyObject(m, opts, read) checks every stored byte (the scrub job): each
+ *   damaged part with its first bad package, no plaintext released.
  * - copyPartRange's srcRange is inclusive ({start, end} as resolveRange returns it).
  *
  * Every KMS call happens before the returned promise resolves (sealObject, startUpload,
@@ -24,7 +25,7 @@ export {
 } from './manifest.js'
 export { type EncryptionRequest } from './keys.js'
 export { newCustomerDataKey, customerDataKey, CUSTOMER_KEY_SALT_SIZE, CUSTOMER_KEY_CHECK_SIZE, type CustomerKeyRecord } from './customer-key.js'
-export { openObject, openRange, resolveRange, verifyManifest, type ReadStored, type OpenOptions } from './open.js'
+export { openObject, openRange, resolveRange, verifyManifest, verifyObject, isDamage, type Damage, type ReadStored, type OpenOptions } from './open.js'
 export {
   sealObject, startUpload, sealPart, completeUpload, copyPartRange, rewrap,
   type SealedOutput, type UploadState, type PartRecord,

@@ -1,4 +1,4 @@
-import { S3sseError } from '../errors.js'
+import { S3sseError, isS3sseError } from '../errors.js'
 import { deriveStreamKey } from '../crypto/kdf.js'
 import { packageSpan } from '../crypto/offsets.js'
 import { openStream } from '../crypto/stream.js'
@@ -201,4 +201,80 @@ export function resolveRange(size: number, spec: { start?: number; end?: number;
   if (spec.end !== undefined && spec.end < spec.start) throw new S3sseError('S3SSE_BAD_RANGE', `range ${spec.start}-${spec.end} ends before it starts`)
   if (spec.start >= size) return null
   return { start: spec.start, end: spec.end === undefined ? size - 1 : Math.min(spec.end, size - 1) }
+}
+
+/** What verifyObject found wrong with a stored object. */
+export interface Damage {
+  /** The part number (as in the manifest) the damage is in; null: the manifest or wrapped key. */
+  part: number | null
+  /** The first package of that part that failed; null when not a package (a missing blob, the manifest). */
+  package: number | null
+  code: string
+  message: string
+}
+
+/** Codes that mean the stored bytes are not what was written (as opposed to a KMS or disk that failed). */
+const DAMAGE_CODES = new Set([
+  'S3SSE_AUTH_FAILED', 'S3SSE_TRUNCATED', 'S3SSE_TRAILING_DATA', 'S3SSE_BAD_MANIFEST', 'S3SSE_MANIFEST_AUTH_FAILED',
+  'S3SSE_KMS_CONTEXT_MISMATCH', 'S3SSE_KMS_BAD_CIPHERTEXT',
+])
+
+export function isDamage(err: unknown): boolean {
+  return isS3sseError(err) && DAMAGE_CODES.has(err.code)
+}
+
+function damageOf(err: unknown, part: number | null): Damage | null {
+  if (!isDamage(err)) return null
+  const e = err as S3sseError
+  return { part, package: e.packageNumber ?? null, code: e.code, message: e.message }
+}
+
+/**
+ * Reads every stored byte of an object and checks it, releasing no plaintext: for an
+ * encrypted object the manifest (context, KMS unwrap, MAC) and every part's stream to its end
+ * under its final flag — each package's tag — through the same open path as a GET, the
+ * plaintext of each package dropped (and wiped) once its tag verified. Each damaged part is
+ * reported with its first bad package, and the next part is checked too. A plaintext object's
+ * stored bytes (its plaintext) go to `plain(partIndex, chunk)`, for the caller to check
+ * against its ETag and checksum; short or long parts are damage here.
+ *
+ * Damage is returned; a KMS or storage that fails (unavailable, a disabled key, EIO) throws,
+ * since nothing was learnt about the bytes.
+ */
+export async function verifyObject(m: Manifest, opts: OpenOptions, read: ReadStored, plain?: (partIndex: number, chunk: Buffer) => void): Promise<Damage[]> {
+  let opened: OpenedObject
+  try {
+    opened = await prepareOpen(m, opts)
+  } catch (err) {
+    const d = damageOf(err, null)
+    if (d) return [d]
+    throw err
+  }
+  const found: Damage[] = []
+  try {
+    for (let i = 0; i < m.parts.length; i++) {
+      const part = m.parts[i]
+      if (!opened.dataKey && part.storedSize === 0) continue
+      const stored = exactly(read(i, 0, part.storedSize), part.storedSize, part.number)
+      try {
+        if (!opened.dataKey) {
+          for await (const chunk of stored) plain?.(i, chunk)
+          continue
+        }
+        const sk = deriveStreamKey(opened.dataKey, part.salt!, part.number)
+        try {
+          for await (const chunk of openStream(stored, sk, { packageSize: m.packageSize })) chunk.fill(0)
+        } finally {
+          sk.wipe()
+        }
+      } catch (err) {
+        const d = damageOf(err, part.number)
+        if (!d) throw err
+        found.push(d)
+      }
+    }
+  } finally {
+    opened.dispose()
+  }
+  return found
 }

@@ -518,3 +518,13 @@ export function etagIsPlainMd5(p: EtagProtection): boolean {
 export function copyEtag(sourceEtag: string, keepsSealedBytes: boolean, fresh: () => string): string {
   return keepsSealedBytes ? sourceEtag : fresh()
 }
+
+/**
+ * The ETag of a plaintext object sealed in place (the encrypt job; S3's copy of an object onto
+ * itself with encryption): an encrypted object's opaque value in etagOf's shape, keeping a
+ * multipart `-N` (`-1` for a single part, so it never passes for an MD5).
+ */
+export function resealedEtag(plainEtag: string): string {
+  const parts = /-\d+$/.exec(plainEtag)?.[0] ?? '-1'
+  return randomBytes(16).toString('hex') + parts
+}

@@ -126,12 +126,7 @@ export function sendError(ctx: RequestContext, err: unknown, extraHeaders: Recor
     return
   }
   const headers: Record<string, string> = { ...baseHeaders(ctx), ...extraHeaders }
-  if (!req.complete) {
-    const length = Number(req.headers['content-length'] ?? 'NaN')
-    // A destroyed request cannot be drained: its connection cannot carry another request.
-    if (headers.connection !== 'close' && Number.isFinite(length) && length <= 1024 * 1024 && !req.destroyed) drain(req)
-    else headers.connection = 'close'
-  }
+  if (headers.connection === 'close' || !discardBody(ctx, 1024 * 1024)) headers.connection = 'close'
   if (e.status === 304) {
     res.writeHead(304, headers)
     res.end()
@@ -162,6 +157,21 @@ function clientGone(ctx: RequestContext, err: unknown): boolean {
   const socketGone = req.socket?.destroyed === true || res.destroyed
   const code = (err as NodeJS.ErrnoException | undefined)?.code
   return socketGone && (code === undefined || DISCONNECT_CODES.has(code) || (req.destroyed && !req.complete))
+}
+
+/**
+ * Before an error answer: drops what is left of a request body of at most `limit` bytes, so
+ * the keep-alive connection can carry the next request. False when the body is larger, unsized
+ * or already destroyed: the connection must close after the answer.
+ */
+export function discardBody(ctx: RequestContext, limit: number): boolean {
+  const { req } = ctx
+  if (req.complete) return true
+  const length = Number(req.headers['content-length'] ?? 'NaN')
+  // A destroyed request cannot be drained: its connection cannot carry another request.
+  if (!Number.isFinite(length) || length > limit || req.destroyed) return false
+  drain(req)
+  return true
 }
 
 /**

@@ -21,13 +21,13 @@
  * It is a request of no client, so the HTTPS/SigV4 transport rule does not apply to it.
  */
 import { S3sseError, isS3sseError } from '../errors.js'
-import { rewrap, startUpload, completeUpload, type EncryptionRequest, type Manifest, type PartRecord } from '../object/index.js'
+import { rewrap, type EncryptionRequest, type Manifest } from '../object/index.js'
 import { replicaEncryption, replicaEtag } from '../s3/replication.js'
 import { etagProtection } from '../s3/sse.js'
-import { commitObject, discardStaged, objectRow } from './commit.js'
+import { commitObject, objectRow } from './commit.js'
 import { bucketEncryption, encryptionRequest, kmsAccess } from './encryption.js'
 import type { ObjectRow, ReplicationItem } from './meta/index.js'
-import { checkedManifest, openParts, stageObject, stagePart } from './sealed.js'
+import { checkedManifest, stageSealedCopy } from './sealed.js'
 import { DEFAULT_REPLICATION, type ReplicationSettings, type ReplicationWorker, type ServerState } from './state.js'
 import type { StagedBlob } from './store/blob.js'
 
@@ -268,7 +268,7 @@ async function copyReplica(
 }
 
 /** A plaintext source sealed into an encrypted replica, part by part. */
-async function sealReplica(
+function sealReplica(
   state: ServerState,
   src: ObjectRow,
   m: Manifest,
@@ -276,27 +276,5 @@ async function sealReplica(
   to: { bucket: string; key: string },
   encryption: EncryptionRequest,
 ): Promise<{ manifest: Manifest; blobs: StagedBlob[] }> {
-  const access = kmsAccess(state)
-  const parts = await openParts(state.blobs, { manifest: m, blobs: src.blobs, context: from }, access)
-  const staged: StagedBlob[] = []
-  try {
-    if (m.parts.length === 1) {
-      const one = await stageObject(state.blobs, parts.part(0), { context: to, encryption })
-      staged.push(one.blob)
-      return { manifest: one.result, blobs: staged }
-    }
-    const upload = await startUpload({ context: to, encryption })
-    const records: PartRecord[] = []
-    for (const [i, part] of m.parts.entries()) {
-      const sealed = await stagePart(state.blobs, upload, access, part.number, parts.part(i))
-      staged.push(sealed.blob)
-      records.push(sealed.result)
-    }
-    return { manifest: await completeUpload(upload, access, records), blobs: staged }
-  } catch (err) {
-    await discardStaged(state, staged)
-    throw err
-  } finally {
-    await parts.close()
-  }
+  return stageSealedCopy(state.blobs, { manifest: m, blobs: src.blobs, context: from }, kmsAccess(state), to, encryption)
 }

@@ -5,7 +5,7 @@
 import { S3sseError } from '../errors.js'
 import * as objectLayer from '../object/index.js'
 import type { Kms } from '../keys/kms.js'
-import type { EncryptionRequest, Manifest, ObjectContext, PartRecord, UploadState } from '../object/index.js'
+import type { Damage, EncryptionRequest, Manifest, ObjectContext, PartRecord, UploadState } from '../object/index.js'
 import type { BlobId, BlobStore, StagedBlob } from './store/blob.js'
 
 /** The KMS the object layer needs to read or extend what was written. */
@@ -166,6 +166,59 @@ export async function openParts(blobs: BlobStore, obj: StoredObject, access: Kms
       return objectLayer.openRange(obj.manifest, { context: obj.context, ...access }, starts[index], starts[index] + size - 1, reader.read)
     },
     close: () => reader.close(),
+  }
+}
+
+/**
+ * A stored object's plaintext sealed under `encryption` into new staged blobs for `to`, part by
+ * part, so a multipart object keeps its parts (part numbers, x-amz-mp-parts-count, composite
+ * checksums): a plaintext replica into an encrypted bucket, the encrypt job. `tap(i, chunk)`
+ * sees part i's plaintext as it is read. On failure nothing staged stays.
+ */
+export async function stageSealedCopy(
+  blobs: BlobStore,
+  src: StoredObject,
+  access: KmsAccess,
+  to: ObjectContext,
+  encryption: EncryptionRequest,
+  tap?: (partIndex: number, chunk: Buffer) => void,
+): Promise<{ manifest: Manifest; blobs: StagedBlob[] }> {
+  const m = src.manifest
+  const parts = await openParts(blobs, src, access)
+  const plain = (i: number) => (tap ? tapStream(parts.part(i), (chunk) => tap(i, chunk)) : parts.part(i))
+  const staged: StagedBlob[] = []
+  try {
+    if (m.parts.length === 1) {
+      const one = await stageObject(blobs, plain(0), { context: to, encryption })
+      staged.push(one.blob)
+      return { manifest: one.result, blobs: staged }
+    }
+    const upload = await objectLayer.startUpload({ context: to, encryption })
+    const records: PartRecord[] = []
+    for (const [i, part] of m.parts.entries()) {
+      const sealed = await stagePart(blobs, upload, access, part.number, plain(i))
+      staged.push(sealed.blob)
+      records.push(sealed.result)
+    }
+    return { manifest: await objectLayer.completeUpload(upload, access, records), blobs: staged }
+  } catch (err) {
+    await blobs.discard(staged)
+    throw err
+  } finally {
+    await parts.close()
+  }
+}
+
+/**
+ * Checks every stored byte of an object without releasing plaintext (the object layer's
+ * verifyObject over the blobs); a plaintext object's bytes go to `plain`.
+ */
+export async function verifyStored(blobs: BlobStore, obj: StoredObject, access: KmsAccess, plain?: (partIndex: number, chunk: Buffer) => void): Promise<Damage[]> {
+  const reader = await blobs.open(obj.blobs)
+  try {
+    return await objectLayer.verifyObject(obj.manifest, { context: obj.context, ...access }, reader.read, plain)
+  } finally {
+    await reader.close()
   }
 }
 

@@ -7,6 +7,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { resolve } from 'node:path'
 import { cachedKms, countingKms, guardedKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
+import { handleAdmin, isAdminPath } from './admin/index.js'
 import { authenticate, canAccess } from './auth/index.js'
 import { policyGrants } from './authorize.js'
 import { sweepOrphans } from './commit.js'
@@ -25,10 +26,11 @@ import * as replication from './handlers/replication.js'
 import * as policy from './handlers/policy.js'
 import * as tagging from './handlers/tagging.js'
 import { parseQuery, sendError, type RequestContext } from './http.js'
+import { JobRunner } from './jobs/runner.js'
 import type { MetaStore } from './meta/index.js'
 import { Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
-import { DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState } from './state.js'
+import { DEFAULT_JOBS, DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState } from './state.js'
 import type { BlobStore } from './store/blob.js'
 import { DEFAULT_TIMEOUTS, serverTimeoutOptions, watchIdle, type Timeouts } from './timeouts.js'
 import { loadTls, type TlsMaterial } from './tls.js'
@@ -143,7 +145,8 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
       res.end(ctx.method === 'HEAD' ? undefined : body)
       return
     }
-    // The web console (no bucket name starts with '-', so it shadows none).
+    // The admin API and the web console (no bucket name starts with '-', so they shadow none).
+    if (isAdminPath(ctx.rawPath)) return await handleAdmin(ctx)
     if (isConsolePath(ctx.rawPath)) return await web.handle(ctx)
     const target = resolveTarget(url, req.headers.host, state.config.domains)
     ctx.bucket = target.bucket
@@ -171,13 +174,45 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
   }
 }
 
+/** Jobs /-/metrics reports: every one not finished, and those that finished in the last hour. */
+const METRICS_JOBS_FOR_MS = 60 * 60 * 1000
+
 /**
  * Counters in the Prometheus text format: KMS calls that reached the KMS (past the key
- * cache and bucket keys), by method; the replication queue and its outcomes. No names, keys
- * or secrets.
+ * cache and bucket keys), by method; the replication queue and its outcomes; the progress of
+ * jobs (by job id and kind) and what this process's workers did. No names, keys or secrets.
  */
 async function metrics(state: ServerState): Promise<string> {
   const r = state.replicator
+  const now = Date.now()
+  const jobs = (await state.meta.listJobs({ limit: 200 })).filter((j) => j.finishedAt === null || now - j.finishedAt < METRICS_JOBS_FOR_MS)
+  const label = (j: { id: string; kind: string }) => `job="${j.id}",kind="${j.kind}"`
+  const jobLines = [
+    '# HELP s3sse_job_state The state of each job: 1 on the line of its state.',
+    '# TYPE s3sse_job_state gauge',
+    ...jobs.map((j) => `s3sse_job_state{${label(j)},state="${j.state}"} 1`),
+    '# HELP s3sse_job_objects Objects a job has done (of="done"), and all it expects (of="total": what was under its prefix when it started, or more).',
+    '# TYPE s3sse_job_objects gauge',
+    ...jobs.flatMap((j) => [
+      `s3sse_job_objects{${label(j)},of="done"} ${j.done.objects}`,
+      ...(j.total ? [`s3sse_job_objects{${label(j)},of="total"} ${Math.max(j.total.objects, j.done.objects)}`] : []),
+    ]),
+    '# HELP s3sse_job_bytes Bytes (plaintext sizes) of the objects a job has done, and of all it expects.',
+    '# TYPE s3sse_job_bytes gauge',
+    ...jobs.flatMap((j) => [
+      `s3sse_job_bytes{${label(j)},of="done"} ${j.done.bytes}`,
+      ...(j.total ? [`s3sse_job_bytes{${label(j)},of="total"} ${Math.max(j.total.bytes, j.done.bytes)}`] : []),
+    ]),
+    '# HELP s3sse_job_outcomes Objects a job has done, by outcome: changed (encrypted, re-wrapped, verified intact), skipped, errors, damaged.',
+    '# TYPE s3sse_job_outcomes gauge',
+    ...jobs.flatMap((j) => (['changed', 'skipped', 'errors', 'damaged'] as const).map((o) => `s3sse_job_outcomes{${label(j)},outcome="${o}"} ${j.done[o]}`)),
+    '# HELP s3sse_job_objects_total Objects the jobs worked by this process have done since it started.',
+    '# TYPE s3sse_job_objects_total counter',
+    `s3sse_job_objects_total ${state.jobs?.objects ?? 0}`,
+    '# HELP s3sse_scrub_damaged_objects_total Damaged objects the jobs of this process have found since it started.',
+    '# TYPE s3sse_scrub_damaged_objects_total counter',
+    `s3sse_scrub_damaged_objects_total ${state.jobs?.damaged ?? 0}`,
+  ]
   const lines = [
     '# HELP s3sse_kms_calls_total Calls that reached the KMS (after the key cache and bucket keys), by method.',
     '# TYPE s3sse_kms_calls_total counter',
@@ -193,6 +228,7 @@ async function metrics(state: ServerState): Promise<string> {
     '# HELP s3sse_escaped_errors_total Exceptions and rejections no handler caught (bugs), logged by the process guard.',
     '# TYPE s3sse_escaped_errors_total counter',
     `s3sse_escaped_errors_total ${escaped.count}`,
+    ...jobLines,
   ]
   return lines.join('\n') + '\n'
 }
@@ -231,6 +267,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   }
   const replicator = new Replicator(state, { ...DEFAULT_REPLICATION, ...config.replication })
   state.replicator = replicator
+  const jobs = new JobRunner(state, { ...DEFAULT_JOBS, ...config.jobs })
+  state.jobs = jobs
 
   const web = new ConsoleService(state)
   const inFlight = new Set<Promise<void>>()
@@ -271,8 +309,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     await deps.close()
     throw err
   }
-  // Writes queued before a stop or crash are picked up now; new ones as they commit.
+  // Writes queued before a stop or crash are picked up now; new ones as they commit. Jobs
+  // resume where they stopped.
   await replicator.start()
+  await jobs.start()
   // Held back again now that the start is done (released before it, for a full disk's sake).
   void state.space?.restore()
 
@@ -287,7 +327,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), 10_000)
       await closed
       clearTimeout(timer)
-      // Requests are done; replications in flight finish, the queued rest waits for the next start.
+      // Requests are done; the objects jobs are working on finish and are recorded, then
+      // replications in flight finish; the rest waits for the next start.
+      await jobs.stop()
       await replicator.stop()
       await deps.close()
     })()

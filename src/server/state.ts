@@ -19,6 +19,33 @@ export interface ReplicationSettings {
 
 export const DEFAULT_REPLICATION: ReplicationSettings = { attempts: 12, backoffMs: 1000, concurrency: 2 }
 
+export interface JobSettings {
+  /** Jobs this process works at once. */
+  concurrency: number
+  /** Objects of one job worked at once. */
+  parallel: number
+  /** How long a worker's claim on a job holds unless renewed (renewed every few seconds). */
+  leaseMs: number
+  /** How often the job table is looked at for work (jobs started through another gateway). */
+  pollMs: number
+  /** Keys listed at a time. */
+  batch: number
+  /** Progress is saved at least this often while objects complete. */
+  checkpointMs: number
+  /** Waits before each new try of an object whose KMS, disk or database failed; after the last, the job fails (resumable). */
+  retryDelaysMs: number[]
+}
+
+export const DEFAULT_JOBS: JobSettings = {
+  concurrency: 2,
+  parallel: 4,
+  leaseMs: 30_000,
+  pollMs: 2_000,
+  batch: 100,
+  checkpointMs: 1_000,
+  retryDelaysMs: [500, 1_000, 2_000, 4_000, 8_000, 15_000, 30_000, 30_000],
+}
+
 export interface ServerConfig {
   dataDir: string
   host: string
@@ -34,6 +61,8 @@ export interface ServerConfig {
   tlsKey?: string
   /** Retries and parallelism of the replication worker (defaults: DEFAULT_REPLICATION). */
   replication?: Partial<ReplicationSettings>
+  /** How the job runner works (defaults: DEFAULT_JOBS). */
+  jobs?: Partial<JobSettings>
   /** Slow-client bounds (defaults: DEFAULT_TIMEOUTS in timeouts.ts). */
   timeouts?: Partial<{ headersMs: number; idleMs: number; keepAliveMs: number }>
 }
@@ -50,6 +79,15 @@ export interface ReplicationWorker {
   readonly completed: number
   readonly failed: number
   readonly retried: number
+}
+
+/** What the server shows of its job runner (src/server/jobs/runner.ts). */
+export interface JobWorker {
+  /** Looks for work now: a job was just created or resumed. */
+  kick(): void
+  /** Objects done by this process's workers since start, and those found damaged. */
+  readonly objects: number
+  readonly damaged: number
 }
 
 /** The KMS calls counted behind the cache, for /-/metrics. */
@@ -73,6 +111,8 @@ export interface ServerState {
   log: Logger
   /** The replication worker (started once the server listens). */
   replicator?: ReplicationWorker
+  /** The job runner (started once the server listens). */
+  jobs?: JobWorker
   /** Space held back on the data dir's disk so that deletes work on a full one (reserve.ts); embedded default only. */
   space?: SpaceReserve
 }

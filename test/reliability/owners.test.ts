@@ -7,10 +7,10 @@
 import Database from 'better-sqlite3'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { SCHEMA_VERSION } from '../../src/server/meta/sqlite/index.js'
 import { afterAll, describe, expect, it } from 'vitest'
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, ListBucketsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { errorCode, removeDir, runCli, startServer, stopAll, type TestServer } from '../server/helpers.js'
-import { SCHEMA_VERSION } from '../../src/server/meta/sqlite/index.js'
 
 const dirs: string[] = []
 afterAll(async () => {

@@ -45,8 +45,8 @@ export interface SignedRequest {
   now: number
 }
 
-/** node:crypto behind the hash shape smithy's key derivation expects. */
-class NodeSha256 {
+/** node:crypto behind the hash shape smithy's key derivation (and its signer) expects. */
+export class NodeSha256 {
   private readonly h: Hash | Hmac
   constructor(secret?: SourceData) {
     this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(secret))

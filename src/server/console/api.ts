@@ -21,7 +21,8 @@ import {
 } from '../../s3/sse.js'
 import { isS3sseError } from '../../errors.js'
 import type { User } from '../credentials.js'
-import type { BucketRow } from '../meta/index.js'
+import { controlJob, getJob, jobView, startJob, type JobAction, type JobView } from '../jobs/index.js'
+import type { BucketRow, ObjectStats } from '../meta/index.js'
 import { bucketEncryption, setBucketEncryption } from '../encryption.js'
 import { createBucketFor, findBucket, ownerOf, visibleBuckets } from '../handlers/common.js'
 import { setBucketPolicy } from '../handlers/policy.js'
@@ -229,4 +230,49 @@ export async function listKeys(state: ServerState, user: User): Promise<{ keys: 
     return mine.has(k.alias.slice(SERVICE_KEY_PREFIX.length))
   })
   return { keys, listing: true }
+}
+
+// ---------------------------------------------------------------- stored objects and jobs
+
+/** How many objects a bucket holds, and how many of them are stored as plaintext. */
+export async function bucketStats(state: ServerState, user: User, name: string): Promise<{ stats: ObjectStats }> {
+  const bucket = await findBucket(state, user, name)
+  return { stats: await state.meta.objectStats(bucket.name, '') }
+}
+
+/** The jobs of a bucket, newest first. */
+export async function bucketJobs(state: ServerState, user: User, name: string): Promise<{ jobs: JobView[] }> {
+  const bucket = await findBucket(state, user, name)
+  return { jobs: (await state.meta.listJobs({ bucket: bucket.name, limit: 20 })).map((j) => jobView(j)) }
+}
+
+/**
+ * "Encrypt existing objects": an encrypt job on the bucket. Its owner may start one (they
+ * could copy each object onto itself); other kinds of job are root's (startJob checks).
+ */
+export async function startBucketJob(state: ServerState, user: User, name: string, body: Record<string, unknown>): Promise<{ job: JobView }> {
+  const bucket = await findBucket(state, user, name)
+  const job = await startJob(state, user, { kind: body.kind ?? 'encrypt', bucket: bucket.name, ...(body.prefix !== undefined ? { prefix: body.prefix } : {}) })
+  return { job: jobView(job) }
+}
+
+/** One job: root's, or the owner's of its bucket. */
+export async function oneJob(state: ServerState, user: User, id: string): Promise<{ job: JobView }> {
+  const job = await getJob(state, id)
+  if (!user.root) await findBucket(state, user, job.bucket)
+  return { job: jobView(job) }
+}
+
+function rootOnly(user: User): void {
+  if (!user.root) throw s3Error('AccessDenied', 'Only root sees and controls every job.')
+}
+
+export async function allJobs(state: ServerState, user: User): Promise<{ jobs: JobView[] }> {
+  rootOnly(user)
+  return { jobs: (await state.meta.listJobs({ limit: 200 })).map((j) => jobView(j)) }
+}
+
+export async function controlJobAs(state: ServerState, user: User, id: string, action: JobAction): Promise<{ job: JobView }> {
+  rootOnly(user)
+  return { job: jobView(await controlJob(state, id, action)) }
 }

@@ -15,6 +15,7 @@ import { toS3Error } from '../../s3/errors.js'
 import { continueBody, readSmallBody, type RequestContext } from '../http.js'
 import { lookupUser, type ServerState } from '../state.js'
 import type { User } from '../credentials.js'
+import { isJobAction, JOB_ERRORS } from '../jobs/index.js'
 import * as api from './api.js'
 import { asset } from './assets.js'
 import { LoginThrottle, SessionStore, sameSecret, type SessionOptions, type ThrottleOptions } from './sessions.js'
@@ -210,6 +211,18 @@ export class ConsoleService {
         return api.deletePolicy(s, user, r[1])
       })
     }
+    if (is('buckets', '*', 'stats')) return this.methods(ctx, ['GET'], async () => api.bucketStats(s, user, r[1]))
+    if (is('buckets', '*', 'jobs')) {
+      return this.methods(ctx, ['GET', 'POST'], async () =>
+        ctx.method === 'GET' ? api.bucketJobs(s, user, r[1]) : [201, await api.startBucketJob(s, user, r[1], await readJson(ctx))],
+      )
+    }
+    if (is('jobs')) return this.methods(ctx, ['GET'], async () => api.allJobs(s, user))
+    if (is('jobs', '*')) return this.methods(ctx, ['GET'], async () => api.oneJob(s, user, r[1]))
+    if (is('jobs', '*', '*') && isJobAction(r[2])) {
+      const action = r[2]
+      return this.methods(ctx, ['POST'], async () => api.controlJobAs(s, user, r[1], action))
+    }
     if (is('kms', 'keys')) return this.methods(ctx, ['GET'], async () => api.listKeys(s, user))
     throw consoleError('S3SSE_CONSOLE_NOT_FOUND', 'There is no such console API.')
   }
@@ -309,7 +322,7 @@ export class ConsoleService {
     let status: number
     let code: string
     let message: string
-    const mapped = isS3sseError(err) ? CONSOLE_ERRORS[err.code] : undefined
+    const mapped = isS3sseError(err) ? (CONSOLE_ERRORS[err.code] ?? JOB_ERRORS[err.code]) : undefined
     if (mapped) {
       ;({ status, code } = mapped)
       message = (err as Error).message

@@ -57,8 +57,19 @@ export interface ObjectRow {
   encryption?: StoredEncryption
   /** The object's tags (S3 object tagging), in the order they were given. */
   tags?: TagSet
+  /**
+   * The KMS key version the data key is wrapped under, from the manifest (objectRow sets it):
+   * what `s3-sse kms usage` counts and the rewrap job moves. Absent for plaintext.
+   */
+  kmsKey?: KmsKeyVersion
   /** x-amz-replication-status; set by the store from CommitOptions, never by the caller. */
   replication?: ObjectReplication
+}
+
+/** A master-key version of the KMS, as a manifest or an upload names it. */
+export interface KmsKeyVersion {
+  keyId: string
+  version: number
 }
 
 /** The columns a listing needs (no manifest). */
@@ -72,6 +83,7 @@ export interface ObjectSummary {
 export interface ObjectDetails extends ObjectSummary {
   encryption?: StoredEncryption
   tags?: TagSet
+  kmsKey?: KmsKeyVersion
 }
 
 export interface UploadRow {
@@ -89,6 +101,8 @@ export interface UploadRow {
   encryption?: StoredEncryption
   /** x-amz-tagging of CreateMultipartUpload: the tags the completed object gets. */
   tags?: TagSet
+  /** The KMS key version the upload's data key is wrapped under (its parts are sealed under it). */
+  kmsKey?: KmsKeyVersion
 }
 
 export interface PartRow {
@@ -154,6 +168,97 @@ export type CommitResult =
   | { status: 'no-upload' }
   | { status: 'superseded' }
 
+// ---------------------------------------------------------------- jobs
+
+export type JobKind = 'encrypt' | 'rewrap' | 'scrub'
+
+/**
+ * queued: waits for a worker; running: a worker holds its claim (or held it, and the lease
+ * will run out); paused, failed: wait for resume; completed, cancelled: final. The rules are
+ * src/server/jobs/model.ts.
+ */
+export type JobState = 'queued' | 'running' | 'paused' | 'failed' | 'completed' | 'cancelled'
+
+/** What a job has done: objects and bytes looked at, and what came of them. */
+export interface JobCounts {
+  /** Objects (and their bytes) done, whatever the outcome. */
+  objects: number
+  bytes: number
+  /** Encrypted, re-wrapped, or (scrub) verified intact. */
+  changed: number
+  /** Nothing to do (already encrypted, already on the key, gone or overwritten meanwhile). */
+  skipped: number
+  /** Could not be done (a disabled key, data that does not match its checksum, …). */
+  errors: number
+  /** scrub: found damaged. */
+  damaged: number
+}
+
+/** The one worker allowed to work a job, until `until` unless it renews. */
+export interface JobClaim {
+  token: string
+  /** Who holds it (host:pid), for status. */
+  worker: string
+  until: number
+}
+
+export interface JobRow {
+  id: string
+  kind: JobKind
+  bucket: string
+  prefix: string
+  /** At most this many objects a second; null: as fast as it goes. */
+  rate: number | null
+  /** rewrap: the key data keys move to; null: the current version of each one's own key. */
+  toKey: string | null
+  state: JobState
+  createdBy: string
+  createdAt: number
+  updatedAt: number
+  startedAt: number | null
+  finishedAt: number | null
+  /** Every key up to and including this one is done ('' before the first): where a worker resumes. */
+  cursor: string
+  /** Objects and bytes under the prefix when the job was first claimed; null until then. */
+  total: { objects: number; bytes: number } | null
+  done: JobCounts
+  /** Time spent working, summed over workers and restarts (the rate and ETA come from it). */
+  workedMs: number
+  /** Why it failed, or what last went wrong. */
+  error: string | null
+  claim: JobClaim | null
+}
+
+/** A damaged object (scrub) or one a job could not do, as the job reports it. */
+export interface JobFinding {
+  /** Order of reporting; assigned by the store. */
+  seq: number
+  key: string
+  kind: 'damaged' | 'error'
+  /** The part number (1-based, as in the manifest), when the damage is in one part. */
+  part: number | null
+  /** The first package of that part that failed, when known. */
+  package: number | null
+  code: string
+  message: string
+  at: number
+}
+
+/** How many objects (and open uploads) have data keys under one key version. */
+export interface KeyUsage extends KmsKeyVersion {
+  objects: number
+  bytes: number
+  uploads: number
+}
+
+export interface ObjectStats {
+  objects: number
+  bytes: number
+  /** Of those, stored as plaintext. */
+  plaintextObjects: number
+  plaintextBytes: number
+}
+
 export interface ClaimOptions {
   now: number
   limit: number
@@ -180,7 +285,8 @@ export interface MetaStore {
   getObject(bucket: string, key: string): Promise<ObjectRow | undefined>
   /**
    * Writes (or replaces) an object row if its bucket exists, with its replication queue item,
-   * in one transaction. 'committed' names the blobs of the object it replaced.
+   * in one transaction. 'committed' names the blobs of the object it replaced that the new row
+   * does not reference (a rewrap keeps them all).
    */
   commitObject(row: ObjectRow, opts?: CommitOptions): Promise<CommitResult>
   /**
@@ -192,8 +298,12 @@ export interface MetaStore {
   deleteObject(bucket: string, key: string): Promise<BlobId[] | null>
   /** Keys after `after` that start with `prefix`, in order. */
   listObjects(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectSummary[]>
-  /** listObjects with how each object is encrypted and its tags (the web console's listing). */
+  /** listObjects with how each object is encrypted and its tags (the web console's listing, the jobs). */
   listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]>
+  /** Objects and bytes under a prefix, and how many of them are plaintext (one aggregate query). */
+  objectStats(bucket: string, prefix: string): Promise<ObjectStats>
+  /** Objects and open uploads per KMS key version their data keys are wrapped under. */
+  keyUsage(): Promise<KeyUsage[]>
 
   // -------------------------------------------------------------- multipart uploads
   createUpload(row: UploadRow): Promise<void>
@@ -235,6 +345,39 @@ export interface MetaStore {
    * released; returns how many. A fleet store releases only expired claims.
    */
   resumeReplications(now: number): Promise<number>
+
+  // -------------------------------------------------------------- jobs
+  //
+  // A job is worked by one claim holder at a time. Each method is one transaction; `change`,
+  // `claim` and `release` are pure functions of the row as the transaction reads it (read FOR
+  // UPDATE in PostgreSQL), called synchronously, whose result is what is stored.
+
+  /** Stores a new job (its id is new). */
+  createJob(job: JobRow): Promise<void>
+  getJob(id: string): Promise<JobRow | undefined>
+  /** Newest first; only one bucket's when `bucket` is given. */
+  listJobs(opts?: { bucket?: string; limit?: number }): Promise<JobRow[]>
+  /**
+   * The oldest claimable job — state queued or running, and no claim or one whose `until` is
+   * past `now` — stored as `claim` returns it; undefined when there is none. A fleet store
+   * skips jobs another transaction holds (FOR UPDATE SKIP LOCKED).
+   */
+  claimJob(now: number, claim: (job: JobRow) => JobRow): Promise<JobRow | undefined>
+  /**
+   * Read-modify-write of a job: `change` returns the row to store, or null to leave it as it
+   * is (and `findings` unwritten). Returns the row as stored after, undefined when there is no
+   * such job. Findings are appended in the same transaction, so a job's progress and what it
+   * reported move together.
+   */
+  updateJob(id: string, change: (job: JobRow) => JobRow | null, findings?: Array<Omit<JobFinding, 'seq'>>): Promise<JobRow | undefined>
+  /** A job's findings after `afterSeq`, in order. */
+  jobFindings(id: string, afterSeq: number, limit: number): Promise<JobFinding[]>
+  /**
+   * At start: the claims the last run held are given back (each job stored as `release`
+   * returns it); how many. The embedded store releases every claim (one process owns its
+   * data dir); a fleet store only expired ones.
+   */
+  resumeJobs(now: number, release: (job: JobRow) => JobRow): Promise<number>
 
   // -------------------------------------------------------------- users
   /** A user of the server by access key (root is not among them: it comes from the configuration). */

@@ -15,10 +15,14 @@ import type {
   ClaimOptions,
   CommitOptions,
   CommitResult,
+  JobFinding,
+  JobRow,
+  KeyUsage,
   MetaStore,
   ObjectDetails,
   ObjectReplication,
   ObjectRow,
+  ObjectStats,
   ObjectSummary,
   PartRow,
   ReplicationItem,
@@ -29,6 +33,9 @@ import type { TagSet } from '../../../s3/tagging.js'
 import { SqliteQueue } from './queue.js'
 import {
   bucketFromRaw,
+  findingFromRaw,
+  jobFromRaw,
+  jobParams,
   objectFromRaw,
   objectParams,
   partFromRaw,
@@ -37,6 +44,8 @@ import {
   uploadFromRaw,
   uploadParams,
   type RawBucket,
+  type RawFinding,
+  type RawJob,
   type RawObject,
   type RawPart,
   type RawUpload,
@@ -84,8 +93,8 @@ export class SqliteMetaStore implements MetaStore {
       uploadIdsOf: db.prepare('SELECT upload_id FROM uploads WHERE bucket = ?'),
       getObject: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
       putObject: db.prepare(
-        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication, tags)
-         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption, @replication, @tags)`,
+        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication, key_id, key_version, tags)
+         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption, @replication, @keyId, @keyVersion, @tags)`,
       ),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
       setTags: db.prepare('UPDATE objects SET tags = ? WHERE bucket = ? AND key = ? AND (? IS NULL OR etag = ?)'),
@@ -96,13 +105,36 @@ export class SqliteMetaStore implements MetaStore {
          ORDER BY key LIMIT @limit`,
       ),
       listObjectDetails: db.prepare(
-        `SELECT key, size, etag, last_modified AS lastModified, encryption, tags FROM objects
+        `SELECT key, size, etag, last_modified AS lastModified, encryption, key_id, key_version, tags FROM objects
          WHERE bucket = @bucket AND key > @after AND key >= @prefix AND (@upper IS NULL OR key < @upper)
          ORDER BY key LIMIT @limit`,
       ),
+      objectStats: db.prepare(
+        `SELECT COUNT(*) AS objects, COALESCE(SUM(size), 0) AS bytes,
+                COALESCE(SUM(encryption IS NULL), 0) AS plaintextObjects, COALESCE(SUM(CASE WHEN encryption IS NULL THEN size ELSE 0 END), 0) AS plaintextBytes
+         FROM objects WHERE bucket = @bucket AND key >= @prefix AND (@upper IS NULL OR key < @upper)`,
+      ),
+      objectKeyUsage: db.prepare(
+        `SELECT key_id AS keyId, key_version AS version, COUNT(*) AS objects, SUM(size) AS bytes FROM objects
+         WHERE key_id IS NOT NULL GROUP BY key_id, key_version`,
+      ),
+      uploadKeyUsage: db.prepare('SELECT key_id AS keyId, key_version AS version, COUNT(*) AS uploads FROM uploads WHERE key_id IS NOT NULL GROUP BY key_id, key_version'),
+      insertJob: db.prepare('INSERT INTO jobs (id, bucket, state, created_at, claim_until, body) VALUES (@id, @bucket, @state, @createdAt, @claimUntil, @body)'),
+      updateJob: db.prepare('UPDATE jobs SET state = @state, claim_until = @claimUntil, body = @body WHERE id = @id'),
+      getJob: db.prepare('SELECT id, body FROM jobs WHERE id = ?'),
+      listJobs: db.prepare('SELECT id, body FROM jobs WHERE (@bucket IS NULL OR bucket = @bucket) ORDER BY created_at DESC, id DESC LIMIT @limit'),
+      claimableJob: db.prepare(
+        `SELECT id, body FROM jobs WHERE state IN ('queued', 'running') AND (claim_until IS NULL OR claim_until <= ?)
+         ORDER BY created_at, id LIMIT 1`,
+      ),
+      claimedJobs: db.prepare('SELECT id, body FROM jobs WHERE claim_until IS NOT NULL'),
+      insertFinding: db.prepare(
+        'INSERT INTO job_findings (job_id, key, kind, part, package, code, message, at) VALUES (@jobId, @key, @kind, @part, @package, @code, @message, @at)',
+      ),
+      jobFindings: db.prepare('SELECT seq, key, kind, part, package, code, message, at FROM job_findings WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       insertUpload: db.prepare(
-        `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, tags)
-         VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption, @tags)`,
+        `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, key_id, key_version, tags)
+         VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption, @keyId, @keyVersion, @tags)`,
       ),
       getUpload: db.prepare('SELECT * FROM uploads WHERE upload_id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
@@ -224,7 +256,9 @@ export class SqliteMetaStore implements MetaStore {
       }
     }
     this.stmts.putObject.run(objectParams(o, replication))
-    return { status: 'committed', unused: old ? old.blobs : [], queued }
+    // A row that keeps blobs of the one it replaces (a rewrap) does not give them up.
+    const kept = new Set(o.blobs)
+    return { status: 'committed', unused: old ? old.blobs.filter((b) => !kept.has(b)) : [], queued }
   }
 
   commitObject(o: ObjectRow, opts: CommitOptions = {}): Promise<CommitResult> {
@@ -256,12 +290,36 @@ export class SqliteMetaStore implements MetaStore {
 
   listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]> {
     return this.run(() => {
-      const rows = this.stmts.listObjectDetails.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as Array<ObjectSummary & { encryption: string | null; tags: string | null }>
-      return rows.map(({ encryption, tags, ...o }) => ({
+      const rows = this.stmts.listObjectDetails.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as Array<
+        ObjectSummary & { encryption: string | null; key_id: string | null; key_version: number | null; tags: string | null }
+      >
+      return rows.map(({ encryption, key_id, key_version, tags, ...o }) => ({
         ...o,
         ...(encryption ? { encryption: JSON.parse(encryption) as StoredEncryption } : {}),
+        ...(key_id !== null && key_version !== null ? { kmsKey: { keyId: key_id, version: key_version } } : {}),
         ...(tags ? { tags: JSON.parse(tags) as TagSet } : {}),
       }))
+    })
+  }
+
+  objectStats(bucket: string, prefix: string): Promise<ObjectStats> {
+    return this.run(() => this.stmts.objectStats.get({ bucket, prefix, upper: prefixUpperBound(prefix) }) as ObjectStats)
+  }
+
+  keyUsage(): Promise<KeyUsage[]> {
+    return this.run(() => {
+      const out = new Map<string, KeyUsage>()
+      const entry = (keyId: string, version: number) => {
+        const k = `${keyId}\u0000${version}`
+        let e = out.get(k)
+        if (!e) out.set(k, (e = { keyId, version, objects: 0, bytes: 0, uploads: 0 }))
+        return e
+      }
+      for (const r of this.stmts.objectKeyUsage.all() as Array<{ keyId: string; version: number; objects: number; bytes: number }>) {
+        Object.assign(entry(r.keyId, r.version), { objects: r.objects, bytes: r.bytes })
+      }
+      for (const r of this.stmts.uploadKeyUsage.all() as Array<{ keyId: string; version: number; uploads: number }>) entry(r.keyId, r.version).uploads = r.uploads
+      return [...out.values()].sort((a, b) => (a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : a.version - b.version))
     })
   }
 
@@ -373,6 +431,68 @@ export class SqliteMetaStore implements MetaStore {
 
   resumeReplications(now: number): Promise<number> {
     return this.run(() => this.queue.resume(now))
+  }
+
+  // ------------------------------------------------------------------ jobs
+
+  private job(id: string): JobRow | undefined {
+    const r = this.stmts.getJob.get(id) as RawJob | undefined
+    return r ? jobFromRaw(r) : undefined
+  }
+
+  createJob(job: JobRow): Promise<void> {
+    return this.run(() => {
+      this.stmts.insertJob.run(jobParams(job))
+    })
+  }
+
+  getJob(id: string): Promise<JobRow | undefined> {
+    return this.run(() => this.job(id))
+  }
+
+  listJobs(opts: { bucket?: string; limit?: number } = {}): Promise<JobRow[]> {
+    return this.run(() => (this.stmts.listJobs.all({ bucket: opts.bucket ?? null, limit: opts.limit ?? 1000 }) as RawJob[]).map(jobFromRaw))
+  }
+
+  claimJob(now: number, claim: (job: JobRow) => JobRow): Promise<JobRow | undefined> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        const r = this.stmts.claimableJob.get(now) as RawJob | undefined
+        if (!r) return undefined
+        const claimed = claim(jobFromRaw(r))
+        this.stmts.updateJob.run(jobParams(claimed))
+        return claimed
+      })(),
+    )
+  }
+
+  updateJob(id: string, change: (job: JobRow) => JobRow | null, findings: Array<Omit<JobFinding, 'seq'>> = []): Promise<JobRow | undefined> {
+    return this.run(() =>
+      this.db.transaction(() => {
+        const job = this.job(id)
+        if (!job) return undefined
+        const next = change(job)
+        if (next === null) return job
+        this.stmts.updateJob.run(jobParams(next))
+        for (const f of findings) this.stmts.insertFinding.run({ jobId: id, ...f })
+        return next
+      })(),
+    )
+  }
+
+  jobFindings(id: string, afterSeq: number, limit: number): Promise<JobFinding[]> {
+    return this.run(() => (this.stmts.jobFindings.all(id, afterSeq, limit) as RawFinding[]).map(findingFromRaw))
+  }
+
+  resumeJobs(_now: number, release: (job: JobRow) => JobRow): Promise<number> {
+    // One process owns the data dir: whatever claims are stored, their holder is gone.
+    return this.run(() =>
+      this.db.transaction(() => {
+        const held = (this.stmts.claimedJobs.all() as RawJob[]).map(jobFromRaw)
+        for (const j of held) this.stmts.updateJob.run(jobParams(release(j)))
+        return held.length
+      })(),
+    )
   }
 
   // ------------------------------------------------------------------ users and the sweep

@@ -5,7 +5,7 @@
 import type { ChecksumAlgorithm, ChecksumType } from '../../../s3/checksums.js'
 import type { StoredEncryption } from '../../../s3/sse.js'
 import type { TagSet } from '../../../s3/tagging.js'
-import type { BucketRow, ObjectRow, ObjectReplication, PartRow, ReplicationItem, UploadRow } from '../index.js'
+import type { BucketRow, JobFinding, JobRow, KmsKeyVersion, ObjectRow, ObjectReplication, PartRow, ReplicationItem, UploadRow } from '../index.js'
 
 export interface RawBucket {
   name: string
@@ -29,6 +29,8 @@ export interface RawObject {
   files: string
   encryption: string | null
   replication: string | null
+  key_id: string | null
+  key_version: number | null
   tags: string | null
 }
 
@@ -44,6 +46,8 @@ export interface RawUpload {
   checksum_algorithm: string | null
   checksum_type: string | null
   encryption: string | null
+  key_id: string | null
+  key_version: number | null
   tags: string | null
 }
 
@@ -73,6 +77,10 @@ export interface RawReplicationItem {
 
 const json = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v))
 
+function kmsKeyFromRaw(r: { key_id: string | null; key_version: number | null }): { kmsKey?: KmsKeyVersion } {
+  return r.key_id !== null && r.key_version !== null ? { kmsKey: { keyId: r.key_id, version: r.key_version } } : {}
+}
+
 export function bucketFromRaw(r: RawBucket): BucketRow {
   return { ...r, settings: JSON.parse(r.settings) }
 }
@@ -91,6 +99,7 @@ export function objectFromRaw(r: RawObject): ObjectRow {
     manifest: r.manifest,
     blobs: JSON.parse(r.files),
     encryption: r.encryption ? JSON.parse(r.encryption) : undefined,
+    ...kmsKeyFromRaw(r),
     replication: r.replication ? JSON.parse(r.replication) : undefined,
     ...(r.tags ? { tags: JSON.parse(r.tags) as TagSet } : {}),
   }
@@ -112,6 +121,8 @@ export function objectParams(o: ObjectRow, replication: ObjectReplication | unde
     files: JSON.stringify(o.blobs),
     encryption: json(o.encryption),
     replication: json(replication),
+    keyId: o.kmsKey?.keyId ?? null,
+    keyVersion: o.kmsKey?.version ?? null,
     tags: o.tags && o.tags.length > 0 ? JSON.stringify(o.tags) : null,
   }
 }
@@ -129,6 +140,7 @@ export function uploadFromRaw(r: RawUpload): UploadRow {
     checksumAlgorithm: (r.checksum_algorithm ?? undefined) as ChecksumAlgorithm | undefined,
     checksumType: (r.checksum_type ?? undefined) as ChecksumType | undefined,
     encryption: r.encryption ? (JSON.parse(r.encryption) as StoredEncryption) : undefined,
+    ...kmsKeyFromRaw(r),
     ...(r.tags ? { tags: JSON.parse(r.tags) as TagSet } : {}),
   }
 }
@@ -146,6 +158,8 @@ export function uploadParams(u: UploadRow) {
     checksumAlgorithm: u.checksumAlgorithm ?? null,
     checksumType: u.checksumType ?? null,
     encryption: json(u.encryption),
+    keyId: u.kmsKey?.keyId ?? null,
+    keyVersion: u.kmsKey?.version ?? null,
     tags: u.tags && u.tags.length > 0 ? JSON.stringify(u.tags) : null,
   }
 }
@@ -206,4 +220,33 @@ export function prefixUpperBound(prefix: string): string | null {
     }
   }
   return null
+}
+
+export interface RawJob {
+  id: string
+  body: string
+}
+
+export function jobFromRaw(r: RawJob): JobRow {
+  return JSON.parse(r.body) as JobRow
+}
+
+/** The named parameters of the jobs INSERT/UPDATE: the row whole, and the columns the claim query filters on. */
+export function jobParams(j: JobRow) {
+  return { id: j.id, bucket: j.bucket, state: j.state, createdAt: j.createdAt, claimUntil: j.claim?.until ?? null, body: JSON.stringify(j) }
+}
+
+export interface RawFinding {
+  seq: number
+  key: string
+  kind: string
+  part: number | null
+  package: number | null
+  code: string
+  message: string
+  at: number
+}
+
+export function findingFromRaw(r: RawFinding): JobFinding {
+  return { seq: r.seq, key: r.key, kind: r.kind as JobFinding['kind'], part: r.part, package: r.package, code: r.code, message: r.message, at: r.at }
 }

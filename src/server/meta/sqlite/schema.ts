@@ -8,15 +8,17 @@ import Database from 'better-sqlite3'
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { S3sseError } from '../../../errors.js'
+import { decodeManifest } from '../../../object/index.js'
 
 export const DB_FILE = 'meta.sqlite'
 /**
  * 1: buckets, objects, uploads, parts. 2: objects.replication and the replication queue.
  * 3: owners are stable user ids, not names (buckets.owner, uploads.owner,
  *    replication_queue.destination_owner and the destination owner in replication rules).
- * 4: objects.tags, uploads.tags (object tagging).
+ * 4: the KMS key version of objects and uploads (key_id, key_version), jobs and their findings.
+ * 5: objects.tags, uploads.tags (object tagging).
  */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
@@ -40,6 +42,8 @@ CREATE TABLE IF NOT EXISTS objects (
   files         TEXT NOT NULL,
   encryption    TEXT,
   replication   TEXT,
+  key_id        TEXT,
+  key_version   INTEGER,
   tags          TEXT,
   PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
@@ -55,6 +59,8 @@ CREATE TABLE IF NOT EXISTS uploads (
   checksum_algorithm TEXT,
   checksum_type      TEXT,
   encryption TEXT,
+  key_id     TEXT,
+  key_version INTEGER,
   tags       TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, upload_id);
@@ -83,6 +89,27 @@ CREATE TABLE IF NOT EXISTS replication_queue (
   PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS replication_due ON replication_queue (next_attempt);
+CREATE TABLE IF NOT EXISTS jobs (
+  id          TEXT PRIMARY KEY,
+  bucket      TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  claim_until INTEGER,
+  body        TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_claimable ON jobs (state, created_at);
+CREATE TABLE IF NOT EXISTS job_findings (
+  seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id  TEXT NOT NULL,
+  key     TEXT NOT NULL,
+  kind    TEXT NOT NULL,
+  part    INTEGER,
+  package INTEGER,
+  code    TEXT NOT NULL,
+  message TEXT NOT NULL,
+  at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_findings_by_job ON job_findings (job_id, seq);
 `
 
 /** Opens (creating or upgrading in place) the metadata database of a data dir. */
@@ -105,14 +132,23 @@ export function openDatabase(dataDir: string): Database.Database {
     if (version < SCHEMA_VERSION) {
       db.transaction(() => {
         db.exec(SCHEMA)
+        const columns = (table: string) => (db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as Array<{ name: string }>).map((c) => c.name)
         // Version 1 had no replication column (its other tables are created above if missing).
-        const columns = db.prepare("SELECT name FROM pragma_table_info('objects')").all() as Array<{ name: string }>
-        if (!columns.some((c) => c.name === 'replication')) db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
-        // Version 3 had no object tags.
-        if (!columns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE objects ADD COLUMN tags TEXT')
-        const uploadColumns = db.prepare("SELECT name FROM pragma_table_info('uploads')").all() as Array<{ name: string }>
-        if (!uploadColumns.some((c) => c.name === 'tags')) db.exec('ALTER TABLE uploads ADD COLUMN tags TEXT')
+        if (!columns('objects').includes('replication')) db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
+        // Version 4 had no object tags.
+        if (!columns('objects').includes('tags')) db.exec('ALTER TABLE objects ADD COLUMN tags TEXT')
+        if (!columns('uploads').includes('tags')) db.exec('ALTER TABLE uploads ADD COLUMN tags TEXT')
         if (version < 3) ownersToIds(db)
+        // Versions 1 to 3 kept the key version only inside manifests and upload states.
+        if (!columns('objects').includes('key_id')) {
+          db.exec('ALTER TABLE objects ADD COLUMN key_id TEXT; ALTER TABLE objects ADD COLUMN key_version INTEGER')
+          fillObjectKeys(db)
+        }
+        if (!columns('uploads').includes('key_id')) {
+          db.exec(`ALTER TABLE uploads ADD COLUMN key_id TEXT; ALTER TABLE uploads ADD COLUMN key_version INTEGER;
+            UPDATE uploads SET key_id = json_extract(state, '$.encryption.keyId'), key_version = json_extract(state, '$.encryption.keyVersion')
+            WHERE json_extract(state, '$.encryption') IS NOT NULL`)
+        }
         db.pragma(`user_version = ${SCHEMA_VERSION}`)
       })()
     }
@@ -151,5 +187,20 @@ function ownersToIds(db: Database.Database): void {
       }
     }
     if (changed) update.run(JSON.stringify(settings), r.name)
+  }
+}
+
+/** Schema 4: each encrypted object's key id and version, read from its manifest. */
+function fillObjectKeys(db: Database.Database): void {
+  const set = db.prepare('UPDATE objects SET key_id = ?, key_version = ? WHERE bucket = ? AND key = ?')
+  const rows = db.prepare('SELECT bucket, key, manifest FROM objects WHERE encryption IS NOT NULL').all() as Array<{ bucket: string; key: string; manifest: Buffer }>
+  for (const r of rows) {
+    let e
+    try {
+      e = decodeManifest(r.manifest).encryption
+    } catch {
+      continue // a damaged manifest stays as it is: scrub reports it, reads fail as before
+    }
+    if (e) set.run(e.keyId, e.keyVersion, r.bucket, r.key)
   }
 }
