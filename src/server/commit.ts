@@ -64,7 +64,7 @@ export function objectRow(o: ObjectRowInput): ObjectRow {
     blobs: o.blobs,
     encryption: 'encryption' in o ? o.encryption : storedEncryption(o.manifest.encryption, o.keyName),
     ...(o.tags && o.tags.length > 0 ? { tags: o.tags } : {}),
-    ...(o.manifest.encryption ? { kmsKey: { keyId: o.manifest.encryption.keyId, version: o.manifest.encryption.keyVersion } } : {}),
+    ...(o.manifest.encryption && o.manifest.encryption.algorithm !== 'SSE-C' ? { kmsKey: { keyId: o.manifest.encryption.keyId, version: o.manifest.encryption.keyVersion } } : {}),
   }
 }
 

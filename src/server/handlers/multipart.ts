@@ -82,7 +82,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     checksumType: type,
     encryption: storedEncryption(encryption),
     ...(tags.length > 0 ? { tags } : {}),
-    ...(state.encryption ? { kmsKey: { keyId: state.encryption.keyId, version: state.encryption.keyVersion } } : {}),
+    ...(state.encryption && state.encryption.algorithm !== 'SSE-C' ? { kmsKey: { keyId: state.encryption.keyId, version: state.encryption.keyVersion } } : {}),
   }
   await ctx.state.meta.createUpload(upload)
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
