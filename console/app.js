@@ -294,7 +294,8 @@ async function loadObjects(reset) {
       el('td', { className: 'key mono', text: o.key }),
       el('td', { className: 'num', text: formatSize(o.size), title: `${o.size} bytes` }),
       el('td', { text: formatDate(o.lastModified) }),
-      el('td', {}, badge(objectEncryptionLabel(o.encryption), o.encryption !== null, o.encryption ? `KMS key: ${o.encryption.keyId}` : 'Stored as sent')),
+      el('td', {}, badge(objectEncryptionLabel(o.encryption), o.encryption !== null, o.encryption ? `KMS key: ${o.encryption.keyName ?? o.encryption.keyId}` : 'Stored as sent')),
+      el('td', { className: 'tags', text: o.tags.length ? o.tags.map((t) => `${t.key}=${t.value}`).join(', ') : '—' }),
     ))
   $('object-rows').append(...rows)
   bucketState.next = page.truncated ? page.next : undefined
@@ -326,7 +327,59 @@ async function loadEncryption() {
   setStatus('Loading settings…')
   const { encryption } = await api('GET', `buckets/${encodeURIComponent(bucketState.name)}/encryption`)
   renderEncryption(encryption)
+  await loadPolicy()
   setStatus('')
+}
+
+// ---------------------------------------------------------------- the bucket policy
+
+function renderPolicy(policy) {
+  $('policy-state').textContent = policy === null ? 'No policy: only the owner (and root) can use this bucket.' : 'This bucket has a policy.'
+  $('policy-text').value = policy === null ? '' : prettyJson(policy)
+  $('policy-delete').disabled = policy === null
+}
+
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2)
+  } catch {
+    return text
+  }
+}
+
+async function loadPolicy() {
+  const { policy } = await api('GET', `buckets/${encodeURIComponent(bucketState.name)}/policy`)
+  renderPolicy(policy)
+  showError('policy-error', null)
+}
+
+async function savePolicy() {
+  showError('policy-error', null)
+  const text = $('policy-text').value.trim()
+  if (!text) {
+    showError('policy-error', 'Enter a policy document, or use Delete policy to remove it.')
+    return
+  }
+  try {
+    const { policy } = await api('PUT', `buckets/${encodeURIComponent(bucketState.name)}/policy`, { policy: text })
+    renderPolicy(policy)
+    setStatus('The bucket policy is saved. It applies to every request from now on.')
+  } catch (err) {
+    if (err instanceof SessionEnded) return
+    showError('policy-error', plain(err))
+  }
+}
+
+async function deletePolicy() {
+  showError('policy-error', null)
+  try {
+    await api('DELETE', `buckets/${encodeURIComponent(bucketState.name)}/policy`)
+    renderPolicy(null)
+    setStatus('The bucket policy is deleted.')
+  } catch (err) {
+    if (err instanceof SessionEnded) return
+    showError('policy-error', plain(err))
+  }
 }
 
 // ---------------------------------------------------------------- the Modify dialog
@@ -653,6 +706,8 @@ function start() {
   $('tab-objects').addEventListener('click', () => goTab('objects'))
   $('tab-settings').addEventListener('click', () => goTab('settings'))
   document.querySelector('[role="tablist"]').addEventListener('keydown', tabKeys)
+  $('policy-save').addEventListener('click', () => savePolicy())
+  $('policy-delete').addEventListener('click', () => deletePolicy())
   $('objects-refresh').addEventListener('click', () => loadObjects(true).catch((e) => e instanceof SessionEnded || setStatus(plain(e))))
   $('objects-more').addEventListener('click', () => loadObjects(false).catch((e) => e instanceof SessionEnded || setStatus(plain(e))))
   $('enc-modify').addEventListener('click', () => openDialog().catch((e) => e instanceof SessionEnded || setStatus(plain(e))))

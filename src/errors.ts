@@ -44,6 +44,8 @@ export type S3sseErrorCode =
   | 'S3SSE_BAD_UPLOAD'
   | 'S3SSE_PART_AUTH_FAILED'
   | 'S3SSE_BAD_PART_ORDER'
+  | 'S3SSE_CUSTOMER_KEY_MISMATCH'
+  | 'S3SSE_CUSTOMER_KEY_MISSING'
   // the server's stores (src/server/store/, src/server/meta/): each maps its own failures to these
   | 'S3SSE_BLOB_NOT_FOUND'
   | 'S3SSE_STORAGE_FULL'

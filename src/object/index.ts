@@ -24,6 +24,7 @@ export {
   type Manifest, type ManifestPart, type ManifestEncryption, type ObjectContext, type Algorithm,
 } from './manifest.js'
 export { type EncryptionRequest } from './keys.js'
+export { newCustomerDataKey, customerDataKey, CUSTOMER_KEY_SALT_SIZE, CUSTOMER_KEY_CHECK_SIZE, type CustomerKeyRecord } from './customer-key.js'
 export { openObject, openRange, resolveRange, verifyManifest, verifyObject, isDamage, type Damage, type ReadStored, type OpenOptions } from './open.js'
 export {
   sealObject, startUpload, sealPart, completeUpload, copyPartRange, rewrap,

@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { S3sseError, isS3sseError } from '../errors.js'
 import { hasBucketKeys, kmsCall, type DataKey, type Kms } from '../keys/kms.js'
-import { KEY_NONCE_SIZE, bucketObjectKey, type Algorithm, type ManifestEncryption, type ObjectContext } from './manifest.js'
+import { CUSTOMER_KEY_FIELD_SIZE, CUSTOMER_KEY_ID, KEY_NONCE_SIZE, bucketObjectKey, type Algorithm, type ManifestEncryption, type ObjectContext } from './manifest.js'
+import { customerDataKey, newCustomerDataKey } from './customer-key.js'
 
 /** How to encrypt a new object; null/undefined stores it as plaintext. */
 export interface EncryptionRequest {
   algorithm: Algorithm
+  /** The KMS of aws:kms and AES256 (unused by SSE-C). */
   kms: Kms
+  /** SSE-C: the customer's 32-byte key (never stored; docs/FORMAT.md 7.6). */
+  customerKey?: Uint8Array
   /** Key id or alias (oss mode: the bucket's service key alias). */
   keyId: string
   /** Create the key by alias on first use (KMS ensureKey), then retry. */
@@ -15,6 +19,12 @@ export interface EncryptionRequest {
   bucketKey?: boolean
   /** aws mode: x-amz-server-side-encryption-context pairs; may not name `bucket` or `key`. */
   extraContext?: Record<string, string>
+}
+
+/** What reading or extending an encrypted object takes: the KMS, or an SSE-C object's customer key. */
+export interface KeyAccess {
+  kms?: Kms
+  customerKey?: Uint8Array
 }
 
 export function checkObjectContext(context: ObjectContext): void {
@@ -52,8 +62,16 @@ export function kmsContextOf(e: Pick<ManifestEncryption, 'bucketKey' | 'context'
  * nothing written.
  */
 export async function newObjectKey(req: EncryptionRequest, context: ObjectContext): Promise<{ header: ManifestEncryption; dataKey: Uint8Array }> {
-  if (!req || (req.algorithm !== 'aws:kms' && req.algorithm !== 'AES256')) {
-    throw new S3sseError('S3SSE_BAD_ARGUMENT', 'encryption.algorithm is "aws:kms" or "AES256"')
+  if (!req || (req.algorithm !== 'aws:kms' && req.algorithm !== 'AES256' && req.algorithm !== 'SSE-C')) {
+    throw new S3sseError('S3SSE_BAD_ARGUMENT', 'encryption.algorithm is "aws:kms", "AES256" or "SSE-C"')
+  }
+  if (req.algorithm === 'SSE-C') {
+    if (!req.customerKey) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'SSE-C needs encryption.customerKey')
+    const { dataKey, record } = newCustomerDataKey(req.customerKey)
+    const wrappedKey = new Uint8Array(CUSTOMER_KEY_FIELD_SIZE)
+    wrappedKey.set(record.salt, 0)
+    wrappedKey.set(record.check, record.salt.length)
+    return { header: { algorithm: 'SSE-C', keyId: CUSTOMER_KEY_ID, keyVersion: 0, wrappedKey, context: objectEncryptionContext(context, req.extraContext) }, dataKey }
   }
   if (!req.kms) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'encryption.kms is required')
   if (typeof req.keyId !== 'string' || req.keyId === '') throw new S3sseError('S3SSE_BAD_ARGUMENT', 'encryption.keyId is required')
@@ -110,11 +128,16 @@ export async function withKeyCreation<T>(kms: Kms, keyId: string, createKey: boo
  * was written for; a manifest or upload moved to another name without rewrap fails here
  * with S3SSE_KMS_CONTEXT_MISMATCH before the KMS is asked.
  */
-export async function recoverObjectKey(e: ManifestEncryption, kms: Kms | undefined, context: ObjectContext): Promise<Uint8Array> {
-  if (!kms) throw new S3sseError('S3SSE_BAD_ARGUMENT', `${context.bucket}/${context.key} is encrypted: a KMS is required to read it`)
+export async function recoverObjectKey(e: ManifestEncryption, access: KeyAccess | undefined, context: ObjectContext): Promise<Uint8Array> {
   if (e.context.bucket !== context.bucket || e.context.key !== context.key) {
     throw new S3sseError('S3SSE_KMS_CONTEXT_MISMATCH', `the data key was wrapped for another object than ${context.bucket}/${context.key}`)
   }
+  if (e.algorithm === 'SSE-C') {
+    if (!access?.customerKey) throw new S3sseError('S3SSE_CUSTOMER_KEY_MISSING', `${context.bucket}/${context.key} was written with a customer-provided key: it is needed to read it`)
+    return customerDataKey(access.customerKey, { salt: e.wrappedKey.subarray(0, 32), check: e.wrappedKey.subarray(32, CUSTOMER_KEY_FIELD_SIZE) })
+  }
+  const kms = access?.kms
+  if (!kms) throw new S3sseError('S3SSE_BAD_ARGUMENT', `${context.bucket}/${context.key} is encrypted: a KMS is required to read it`)
   const raw = await kmsCall('Decrypt', () => kms.decrypt(e.wrappedKey, kmsContextOf(e)))
   if (!e.bucketKey) return raw
   const key = bucketObjectKey(raw, e.keyNonce!)

@@ -8,7 +8,8 @@ import { canonicalContext, contextPairs } from '../keys/context.js'
 /** Where an object lives; bound to its wrapped key and its manifest MAC. */
 export interface ObjectContext { bucket: string; key: string }
 
-export type Algorithm = 'aws:kms' | 'AES256'
+/** 'SSE-C': the data key comes from a customer-provided key (docs/FORMAT.md 7.6), not a KMS. */
+export type Algorithm = 'aws:kms' | 'AES256' | 'SSE-C'
 
 export interface ManifestPart {
   /** Part number (1..10000); a single PUT is part 1. Named in the stream key derivation. */
@@ -56,7 +57,10 @@ export const MAC_SIZE = 32
 export const KEY_NONCE_SIZE = 32
 const FLAG_ENCRYPTED = 0x01
 const FLAG_BUCKET_KEY = 0x02
-const ALGORITHMS: Record<Algorithm, number> = { 'aws:kms': 1, AES256: 2 }
+const ALGORITHMS: Record<Algorithm, number> = { 'aws:kms': 1, AES256: 2, 'SSE-C': 3 }
+/** An SSE-C header's key id field (there is no KMS key) and the size of its key field: salt ‖ check. */
+export const CUSTOMER_KEY_ID = 'sse-c'
+export const CUSTOMER_KEY_FIELD_SIZE = 64
 
 const MAC_KEY_INFO = Buffer.from('s3-sse v1 manifest mac', 'latin1')
 const MANIFEST_LABEL = Buffer.from('s3-sse v1 manifest\0', 'latin1')
@@ -108,6 +112,9 @@ export function validateManifest(m: Manifest): void {
   if (typeof e.keyId !== 'string' || e.keyId.length === 0 || Buffer.byteLength(e.keyId) > 0xffff) throw bad('keyId must be 1 to 65535 bytes')
   if (!Number.isInteger(e.keyVersion) || e.keyVersion < 0 || e.keyVersion > 0xffffffff) throw bad('keyVersion must be a uint32')
   if (!(e.wrappedKey instanceof Uint8Array) || e.wrappedKey.length === 0 || e.wrappedKey.length > 0xffff) throw bad('wrappedKey must be 1 to 65535 bytes')
+  if (e.algorithm === 'SSE-C' && (e.keyId !== CUSTOMER_KEY_ID || e.keyVersion !== 0 || e.wrappedKey.length !== CUSTOMER_KEY_FIELD_SIZE || e.bucketKey)) {
+    throw bad(`an SSE-C header has key id "${CUSTOMER_KEY_ID}", version 0, a ${CUSTOMER_KEY_FIELD_SIZE}-byte salt ‖ check and no bucket key`)
+  }
   if (e.bucketKey ? !(e.keyNonce instanceof Uint8Array && e.keyNonce.length === KEY_NONCE_SIZE) : e.keyNonce !== undefined) {
     throw bad(e.bucketKey ? `a bucket-key object needs a ${KEY_NONCE_SIZE}-byte keyNonce` : 'keyNonce belongs to bucket-key objects only')
   }

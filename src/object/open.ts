@@ -13,7 +13,8 @@ import { checkManifestMac, manifestMacKey, validateManifest, type Manifest, type
  */
 export type ReadStored = (partIndex: number, start: number, end: number) => AsyncIterable<Uint8Array>
 
-export interface OpenOptions { context: ObjectContext; kms?: Kms }
+/** customerKey: an SSE-C object's key (docs/FORMAT.md 7.6). */
+export interface OpenOptions { context: ObjectContext; kms?: Kms; customerKey?: Uint8Array }
 
 /**
  * An object whose manifest has been checked (context, KMS unwrap, MAC) and whose data key is
@@ -37,7 +38,7 @@ export async function prepareOpen(m: Manifest, opts: OpenOptions): Promise<Opene
   if (!opts || !opts.context) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'open needs { context }')
   let dataKey: Uint8Array | null = null
   if (m.encryption) {
-    dataKey = await recoverObjectKey(m.encryption, opts.kms, opts.context)
+    dataKey = await recoverObjectKey(m.encryption, opts, opts.context)
     const macKey = manifestMacKey(dataKey)
     try {
       checkManifestMac(macKey, opts.context, m)

@@ -5,7 +5,7 @@ import { deriveStreamKey, newSalt } from '../crypto/kdf.js'
 import { sealedStreamSize } from '../crypto/offsets.js'
 import { sealStream } from '../crypto/stream.js'
 import type { Kms } from '../keys/kms.js'
-import { checkObjectContext, kmsContextOf, newObjectKey, objectEncryptionContext, recoverObjectKey, withKeyCreation, type EncryptionRequest } from './keys.js'
+import { checkObjectContext, kmsContextOf, newObjectKey, objectEncryptionContext, recoverObjectKey, withKeyCreation, type EncryptionRequest, type KeyAccess } from './keys.js'
 import {
   KEY_NONCE_SIZE, MAX_PARTS, manifestMac, manifestMacKey, partMac, validateManifest,
   type Algorithm, type Manifest, type ManifestEncryption, type ManifestPart, type ObjectContext,
@@ -155,6 +155,12 @@ export interface UploadState {
     /** base64, bucket-key uploads only */
     keyNonce?: string
     context: Record<string, string>
+    /**
+     * base64, SSE-C uploads only: the manifest MAC key (HKDF of the data key, section 6.3),
+     * kept until the upload completes or is aborted, so Complete needs no customer key. It
+     * authenticates but decrypts nothing; the data key stays derivable only from the key.
+     */
+    macKey?: string
   }
 }
 
@@ -178,6 +184,7 @@ export async function startUpload(opts: { context: ObjectContext; encryption?: E
   const context = { bucket: opts.context.bucket, key: opts.context.key }
   if (!opts.encryption) return { version: 1, context, packageSize, encryption: null }
   const { header, dataKey } = await newObjectKey(opts.encryption, context)
+  const macKey = header.algorithm === 'SSE-C' ? Buffer.from(manifestMacKey(dataKey)).toString('base64') : undefined
   dataKey.fill(0)
   return {
     version: 1, context, packageSize,
@@ -189,6 +196,7 @@ export async function startUpload(opts: { context: ObjectContext; encryption?: E
       bucketKey: header.bucketKey === true,
       ...(header.keyNonce ? { keyNonce: Buffer.from(header.keyNonce).toString('base64') } : {}),
       context: header.context,
+      ...(macKey !== undefined ? { macKey } : {}),
     },
   }
 }
@@ -237,13 +245,13 @@ function uploadHeader(u: UploadState): { context: ObjectContext; packageSize: nu
  * Seals one part of an upload under a fresh salt. The data key is recovered from the KMS
  * (a CachedKms answers from memory after the first part) before the promise resolves.
  */
-export async function sealPart(upload: UploadState, opts: { kms?: Kms }, partNumber: number, source: AsyncIterable<Uint8Array>): Promise<SealedOutput<PartRecord>> {
+export async function sealPart(upload: UploadState, opts: KeyAccess, partNumber: number, source: AsyncIterable<Uint8Array>): Promise<SealedOutput<PartRecord>> {
   const { context, packageSize, header } = uploadHeader(upload)
   checkPartNumber(partNumber)
   if (!header) {
     return output((done) => partStream(source, null, undefined, partNumber, packageSize, (size) => done({ number: partNumber, size, storedSize: size })))
   }
-  const dataKey = await recoverObjectKey(header, opts?.kms, context)
+  const dataKey = await recoverObjectKey(header, opts, context)
   const salt = newSalt()
   return output((done) => (async function* () {
     try {
@@ -265,7 +273,7 @@ export async function sealPart(upload: UploadState, opts: { kms?: Kms }, partNum
  * CompleteMultipartUpload, InvalidPartOrder otherwise), as they were stored: nothing is
  * re-encrypted. Parts left out are simply not part of the object.
  */
-export async function completeUpload(upload: UploadState, opts: { kms?: Kms }, parts: PartRecord[]): Promise<Manifest> {
+export async function completeUpload(upload: UploadState, opts: KeyAccess, parts: PartRecord[]): Promise<Manifest> {
   const { context, packageSize, header } = uploadHeader(upload)
   if (!Array.isArray(parts) || parts.length === 0) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'an upload completes with at least one part')
   if (parts.length > MAX_PARTS) throw new S3sseError('S3SSE_BAD_ARGUMENT', `an upload has at most ${MAX_PARTS} parts`)
@@ -287,29 +295,39 @@ export async function completeUpload(upload: UploadState, opts: { kms?: Kms }, p
     }
     return { version: 1, packageSize, size, parts: manifestParts }
   }
-  const dataKey = await recoverObjectKey(header, opts?.kms, context)
-  try {
-    return withMacKey(dataKey, (macKey) => {
-      parts.forEach((p, i) => {
-        let salt: Uint8Array
-        let mac: Uint8Array
-        try {
-          salt = fromBase64(p.salt, SALT_SIZE, 'salt')
-          mac = fromBase64(p.mac, 32, 'mac')
-        } catch {
-          throw new S3sseError('S3SSE_PART_AUTH_FAILED', `part ${p.number} has no valid salt and MAC: it was not sealed by this upload`)
-        }
-        if (!timingSafeEqual(partMac(macKey, context, p.number, p.size, salt), mac)) {
-          throw new S3sseError('S3SSE_PART_AUTH_FAILED', `part ${p.number} fails authentication: it was altered or belongs to another upload`)
-        }
-        manifestParts[i].salt = salt
-      })
-      const m: Manifest = { version: 1, packageSize, size, parts: manifestParts, encryption: header }
-      m.mac = manifestMac(macKey, context, m)
-      return m
-    })
-  } finally {
+  // An SSE-C upload completes without the customer key (clients do not send it to
+  // CompleteMultipartUpload): the manifest MAC key it kept since CreateMultipartUpload serves.
+  const stashed = header.algorithm === 'SSE-C' && !opts?.customerKey ? upload.encryption?.macKey : undefined
+  let macKey: Uint8Array
+  if (stashed !== undefined) macKey = fromBase64(stashed, 32, 'macKey')
+  else {
+    const dataKey = await recoverObjectKey(header, opts, context)
+    macKey = manifestMacKey(dataKey)
     dataKey.fill(0)
+  }
+  const sign = (macKey: Uint8Array) => {
+    parts.forEach((p, i) => {
+      let salt: Uint8Array
+      let mac: Uint8Array
+      try {
+        salt = fromBase64(p.salt, SALT_SIZE, 'salt')
+        mac = fromBase64(p.mac, 32, 'mac')
+      } catch {
+        throw new S3sseError('S3SSE_PART_AUTH_FAILED', `part ${p.number} has no valid salt and MAC: it was not sealed by this upload`)
+      }
+      if (!timingSafeEqual(partMac(macKey, context, p.number, p.size, salt), mac)) {
+        throw new S3sseError('S3SSE_PART_AUTH_FAILED', `part ${p.number} fails authentication: it was altered or belongs to another upload`)
+      }
+      manifestParts[i].salt = salt
+    })
+    const m: Manifest = { version: 1, packageSize, size, parts: manifestParts, encryption: header }
+    m.mac = manifestMac(macKey, context, m)
+    return m
+  }
+  try {
+    return sign(macKey)
+  } finally {
+    macKey.fill(0)
   }
 }
 
@@ -321,7 +339,7 @@ export async function completeUpload(upload: UploadState, opts: { kms?: Kms }, p
  * `onPlaintext` sees the copied plaintext as it is sealed (the part's digests: MD5, checksums).
  */
 export async function copyPartRange(src: Manifest, srcOpts: OpenOptions, srcRange: { start: number; end: number }, readSrc: ReadStored,
-  upload: UploadState, opts: { kms?: Kms }, partNumber: number, onPlaintext?: (chunk: Buffer) => void): Promise<SealedOutput<PartRecord>> {
+  upload: UploadState, opts: KeyAccess, partNumber: number, onPlaintext?: (chunk: Buffer) => void): Promise<SealedOutput<PartRecord>> {
   const opened = await prepareOpen(src, srcOpts)
   try {
     const empty = src.size === 0 && srcRange?.start === 0 && srcRange?.end === -1

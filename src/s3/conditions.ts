@@ -101,6 +101,29 @@ export function checkReadPreconditions(c: Preconditions, etag: string, lastModif
   if (outcome === 'not-modified') throw s3Error('NotModified')
 }
 
+/**
+ * Conditional writes (S3 User Guide, "Conditional writes"; PutObject, CopyObject and
+ * CompleteMultipartUpload): `If-None-Match: *` writes only if no object has the key, else 412;
+ * `If-Match: ETag` (a list, quoted or not, or `*`) only if the current object has that ETag,
+ * else 412 — or 404 NoSuchKey when there is none. S3 takes no ETag in If-None-Match on a
+ * write (501). The check runs against the object a write would replace, before the body is
+ * read and again inside the commit; undefined when the request sets no condition.
+ */
+export function writePrecondition(h: { ifMatch?: string; ifNoneMatch?: string }): ((existing: { etag: string; lastModified: number } | undefined) => void) | undefined {
+  const { ifMatch, ifNoneMatch } = h
+  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined
+  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') {
+    throw s3Error('NotImplemented', 'If-None-Match on a write takes only "*": write only if no object has the key.')
+  }
+  return (existing) => {
+    if (ifNoneMatch !== undefined && existing) throw s3Error('PreconditionFailed')
+    if (ifMatch !== undefined) {
+      if (!existing) throw s3Error('NoSuchKey')
+      if (!etagMatches(ifMatch, existing.etag)) throw s3Error('PreconditionFailed')
+    }
+  }
+}
+
 /** CopyObject / UploadPartCopy `x-amz-copy-source-if-*`: every failure is 412. */
 export function checkCopySourcePreconditions(c: Preconditions, etag: string, lastModifiedMs: number): void {
   if (evaluatePreconditions(c, etag, lastModifiedMs) !== 'proceed') throw s3Error('PreconditionFailed')

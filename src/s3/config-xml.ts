@@ -4,39 +4,24 @@
  * seen wherever it is; unknown elements and stray text are refused; every failure is
  * MalformedXML with a message that names the element.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser'
-import { S3sseError } from '../errors.js'
+import type { S3sseError } from '../errors.js'
+import { malformedXml, parseRequestXml } from './xml-read.js'
 
 /** An element's children by name, each a list of occurrences. */
 export type XmlNode = Record<string, unknown[]>
 
 export function malformed(detail: string): S3sseError {
-  return new S3sseError('MalformedXML', `The XML you provided was not well-formed or did not validate against our published schema: ${detail}`)
+  return malformedXml(detail)
 }
 
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  trimValues: true,
-  removeNSPrefix: true,
-  isArray: (name) => name !== '?xml',
-})
-
-/** The one root element of `xml`, which must be named `rootName`. */
-export function parseConfigDocument(xml: string, rootName: string): unknown {
-  if (xml.trim() === '') throw malformed('the body is empty')
-  if (XMLValidator.validate(xml) !== true) throw malformed('the body is not well-formed XML')
-  let doc: Record<string, unknown[]>
-  try {
-    doc = parser.parse(xml) as Record<string, unknown[]>
-  } catch {
-    throw malformed('the body is not well-formed XML')
-  }
-  const roots = Object.keys(doc).filter((k) => k !== '?xml')
-  if (roots.length !== 1 || roots[0] !== rootName || doc[rootName].length !== 1) {
-    throw malformed(`the root element must be ${rootName}`)
-  }
-  return doc[rootName][0]
+/**
+ * The one root element of `xml`, which must be named `rootName`. Text is trimmed unless
+ * `exactText` (tag keys and values keep their spaces).
+ */
+export function parseConfigDocument(xml: string, rootName: string, exactText = false): unknown {
+  const doc = parseRequestXml(xml, { trim: !exactText })
+  if (doc.rootName !== rootName) throw malformed(`the root element must be ${rootName}`)
+  return doc.root
 }
 
 /** The children of an element, refusing text and any child not in `allowed`. */

@@ -13,6 +13,7 @@ export type S3ErrorCode =
   | 'AuthorizationHeaderMalformed'
   | 'AuthorizationQueryParametersError'
   | 'BadDigest'
+  | 'BadRequest'
   | 'BucketAlreadyExists'
   | 'BucketAlreadyOwnedByYou'
   | 'BucketNotEmpty'
@@ -24,7 +25,9 @@ export type S3ErrorCode =
   | 'InvalidAccessKeyId'
   | 'InvalidArgument'
   | 'InvalidBucketName'
+  | 'InvalidChunkSizeError'
   | 'InvalidDigest'
+  | 'InvalidEncryptionAlgorithmError'
   | 'InvalidLocationConstraint'
   | 'InvalidObjectState'
   | 'InvalidPart'
@@ -33,10 +36,12 @@ export type S3ErrorCode =
   | 'InvalidRange'
   | 'InvalidRequest'
   | 'InvalidStorageClass'
+  | 'InvalidTag'
   | 'KeyTooLongError'
   | 'KMS.DisabledException'
   | 'KMS.KMSInvalidStateException'
   | 'KMS.NotFoundException'
+  | 'MalformedPolicy'
   | 'MalformedPOSTRequest'
   | 'MalformedXML'
   | 'MaxMessageLengthExceeded'
@@ -46,6 +51,7 @@ export type S3ErrorCode =
   | 'MissingContentLength'
   | 'MissingSecurityHeader'
   | 'NoSuchBucket'
+  | 'NoSuchBucketPolicy'
   | 'NoSuchKey'
   | 'NoSuchUpload'
   | 'NoSuchVersion'
@@ -71,6 +77,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   AuthorizationHeaderMalformed: { status: 400, message: 'The authorization header is malformed.' },
   AuthorizationQueryParametersError: { status: 400, message: 'Error parsing the X-Amz-Credential parameter.' },
   BadDigest: { status: 400, message: 'The Content-MD5 or checksum you specified did not match what we received.' },
+  BadRequest: { status: 400, message: 'Bad Request' },
   BucketAlreadyExists: { status: 409, message: 'The requested bucket name is not available.' },
   BucketAlreadyOwnedByYou: {
     status: 409,
@@ -88,7 +95,9 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   },
   InvalidArgument: { status: 400, message: 'Invalid Argument' },
   InvalidBucketName: { status: 400, message: 'The specified bucket is not valid.' },
+  InvalidChunkSizeError: { status: 403, message: 'Only the last chunk is allowed to have a size less than 8192 bytes' },
   InvalidDigest: { status: 400, message: 'The Content-MD5 or checksum you specified is not valid.' },
+  InvalidEncryptionAlgorithmError: { status: 400, message: 'The Encryption request you specified is not valid. Supported value: AES256.' },
   InvalidLocationConstraint: { status: 400, message: 'The specified location constraint is not valid.' },
   InvalidObjectState: { status: 403, message: 'The operation is not valid for the current state of the object.' },
   InvalidPart: {
@@ -101,12 +110,14 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   InvalidRange: { status: 416, message: 'The requested range is not satisfiable' },
   InvalidRequest: { status: 400, message: 'Invalid Request' },
   InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid.' },
+  InvalidTag: { status: 400, message: 'The tag provided was not a valid tag.' },
   KeyTooLongError: { status: 400, message: 'Your key is too long.' },
   // What Amazon S3 answers when its KMS call fails (the KMS exception's name after "KMS.").
   'KMS.DisabledException': { status: 400, message: 'The KMS key is disabled.' },
   'KMS.KMSInvalidStateException': { status: 400, message: 'The KMS key is not in a state that allows this request.' },
   // 400 as S3 answers a write that names a key that does not exist (the client's mistake).
   'KMS.NotFoundException': { status: 400, message: 'Invalid keyId: the KMS key does not exist.' },
+  MalformedPolicy: { status: 400, message: 'Policies must be valid JSON and the first byte must be \'{\'' },
   MalformedPOSTRequest: { status: 400, message: 'The body of your POST request is not well-formed multipart/form-data.' },
   MalformedXML: {
     status: 400,
@@ -119,6 +130,7 @@ export const S3_ERRORS: Record<S3ErrorCode, ErrorEntry> = {
   MissingContentLength: { status: 411, message: 'You must provide the Content-Length HTTP header.' },
   MissingSecurityHeader: { status: 400, message: 'Your request is missing a required header.' },
   NoSuchBucket: { status: 404, message: 'The specified bucket does not exist' },
+  NoSuchBucketPolicy: { status: 404, message: 'The bucket policy does not exist' },
   NoSuchKey: { status: 404, message: 'The specified key does not exist.' },
   NoSuchUpload: {
     status: 404,
@@ -177,6 +189,9 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   S3SSE_KMS_INVALID_STATE: { s3: 'KMS.KMSInvalidStateException' },
   S3SSE_KMS_ACCESS_DENIED: { s3: 'AccessDenied', message: 'The key management service refused the request.' },
   S3SSE_KMS_CONTEXT_MISMATCH: { s3: 'AccessDenied', message: 'The KMS encryption context does not match.' },
+  // SSE-C: the key given is not the one the object was written with; or none was given.
+  S3SSE_CUSTOMER_KEY_MISMATCH: { s3: 'AccessDenied' },
+  S3SSE_CUSTOMER_KEY_MISSING: { s3: 'InvalidRequest', message: 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.' },
   S3SSE_BACKEND_UNAVAILABLE: { s3: 'InternalError', message: 'No crypto backend is available.' },
   S3SSE_CRYPTO_FAILURE: { s3: 'InternalError' },
   // The stores (BlobStore, MetaStore). A full or failing disk is a service that cannot take

@@ -2,7 +2,7 @@
  * Object and bucket rules of S3 that do not depend on HTTP: names, stored headers and
  * user metadata, the response headers of an object, ETags, multipart limits.
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { s3Error } from './errors.js'
 import type { ChecksumAlgorithm, ChecksumType } from './checksums.js'
 import { checksumHeader } from './checksums.js'
@@ -193,6 +193,19 @@ export function multipartEtag(partEtags: string[]): string {
   const md5 = createHash('md5')
   for (const e of partEtags) md5.update(Buffer.from(e, 'hex'))
   return `${md5.digest('hex')}-${partEtags.length}`
+}
+
+/**
+ * A new multipart upload id: 32 base64url characters (192 random bits) that never begin
+ * with '-', which command-line clients would read as an option (`aws s3api … --upload-id
+ * -x…`, `s3cmd abortmp`). A draw that would is drawn again, so ids stay uniform over the
+ * rest.
+ */
+export function newUploadId(): string {
+  for (;;) {
+    const id = randomBytes(24).toString('base64url')
+    if (id[0] !== '-') return id
+  }
 }
 
 export function parsePartNumber(value: string | undefined): number {

@@ -32,8 +32,8 @@ function nestingDepth(text: string): number {
   return max
 }
 
-/** Fields that never need a condition. */
-const EXEMPT = new Set(['x-amz-signature', 'file', 'policy'])
+/** Fields that never need a condition (SigV4's x-amz-signature; SigV2's AWSAccessKeyId and signature). */
+const EXEMPT = new Set(['x-amz-signature', 'file', 'policy', 'awsaccesskeyid', 'signature'])
 
 function denied(reason: string): Error {
   return s3Error('AccessDenied', `Invalid according to Policy: ${reason}`)

@@ -22,6 +22,8 @@ import { elements, malformed, optionalText, parseConfigDocument, single, text, t
 import { S3sseError } from '../errors.js'
 import { validateBucketName } from './objects.js'
 import {
+  etagIsPlainMd5,
+  type EtagProtection,
   decideWriteEncryption,
   serviceKeyAlias,
   type BucketEncryption,
@@ -344,14 +346,16 @@ export function replicaEncryption(input: ReplicaEncryptionInput): EncryptionDeci
 }
 
 /**
- * The ETag of a replica: the source's when both are stored the same way (the same data, or
- * an opaque value), a fresh opaque one when a plaintext source becomes an encrypted replica
- * (a plaintext ETag is the MD5 of the data, which an encrypted object must not reveal); a
- * multipart object's keeps its `-N` part count.
+ * The ETag of a replica: the source's when it says as much about the data as the replica's
+ * protection allows (an MD5 stays an MD5 for plaintext and SSE-S3; an opaque value stays
+ * opaque); a fresh opaque one in the shape etagOf gives encrypted objects (`hex-N`, never an
+ * MD5 look-alike) when a plaintext or SSE-S3 source becomes an SSE-KMS replica, whose ETag
+ * must not reveal the MD5. An SSE-KMS source replicated as SSE-S3 keeps its opaque ETag: the
+ * data key is re-wrapped, the plaintext never read, so its MD5 is not known.
  */
-export function replicaEtag(source: { etag: string; encrypted: boolean }, replicaEncrypted: boolean): string {
-  if (source.encrypted === replicaEncrypted) return source.etag
-  if (!replicaEncrypted) throw new Error('replication never stores an encrypted object as plaintext')
-  const parts = /-\d+$/.exec(source.etag)?.[0] ?? ''
+export function replicaEtag(source: { etag: string; protection: EtagProtection }, replica: EtagProtection): string {
+  if (source.protection !== 'plain' && replica === 'plain') throw new Error('replication never stores an encrypted object as plaintext')
+  if (!etagIsPlainMd5(source.protection) || etagIsPlainMd5(replica)) return source.etag
+  const parts = /-\d+$/.exec(source.etag)?.[0] ?? '-1'
   return randomBytes(16).toString('hex') + parts
 }

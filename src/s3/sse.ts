@@ -12,7 +12,7 @@
  * Errors are S3sseError whose code is the S3 error code (the server's one error table maps
  * them to status and XML).
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { XMLBuilder } from 'fast-xml-parser'
 import { elements, malformed, optionalText, parseConfigDocument, single, text } from './config-xml.js'
 import { S3sseError } from '../errors.js'
@@ -22,6 +22,10 @@ export type ServerMode = 'oss' | 'aws'
 export type SseAlgorithm = 'aws:kms' | 'AES256'
 
 export const SSE_ALGORITHMS: readonly SseAlgorithm[] = ['aws:kms', 'AES256']
+/** How a stored object can be encrypted: the SSE algorithms, or SSE-C (a customer-provided key, aws mode). */
+export type StoredAlgorithm = SseAlgorithm | 'SSE-C'
+/** The key id SSE-C objects record (there is no KMS key). */
+export const SSE_C_KEY_ID = 'sse-c'
 
 /** A bucket's default-encryption setting (one rule, as S3 allows). */
 export interface BucketEncryption {
@@ -33,9 +37,16 @@ export interface BucketEncryption {
 
 /** The encryption a write gets. null from the decision means: stored as plaintext. */
 export interface EncryptionDecision {
-  algorithm: SseAlgorithm
+  algorithm: StoredAlgorithm
+  /** SSE-C: the request's customer key (checked: AES256, 32 bytes, matching MD5). */
+  customerKey?: CustomerKey
   /** KMS key id or alias the data key comes from. */
   keyId: string
+  /**
+   * aws mode, aws:kms: the key as the request or the bucket configuration named it (NAME,
+   * alias/NAME, key id or ARN), which responses report; `alias/aws/s3` when none was named.
+   */
+  keyName?: string
   /** Create the key under this alias on first use (service keys, aws/s3, the SSE-S3 key). */
   createKey: boolean
   bucketKey: boolean
@@ -45,8 +56,10 @@ export interface EncryptionDecision {
 
 /** What a stored object says about its encryption (from its manifest). */
 export interface StoredEncryption {
-  algorithm: SseAlgorithm
+  algorithm: StoredAlgorithm
   keyId: string
+  /** How the write named its KMS key (EncryptionDecision.keyName); reported instead of keyId. */
+  keyName?: string
   bucketKey?: boolean
 }
 
@@ -72,6 +85,17 @@ export const SSE_S3_KEY_ALIAS = 's3-sse/sse-s3'
 export function kmsKeyRef(value: string): string {
   const ref = parseKeyRef(value.trim())
   return 'keyId' in ref ? ref.keyId : 'alias' in ref ? ref.alias.slice('alias/'.length) : ref.name
+}
+
+/**
+ * How responses name a KMS key (x-amz-server-side-encryption-aws-kms-key-id): the way the
+ * request or the bucket configuration named it — NAME, alias/NAME, key id or ARN, as given
+ * (as Ceph RGW and MinIO answer) — never an internal id the client did not use. With no key
+ * named, the AWS managed key under its alias.
+ */
+export function kmsKeyName(named: string | undefined): string {
+  if (named === undefined || named.trim() === '') return `alias/${AWS_MANAGED_KEY_ALIAS}`
+  return named.trim()
 }
 
 // ---------------------------------------------------------------- the configuration XML
@@ -238,7 +262,9 @@ export function decideWriteEncryption(input: WriteEncryptionInput): EncryptionDe
     if (h.sse !== undefined || h.kmsKeyId !== undefined || h.context !== undefined) {
       throw err('InvalidArgument', 'Server Side Encryption with Customer provided key is incompatible with the encryption method specified')
     }
-    throw err('NotImplemented', 'Server Side Encryption with customer-provided keys (SSE-C) is not supported by this server')
+    // SSE-C: the customer's key, checked as S3 checks it, overrides any bucket default.
+    const customerKey = customerKeyFrom(h)!
+    return { algorithm: 'SSE-C', keyId: SSE_C_KEY_ID, createKey: false, bucketKey: false, customerKey }
   }
   if (h.sse !== undefined && !(SSE_ALGORITHMS as readonly string[]).includes(h.sse)) {
     throw err('InvalidArgument', `The encryption method specified is not supported: x-amz-server-side-encryption must be AES256 or aws:kms, not "${h.sse}"`)
@@ -272,25 +298,25 @@ export function decideWriteEncryption(input: WriteEncryptionInput): EncryptionDe
   }
   const named = h.kmsKeyId ?? (fromDefault ? bucketDefault?.kmsMasterKeyId : undefined)
   const decision: EncryptionDecision = named !== undefined
-    ? { algorithm, keyId: kmsKeyRef(named), createKey: false, bucketKey }
-    : { algorithm, keyId: AWS_MANAGED_KEY_ALIAS, createKey: true, bucketKey }
+    ? { algorithm, keyId: kmsKeyRef(named), keyName: kmsKeyName(named), createKey: false, bucketKey }
+    : { algorithm, keyId: AWS_MANAGED_KEY_ALIAS, keyName: kmsKeyName(undefined), createKey: true, bucketKey }
   if (h.context !== undefined) decision.extraContext = parseEncryptionContext(h.context)
   return decision
 }
 
 /**
  * GetObject and HeadObject in aws mode: S3 refuses SSE-KMS/SSE-S3 request headers on reads
- * (they only make sense on writes). oss mode ignores them, as it ignores them on writes.
+ * (they only make sense on writes); SSE-C headers are the key of an SSE-C object, returned
+ * checked (checkCustomerKeyForObject decides whether the object wants them). oss mode
+ * ignores them all, as it ignores them on writes.
  */
-export function checkReadHeaders(mode: ServerMode, h: HeaderBag): void {
-  if (mode !== 'aws') return
+export function checkReadHeaders(mode: ServerMode, h: HeaderBag): CustomerKey | undefined {
+  if (mode !== 'aws') return undefined
   const s = sseRequestHeaders(h)
   if (s.sse !== undefined || s.kmsKeyId !== undefined || s.context !== undefined || s.bucketKeyEnabled !== undefined) {
     throw err('InvalidArgument', 'x-amz-server-side-encryption headers are not allowed on GET and HEAD requests: an encrypted object is decrypted without them')
   }
-  if (s.customerAlgorithm !== undefined || s.customerKey !== undefined) {
-    throw err('InvalidArgument', 'The object was not stored with a customer-provided key (SSE-C); do not send SSE-C headers')
-  }
+  return parseCustomerKey(h)
 }
 
 // ---------------------------------------------------------------- transport
@@ -333,8 +359,15 @@ export type ReportingOperation =
  * The stored form of how an object or upload is encrypted (what its responses report), from
  * the encryption a write asked for or the header of a manifest: the one place either becomes it.
  */
-export function storedEncryption(e: { algorithm: SseAlgorithm; keyId: string; bucketKey?: boolean } | null | undefined): StoredEncryption | undefined {
-  return e ? { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey } : undefined
+export function storedEncryption(
+  e: { algorithm: StoredAlgorithm; keyId: string; bucketKey?: boolean; keyName?: string } | null | undefined,
+  keyName: string | undefined = e?.keyName,
+): StoredEncryption | undefined {
+  if (!e) return undefined
+  const out: StoredEncryption = { algorithm: e.algorithm, keyId: e.keyId, bucketKey: e.bucketKey }
+  // Only an SSE-KMS key has a name to report (x-amz-server-side-encryption-aws-kms-key-id).
+  if (keyName !== undefined && e.algorithm === 'aws:kms') out.keyName = keyName
+  return out
 }
 
 /**
@@ -342,31 +375,156 @@ export function storedEncryption(e: { algorithm: SseAlgorithm; keyId: string; bu
  * aws mode also names the KMS key and reports bucket keys, as S3 does.
  */
 export function sseResponseHeaders(mode: ServerMode, enc: StoredEncryption | null | undefined): Record<string, string> {
-  if (!enc) return {}
+  // SSE-C objects answer with the customer headers of the request instead (customerKeyResponseHeaders).
+  if (!enc || enc.algorithm === 'SSE-C') return {}
   const out: Record<string, string> = { 'x-amz-server-side-encryption': enc.algorithm }
   if (mode === 'aws') {
-    if (enc.algorithm === 'aws:kms') out['x-amz-server-side-encryption-aws-kms-key-id'] = enc.keyId
+    if (enc.algorithm === 'aws:kms') out['x-amz-server-side-encryption-aws-kms-key-id'] = enc.keyName ?? enc.keyId
     if (enc.bucketKey) out['x-amz-server-side-encryption-bucket-key-enabled'] = 'true'
   }
   return out
 }
 
-/**
- * The ETag of an object or part. A plain one's is the MD5 of its data, as S3 clients expect;
- * an encrypted one's is an opaque random value (S3: the ETag of an SSE-KMS object "is not an
- * MD5 digest of the object data"), so it says nothing about the plaintext.
- */
-/**
- * The ETag of a plaintext object sealed in place (the encrypt job; S3's copy of an object onto
- * itself with encryption): an encrypted object's opaque value, keeping a multipart `-N`.
- */
-export function resealedEtag(plainEtag: string): string {
-  const parts = /-\d+$/.exec(plainEtag)?.[0] ?? ''
-  return randomBytes(16).toString('hex') + parts
+// ---------------------------------------------------------------- SSE-C (customer-provided keys)
+
+/** SSE-C's one algorithm and key size (S3 User Guide, "Using server-side encryption with customer-provided keys"). */
+export const SSE_C_ALGORITHM = 'AES256'
+export const CUSTOMER_KEY_SIZE = 32
+
+/** A customer key as a request gives it. The key itself is never stored, logged or echoed. */
+export interface CustomerKey {
+  algorithm: typeof SSE_C_ALGORITHM
+  /** CUSTOMER_KEY_SIZE bytes. */
+  key: Buffer
+  /** base64 MD5 of the key, as sent (responses echo it). */
+  keyMd5: string
 }
 
-export function objectEtag(plainMd5Hex: string | undefined, encrypted: boolean): string {
-  if (encrypted) return randomBytes(16).toString('hex')
-  if (plainMd5Hex === undefined) throw new S3sseError('S3SSE_BAD_ARGUMENT', 'a plain object needs the MD5 of its data for its ETag')
-  return plainMd5Hex
+export const SSE_C_MESSAGES = {
+  algorithm: 'Requests specifying Server Side Encryption with Customer provided keys must provide a valid encryption algorithm.',
+  badAlgorithm: 'The Encryption request you specified is not valid. Supported value: AES256.',
+  key: 'Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key.',
+  badKey: 'The secret key was invalid for the specified algorithm.',
+  md5: 'Requests specifying Server Side Encryption with Customer provided keys must provide the client calculated MD5 of the secret key.',
+  badMd5: 'The calculated MD5 hash of the key did not match the hash that was provided.',
+  insecure: 'Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.',
+  missing: 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.',
+  notApplicable: 'The encryption parameters are not applicable to this object.',
+} as const
+
+function strictBase64(v: string): Buffer | undefined {
+  const t = v.trim()
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t)) return undefined
+  return Buffer.from(t, 'base64')
+}
+
+/**
+ * The customer key of a request, checked the way S3 checks it — algorithm AES256 only, a
+ * base64 key of exactly 32 bytes, the key's MD5 given and matching — or undefined when the
+ * request names none. `source` reads the copy-source variant
+ * (x-amz-copy-source-server-side-encryption-customer-*) of CopyObject and UploadPartCopy.
+ */
+export function parseCustomerKey(h: HeaderBag, source: 'object' | 'copy-source' = 'object'): CustomerKey | undefined {
+  const prefix = source === 'object' ? 'x-amz-server-side-encryption-customer-' : 'x-amz-copy-source-server-side-encryption-customer-'
+  return customerKeyFrom({
+    customerAlgorithm: header(h, prefix + 'algorithm'),
+    customerKey: header(h, prefix + 'key'),
+    customerKeyMd5: header(h, prefix + 'key-md5'),
+  })
+}
+
+function customerKeyFrom(h: Pick<SseRequestHeaders, 'customerAlgorithm' | 'customerKey' | 'customerKeyMd5'>): CustomerKey | undefined {
+  if (h.customerAlgorithm === undefined && h.customerKey === undefined && h.customerKeyMd5 === undefined) return undefined
+  if (h.customerAlgorithm === undefined) throw err('InvalidArgument', SSE_C_MESSAGES.algorithm)
+  if (h.customerAlgorithm.trim() !== SSE_C_ALGORITHM) throw err('InvalidEncryptionAlgorithmError', SSE_C_MESSAGES.badAlgorithm)
+  if (h.customerKey === undefined || h.customerKey.trim() === '') throw err('InvalidArgument', SSE_C_MESSAGES.key)
+  const key = strictBase64(h.customerKey)
+  if (!key || key.length !== CUSTOMER_KEY_SIZE) throw err('InvalidArgument', SSE_C_MESSAGES.badKey)
+  if (h.customerKeyMd5 === undefined || h.customerKeyMd5.trim() === '') throw err('InvalidArgument', SSE_C_MESSAGES.md5)
+  const given = strictBase64(h.customerKeyMd5)
+  const actual = createHash('md5').update(key).digest()
+  if (!given || given.length !== actual.length || !timingSafeEqual(given, actual)) throw err('InvalidArgument', SSE_C_MESSAGES.badMd5)
+  return { algorithm: SSE_C_ALGORITHM, key, keyMd5: h.customerKeyMd5.trim() }
+}
+
+/** SSE-C keys travel only over TLS (S3 refuses them over HTTP). */
+export function checkCustomerKeyTransport(given: CustomerKey | undefined, secure: boolean): void {
+  if (given && !secure) throw err('InvalidRequest', SSE_C_MESSAGES.insecure)
+}
+
+/**
+ * Reading (GET, HEAD, partNumber and ranged GETs) or copying from an object: an SSE-C object
+ * needs its key; SSE-C headers on any other object are refused. Whether the key is the right
+ * one is the object layer's check (a wrong key is 403 AccessDenied).
+ */
+export function checkCustomerKeyForObject(storedWithCustomerKey: boolean, given: CustomerKey | undefined): void {
+  if (storedWithCustomerKey && !given) throw err('InvalidRequest', SSE_C_MESSAGES.missing)
+  if (!storedWithCustomerKey && given) throw err('InvalidRequest', SSE_C_MESSAGES.notApplicable)
+}
+
+/** Response headers of an SSE-C request: the algorithm and the MD5 the client sent. */
+export function customerKeyResponseHeaders(given: CustomerKey | undefined): Record<string, string> {
+  if (!given) return {}
+  return {
+    'x-amz-server-side-encryption-customer-algorithm': given.algorithm,
+    'x-amz-server-side-encryption-customer-key-md5': given.keyMd5,
+  }
+}
+
+// ---------------------------------------------------------------- ETags (issue 12 item 4)
+
+/** How an object's data is protected, for its ETag. */
+export type EtagProtection = 'plain' | SseAlgorithm | 'SSE-C'
+
+/**
+ * The ETag of a new object or part.
+ *
+ * - plain and SSE-S3 (AES256): the MD5 of the plaintext, as Amazon S3 gives it — clients
+ *   (s3cmd, rclone) compare it with their own MD5.
+ * - SSE-KMS and SSE-C: an opaque random value that says nothing about the plaintext (S3:
+ *   such ETags are "not an MD5 digest of the object data"). A whole object's has the
+ *   multipart shape `hex-N`, N its part count (1 for a single PUT): rclone takes a 32-hex
+ *   ETag for an MD5 (`^[0-9a-f]{32}$`) and fails "md5 hash differ" / "corrupted on
+ *   transfer", and s3cmd sync re-sends every file whose listed ETag differs from its MD5,
+ *   but both skip an ETag with a '-' (rclone then uses its X-Amz-Meta-Md5chksum, s3cmd the
+ *   md5 in its x-amz-meta-s3cmd-attrs — digests the client chose to store). A part's ETag
+ *   stays 32 hex: CompleteMultipartUpload combines them, and s3cmd skips its part check
+ *   when the response says aws:kms.
+ */
+export function etagOf(what: 'object' | 'part', protection: EtagProtection, plainMd5Hex?: string): string {
+  if (protection === 'plain' || protection === 'AES256') {
+    if (plainMd5Hex === undefined || !/^[0-9a-f]{32}$/.test(plainMd5Hex)) throw new Error(`a ${protection} ${what} needs the MD5 of its plaintext for its ETag`)
+    return plainMd5Hex
+  }
+  const opaque = randomBytes(16).toString('hex')
+  return what === 'object' ? `${opaque}-1` : opaque
+}
+
+/** The protection of a write or a stored object, for its ETag. */
+export function etagProtection(e: { algorithm: StoredAlgorithm } | null | undefined): EtagProtection {
+  return e ? e.algorithm : 'plain'
+}
+
+/** Whether an ETag under this protection is the plaintext's MD5 (so the server must hash the body). */
+export function etagIsPlainMd5(p: EtagProtection): boolean {
+  return p === 'plain' || p === 'AES256'
+}
+
+/**
+ * The ETag of a copy. When the sealed bytes are kept (an encrypted → encrypted copy whose
+ * data key is re-wrapped) the copy has the same content and keeps the source's ETag, as an
+ * S3 copy of a single-part object does; otherwise the new object's own (etagOf).
+ */
+export function copyEtag(sourceEtag: string, keepsSealedBytes: boolean, fresh: () => string): string {
+  return keepsSealedBytes ? sourceEtag : fresh()
+}
+
+/**
+ * The ETag of a plaintext object sealed in place (the encrypt job; S3's copy of an object onto
+ * itself with encryption): an encrypted object's opaque value in etagOf's shape, keeping a
+ * multipart `-N` (`-1` for a single part, so it never passes for an MD5).
+ */
+export function resealedEtag(plainEtag: string): string {
+  const parts = /-\d+$/.exec(plainEtag)?.[0] ?? '-1'
+  return randomBytes(16).toString('hex') + parts
 }

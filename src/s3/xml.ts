@@ -2,8 +2,9 @@
  * S3 XML documents: building responses and parsing request bodies (S3 API reference,
  * namespace http://s3.amazonaws.com/doc/2006-03-01/). Pure functions over plain values.
  */
-import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser'
+import { XMLBuilder } from 'fast-xml-parser'
 import { s3Error } from './errors.js'
+import { parseRequestXml, type XmlElement, type XmlTree } from './xml-read.js'
 
 export const S3_XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/'
 
@@ -48,49 +49,40 @@ export function encodeKeyForXml(value: string, encodingType: string | undefined)
 
 // ---------------------------------------------------------------- parsing request bodies
 
-const parser = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  // Keys may begin or end with spaces: keep text exactly (element-only whitespace lands in '#text').
-  trimValues: false,
-  removeNSPrefix: true,
-  isArray: (name) => name === 'Part' || name === 'Object',
-})
-
-function parseXml(xml: string): Record<string, unknown> {
-  if (xml.trim() === '') throw s3Error('MalformedXML')
-  const valid = XMLValidator.validate(xml)
-  if (valid !== true) throw s3Error('MalformedXML')
-  try {
-    return parser.parse(xml) as Record<string, unknown>
-  } catch (err) {
-    throw s3Error('MalformedXML', undefined, err)
-  }
+/** The root element's children; MalformedXML unless the root is `name`. Text exact (keys may begin or end with spaces). */
+function rootOf(xml: string, name: string): XmlElement {
+  const doc = parseRequestXml(xml)
+  if (doc.rootName !== name) throw s3Error('MalformedXML')
+  if (doc.root === '') return {}
+  if (typeof doc.root === 'string' || doc.root['#text'] !== undefined) throw s3Error('MalformedXML')
+  return doc.root
 }
 
-function rootOf(doc: Record<string, unknown>, name: string): Record<string, unknown> {
-  const root = doc[name]
-  if (root === '' || root === undefined) {
-    if (root === '') return {}
-    throw s3Error('MalformedXML')
-  }
-  if (typeof root !== 'object' || root === null) throw s3Error('MalformedXML')
-  return root as Record<string, unknown>
+/** The occurrences of child `name` (none: an empty list). */
+function all(node: XmlElement, name: string): XmlTree[] {
+  const v = node[name]
+  return Array.isArray(v) ? v : []
 }
 
-function text(v: unknown): string | undefined {
-  if (v === undefined || v === null) return undefined
-  if (typeof v === 'string') return v
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
-  if (typeof v === 'object' && Object.keys(v as object).length === 0) return ''
-  throw s3Error('MalformedXML')
+/** The text of the one child `name`, or undefined when absent; twice, or holding elements: MalformedXML. */
+function text(node: XmlElement, name: string): string | undefined {
+  const list = all(node, name)
+  if (list.length === 0) return undefined
+  if (list.length > 1 || typeof list[0] !== 'string') throw s3Error('MalformedXML')
+  return list[0]
+}
+
+function element(v: XmlTree): XmlElement {
+  if (v === '') return {}
+  if (typeof v === 'string' || v['#text'] !== undefined) throw s3Error('MalformedXML')
+  return v
 }
 
 /** CreateBucketConfiguration → LocationConstraint ('' when absent). An empty body is allowed. */
 export function parseCreateBucket(xml: string): { locationConstraint: string } {
   if (xml.trim() === '') return { locationConstraint: '' }
-  const root = rootOf(parseXml(xml), 'CreateBucketConfiguration')
-  return { locationConstraint: text(root.LocationConstraint)?.trim() ?? '' }
+  const root = rootOf(xml, 'CreateBucketConfiguration')
+  return { locationConstraint: text(root, 'LocationConstraint')?.trim() ?? '' }
 }
 
 export interface CompletePart {
@@ -103,18 +95,17 @@ const CHECKSUM_ELEMENTS = ['ChecksumCRC32', 'ChecksumCRC32C', 'ChecksumCRC64NVME
 
 /** CompleteMultipartUpload → its parts, in the order given (order is checked by the caller). */
 export function parseCompleteMultipart(xml: string): CompletePart[] {
-  const root = rootOf(parseXml(xml), 'CompleteMultipartUpload')
-  const parts = (root.Part as unknown[] | undefined) ?? []
+  const root = rootOf(xml, 'CompleteMultipartUpload')
+  const parts = all(root, 'Part')
   if (parts.length === 0) throw s3Error('MalformedXML', 'The XML you provided did not contain any parts.')
   return parts.map((p) => {
-    if (typeof p !== 'object' || p === null) throw s3Error('MalformedXML')
-    const part = p as Record<string, unknown>
-    const numberText = text(part.PartNumber)?.trim()
-    const etag = text(part.ETag)?.trim()
+    const part = element(p)
+    const numberText = text(part, 'PartNumber')?.trim()
+    const etag = text(part, 'ETag')?.trim()
     if (numberText === undefined || etag === undefined || !/^\d+$/.test(numberText)) throw s3Error('MalformedXML')
     const checksums: Record<string, string> = {}
     for (const name of CHECKSUM_ELEMENTS) {
-      const v = text(part[name])
+      const v = text(part, name)
       if (v !== undefined) checksums[name.slice('Checksum'.length)] = v.trim()
     }
     return { partNumber: Number(numberText), etag, checksums }
@@ -123,14 +114,13 @@ export function parseCompleteMultipart(xml: string): CompletePart[] {
 
 /** Delete (DeleteObjects) → keys and the Quiet flag; at most 1000 keys (S3 API reference). */
 export function parseDeleteObjects(xml: string): { quiet: boolean; keys: string[] } {
-  const root = rootOf(parseXml(xml), 'Delete')
-  const objects = (root.Object as unknown[] | undefined) ?? []
+  const root = rootOf(xml, 'Delete')
+  const objects = all(root, 'Object')
   if (objects.length === 0 || objects.length > 1000) throw s3Error('MalformedXML')
   const keys = objects.map((o) => {
-    if (typeof o !== 'object' || o === null) throw s3Error('MalformedXML')
-    const key = text((o as Record<string, unknown>).Key)
+    const key = text(element(o), 'Key')
     if (key === undefined || key === '') throw s3Error('MalformedXML')
     return key
   })
-  return { quiet: text(root.Quiet)?.trim() === 'true', keys }
+  return { quiet: text(root, 'Quiet')?.trim() === 'true', keys }
 }

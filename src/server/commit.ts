@@ -15,6 +15,7 @@
 import { s3Error } from '../s3/errors.js'
 import { replicationRuleFor, type ReplicationConfiguration } from '../s3/replication.js'
 import { storedEncryption } from '../s3/sse.js'
+import type { TagSet } from '../s3/tagging.js'
 import { encodeManifest, type Manifest } from '../object/index.js'
 import type { BucketRow, CommitOptions, CommitResult, ObjectReplication, ObjectRow, PartRow, ReplicationTarget, StoredChecksum } from './meta/index.js'
 import { withSpaceForDelete } from './reserve.js'
@@ -39,6 +40,10 @@ export interface ObjectRowInput {
   lastModified?: number
   /** Default: from the manifest. A multipart object reports what its upload was created with. */
   encryption?: ObjectRow['encryption']
+  /** How the write named its KMS key (the request or the bucket configuration); responses report it. */
+  keyName?: string
+  /** The object's tags (x-amz-tagging, a copy's source, an upload's). */
+  tags?: TagSet
   /** Set by the store (CommitOptions), never by a caller; only carried for reading back. */
   replication?: ObjectReplication
 }
@@ -57,14 +62,20 @@ export function objectRow(o: ObjectRowInput): ObjectRow {
     partsCount: o.partsCount ?? o.manifest.parts.length,
     manifest: encodeManifest(o.manifest),
     blobs: o.blobs,
-    encryption: 'encryption' in o ? o.encryption : storedEncryption(o.manifest.encryption),
-    ...(o.manifest.encryption ? { kmsKey: { keyId: o.manifest.encryption.keyId, version: o.manifest.encryption.keyVersion } } : {}),
+    encryption: 'encryption' in o ? o.encryption : storedEncryption(o.manifest.encryption, o.keyName),
+    ...(o.tags && o.tags.length > 0 ? { tags: o.tags } : {}),
+    ...(o.manifest.encryption && o.manifest.encryption.algorithm !== 'SSE-C' ? { kmsKey: { keyId: o.manifest.encryption.keyId, version: o.manifest.encryption.keyVersion } } : {}),
   }
 }
 
-/** The replication rule a write of `key` falls under, read from the bucket row the commit sees. */
-export function replicationTarget(bucket: BucketRow, key: string): ReplicationTarget | null {
-  const rule = replicationRuleFor(bucket.settings.replication as ReplicationConfiguration | undefined, key)
+/**
+ * The replication rule a write falls under, read from the bucket row the commit sees. An SSE-C
+ * object is not replicated: its key came with the request and is not kept, so no worker could
+ * read it later.
+ */
+export function replicationTarget(bucket: BucketRow, row: Pick<ObjectRow, 'key' | 'encryption'>): ReplicationTarget | null {
+  if (row.encryption?.algorithm === 'SSE-C') return null
+  const rule = replicationRuleFor(bucket.settings.replication as ReplicationConfiguration | undefined, row.key)
   return rule ? { destination: rule.destination.bucket, destinationOwner: rule.destination.owner ?? null, ruleId: rule.id } : null
 }
 
@@ -124,7 +135,7 @@ export async function commitObject(state: ServerState, row: ObjectRow, staged: S
   await publish(state, staged)
   const result = await commitRows(state, staged.map((b) => b.id), () =>
     state.meta.commitObject(row, {
-      ...(opts.replicaOf ? { replicaOf: opts.replicaOf } : { replicate: (bucket) => replicationTarget(bucket, row.key) }),
+      ...(opts.replicaOf ? { replicaOf: opts.replicaOf } : { replicate: (bucket) => replicationTarget(bucket, row) }),
       ...(opts.precondition ? { precondition: opts.precondition } : {}),
     }),
   )
@@ -140,8 +151,9 @@ export async function commitPart(state: ServerState, part: PartRow, staged: Stag
 }
 
 /** CompleteMultipartUpload: the parts' blobs (published already) become the object's. */
-export async function completeUpload(state: ServerState, uploadId: string, row: ObjectRow): Promise<void> {
-  const result = await commitRows(state, [], () => state.meta.completeUpload(uploadId, row, { replicate: (bucket) => replicationTarget(bucket, row.key) }))
+export async function completeUpload(state: ServerState, uploadId: string, row: ObjectRow, opts: Pick<CommitOptions, 'precondition'> = {}): Promise<void> {
+  const result = await commitRows(state, [], () =>
+    state.meta.completeUpload(uploadId, row, { replicate: (bucket) => replicationTarget(bucket, row), ...(opts.precondition ? { precondition: opts.precondition } : {}) }))
   if (result.status === 'no-upload') throw s3Error('NoSuchUpload')
   if (result.status === 'no-bucket') throw s3Error('NoSuchBucket')
 }
@@ -153,6 +165,17 @@ export async function deleteObject(state: ServerState, bucket: string, key: stri
   if (blobs === null) return false
   await dropUnused(state, blobs)
   return true
+}
+
+/**
+ * DeleteBucket: the bucket goes if it holds no objects, and its uploads in progress with it
+ * (S3 discards them; a leftover upload must not block every later teardown).
+ */
+export async function deleteBucket(state: ServerState, name: string): Promise<void> {
+  const outcome = await withSpaceForDelete(state.space, () => state.meta.deleteBucketIfEmpty(name))
+  if (outcome.status === 'missing') throw s3Error('NoSuchBucket')
+  if (outcome.status === 'not-empty') throw s3Error('BucketNotEmpty')
+  await dropUnused(state, outcome.unused)
 }
 
 /** AbortMultipartUpload: the upload, its parts and their blobs go. */

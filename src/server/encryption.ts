@@ -19,7 +19,9 @@ import {
   decideWriteEncryption,
   kmsKeyRef,
   sseRequestHeaders,
+  SSE_C_MESSAGES,
   type BucketEncryption,
+  type CustomerKey,
   type EncryptionDecision,
   type StoredEncryption,
 } from '../s3/sse.js'
@@ -71,7 +73,7 @@ export async function setBucketEncryption(state: ServerState, bucket: BucketRow,
  * The encryption of a write into `bucket`, from the bucket's setting now and (aws mode) the
  * request's SSE headers — or a PostObject's form fields, given as `headers`.
  */
-export function encryptionFor(state: ServerState, bucket: BucketRow, headers: HeaderSource): EncryptionRequest | null {
+export function encryptionFor(state: ServerState, bucket: BucketRow, headers: HeaderSource): WriteEncryption | null {
   const decision = decideWriteEncryption({
     mode: state.config.mode,
     bucket: bucket.name,
@@ -81,10 +83,17 @@ export function encryptionFor(state: ServerState, bucket: BucketRow, headers: He
   return encryptionRequest(state, decision)
 }
 
-/** What the object layer needs to carry out an encryption decision (null: plaintext). */
-export function encryptionRequest(state: ServerState, decision: EncryptionDecision | null): EncryptionRequest | null {
+/**
+ * What the object layer needs to carry out an encryption decision (null: plaintext), and how
+ * the write named its KMS key (`keyName`, which responses report; the object layer ignores it).
+ */
+export type WriteEncryption = EncryptionRequest & { keyName?: string; customer?: CustomerKey }
+
+export function encryptionRequest(state: ServerState, decision: EncryptionDecision | null): WriteEncryption | null {
   if (!decision) return null
   return {
+    ...(decision.keyName !== undefined ? { keyName: decision.keyName } : {}),
+    ...(decision.customerKey ? { customer: decision.customerKey, customerKey: decision.customerKey.key } : {}),
     algorithm: decision.algorithm,
     kms: state.kms,
     keyId: decision.keyId,
@@ -198,4 +207,11 @@ export async function carriesKmsData(state: ServerState, req: TransportRequest):
  */
 export async function enforceTransport(state: ServerState, req: TransportRequest, how: { secure: boolean; sigV4: boolean }): Promise<void> {
   checkTransport({ carriesKmsData: await carriesKmsData(state, req), secure: how.secure, sigV4: how.sigV4 })
+  // A customer key (SSE-C, aws mode) travels only over TLS, for the object or a copy's source.
+  if (!how.secure && state.config.mode === 'aws') {
+    const names = Object.keys(req.headers)
+    if (names.some((n) => n.startsWith('x-amz-server-side-encryption-customer-') || n.startsWith('x-amz-copy-source-server-side-encryption-customer-'))) {
+      throw s3Error('InvalidRequest', SSE_C_MESSAGES.insecure)
+    }
+  }
 }

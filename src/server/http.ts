@@ -31,6 +31,8 @@ export interface RequestContext {
   signatureVersion?: 2 | 4
   payload?: PayloadMode
   presigned?: boolean
+  /** The S3 operation (set once routed), for authorisation. */
+  op?: string
   /** 100 Continue sent (or not needed). */
   continued?: boolean
   /**

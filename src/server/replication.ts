@@ -23,6 +23,7 @@
 import { S3sseError, isS3sseError } from '../errors.js'
 import { rewrap, type EncryptionRequest, type Manifest } from '../object/index.js'
 import { replicaEncryption, replicaEtag } from '../s3/replication.js'
+import { etagProtection } from '../s3/sse.js'
 import { commitObject, objectRow } from './commit.js'
 import { bucketEncryption, encryptionRequest, kmsAccess } from './encryption.js'
 import type { ObjectRow, ReplicationItem } from './meta/index.js'
@@ -228,13 +229,16 @@ async function replicate(state: ServerState, item: ReplicationItem): Promise<'re
     manifest,
     blobs: staged.blobs.map((b) => b.id),
     size: src.size,
-    etag: replicaEtag({ etag: src.etag, encrypted: src.encryption !== undefined }, manifest.encryption !== undefined),
+    etag: replicaEtag({ etag: src.etag, protection: etagProtection(src.encryption) }, etagProtection(manifest.encryption)),
     // S3 replicas keep the source's metadata, creation time included.
     lastModified: src.lastModified,
     headers: src.headers,
     meta: src.meta,
     checksum: src.checksum,
     partsCount: src.partsCount,
+    keyName: encryption?.keyName,
+    // S3 replicas keep the source's tags.
+    tags: src.tags,
   })
   // Committed only while the source is still this write (checked in the commit's transaction):
   // a replica never brings back data its source has lost.

@@ -28,19 +28,23 @@ function decodePath(raw: string): string {
   }
 }
 
+/** The bucket a Host header names in virtual-hosted style (`bucket.domain`), if it does. */
+export function virtualHostedBucket(host: string | undefined, domains: string[]): string | undefined {
+  const name = hostName(host)
+  // Longest domain first: bucket.s3.localhost is bucket under s3.localhost, not bucket.s3 under localhost.
+  for (const domain of [...domains].sort((a, b) => b.length - a.length)) {
+    if (name.endsWith('.' + domain)) return name.slice(0, -(domain.length + 1))
+  }
+  return undefined
+}
+
 export function resolveTarget(url: string, host: string | undefined, domains: string[]): Target {
   const q = url.indexOf('?')
   const rawPath = q >= 0 ? url.slice(0, q) : url
   const rawQuery = q >= 0 ? url.slice(q + 1) : ''
   if (!rawPath.startsWith('/')) throw s3Error('InvalidRequest', 'The request path must be absolute.')
-  const name = hostName(host)
-  // Longest domain first: bucket.s3.localhost is bucket under s3.localhost, not bucket.s3 under localhost.
-  for (const domain of [...domains].sort((a, b) => b.length - a.length)) {
-    if (name.endsWith('.' + domain)) {
-      const bucket = name.slice(0, -(domain.length + 1))
-      return { bucket, key: decodePath(rawPath.slice(1)), rawPath, rawQuery }
-    }
-  }
+  const bucket = virtualHostedBucket(host, domains)
+  if (bucket !== undefined) return { bucket, key: decodePath(rawPath.slice(1)), rawPath, rawQuery }
   const rest = rawPath.slice(1)
   const slash = rest.indexOf('/')
   if (slash < 0) return { bucket: decodePath(rest), key: '', rawPath, rawQuery }
@@ -77,11 +81,16 @@ export type Operation =
   | 'GetBucketReplication'
   | 'PutBucketReplication'
   | 'DeleteBucketReplication'
+  | 'GetBucketPolicy'
+  | 'PutBucketPolicy'
+  | 'DeleteBucketPolicy'
   | 'GetObjectTagging'
+  | 'PutObjectTagging'
+  | 'DeleteObjectTagging'
 
 /** Bucket subresources this server does not implement: answered NotImplemented rather than misread. */
 const UNSUPPORTED_BUCKET_SUBRESOURCES = [
-  'acl', 'policy', 'policyStatus', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification',
+  'acl', 'policyStatus', 'cors', 'lifecycle', 'tagging', 'website', 'logging', 'notification',
   'requestPayment', 'object-lock', 'ownershipControls', 'publicAccessBlock', 'accelerate',
   'analytics', 'inventory', 'metrics', 'intelligent-tiering', 'versioning', 'restore', 'select',
   'attributes', 'retention', 'legal-hold', 'torrent',
@@ -100,6 +109,7 @@ export function selectOperation(method: string, target: Target, query: Map<strin
         if (method === 'HEAD') return 'HeadBucket'
         if (query.has('encryption')) return 'GetBucketEncryption'
         if (query.has('replication')) return 'GetBucketReplication'
+        if (query.has('policy')) return 'GetBucketPolicy'
         if (query.has('location')) return 'GetBucketLocation'
         if (query.has('versioning')) return 'GetBucketVersioning'
         if (query.has('versions')) return 'ListObjectVersions'
@@ -109,11 +119,13 @@ export function selectOperation(method: string, target: Target, query: Map<strin
       case 'PUT':
         if (query.has('encryption')) return 'PutBucketEncryption'
         if (query.has('replication')) return 'PutBucketReplication'
+        if (query.has('policy')) return 'PutBucketPolicy'
         rejectUnsupported(query)
         return 'CreateBucket'
       case 'DELETE':
         if (query.has('encryption')) return 'DeleteBucketEncryption'
         if (query.has('replication')) return 'DeleteBucketReplication'
+        if (query.has('policy')) return 'DeleteBucketPolicy'
         rejectUnsupported(query)
         return 'DeleteBucket'
       case 'POST':
@@ -133,10 +145,12 @@ export function selectOperation(method: string, target: Target, query: Map<strin
     case 'HEAD':
       return 'HeadObject'
     case 'PUT':
+      if (query.has('tagging')) return 'PutObjectTagging'
       rejectUnsupportedObject(query)
       if (uploadId || query.has('partNumber')) return hasCopySource ? 'UploadPartCopy' : 'UploadPart'
       return hasCopySource ? 'CopyObject' : 'PutObject'
     case 'DELETE':
+      if (query.has('tagging')) return 'DeleteObjectTagging'
       return uploadId ? 'AbortMultipartUpload' : 'DeleteObject'
     case 'POST':
       if (query.has('uploads')) return 'CreateMultipartUpload'
@@ -154,7 +168,7 @@ function rejectUnsupported(query: Map<string, string>): void {
 }
 
 function rejectUnsupportedObject(query: Map<string, string>): void {
-  for (const name of ['acl', 'tagging', 'retention', 'legal-hold', 'torrent', 'restore', 'select', 'attributes']) {
+  for (const name of ['acl', 'retention', 'legal-hold', 'torrent', 'restore', 'select', 'attributes']) {
     if (query.has(name)) throw s3Error('NotImplemented', `The ${name} subresource is not implemented by this server.`)
   }
 }

@@ -11,6 +11,8 @@ import type { BlobId, BlobStore, StagedBlob } from './store/blob.js'
 /** The KMS the object layer needs to read or extend what was written. */
 export interface KmsAccess {
   kms?: Kms
+  /** An SSE-C object's customer key (the request's). */
+  customerKey?: Uint8Array
 }
 
 /** A staged blob and what the object layer says it holds (a manifest, a part record). */
@@ -62,10 +64,12 @@ export async function stageCopiedPart(
   access: KmsAccess,
   partNumber: number,
   tap: (chunk: Buffer) => void,
+  /** Reading the source, when it takes another key than the upload (SSE-C on either side). */
+  sourceAccess: KmsAccess = access,
 ): Promise<Staged<PartRecord>> {
   const reader = await blobs.open(src.blobs)
   try {
-    const sealed = await objectLayer.copyPartRange(src.manifest, { context: src.context, ...access }, range, reader.read, upload, access, partNumber, tap)
+    const sealed = await objectLayer.copyPartRange(src.manifest, { context: src.context, ...sourceAccess }, range, reader.read, upload, access, partNumber, tap)
     const blob = await blobs.stage(sealed.stream)
     return { blob, result: sealed.result() }
   } finally {

@@ -9,6 +9,7 @@ import { resolve } from 'node:path'
 import { cachedKms, countingKms, guardedKms, isKmsAdmin, KMS_METHODS, type Kms } from '../keys/index.js'
 import { handleAdmin, isAdminPath } from './admin/index.js'
 import { authenticate, canAccess } from './auth/index.js'
+import { policyGrants } from './authorize.js'
 import { sweepOrphans } from './commit.js'
 import { ConsoleService, isConsolePath } from './console/index.js'
 import { loadRootCredentials, type RootCredentials } from './credentials.js'
@@ -22,6 +23,8 @@ import * as multipart from './handlers/multipart.js'
 import * as objects from './handlers/objects.js'
 import { postObject } from './handlers/post.js'
 import * as replication from './handlers/replication.js'
+import * as policy from './handlers/policy.js'
+import * as tagging from './handlers/tagging.js'
 import { parseQuery, sendError, type RequestContext } from './http.js'
 import { JobRunner } from './jobs/runner.js'
 import type { MetaStore } from './meta/index.js'
@@ -64,7 +67,12 @@ const HANDLERS: Record<Operation, Handler> = {
   GetBucketReplication: replication.getBucketReplication,
   PutBucketReplication: replication.putBucketReplication,
   DeleteBucketReplication: replication.deleteBucketReplication,
-  GetObjectTagging: objects.getObjectTagging,
+  GetBucketPolicy: policy.getBucketPolicy,
+  PutBucketPolicy: policy.putBucketPolicy,
+  DeleteBucketPolicy: policy.deleteBucketPolicy,
+  GetObjectTagging: tagging.getObjectTagging,
+  PutObjectTagging: tagging.putObjectTagging,
+  DeleteObjectTagging: tagging.deleteObjectTagging,
 }
 
 export const DEFAULT_CONFIG: Omit<ServerConfig, 'dataDir'> = {
@@ -149,12 +157,14 @@ async function handle(state: ServerState, web: ConsoleService, req: IncomingMess
     const op = selectOperation(ctx.method, target, ctx.query, req.headers['content-type'], req.headers['x-amz-copy-source'] !== undefined)
     // Authenticate, then (in enforceTransport and the handler) authorise, and only then the
     // rules that look at stored objects. PostObject authenticates from its form.
+    ctx.op = op
     if (op !== 'PostObject') {
       await authenticate(ctx)
       const user = ctx.user
       const transport: TransportRequest = {
         op, bucket: ctx.bucket, key: ctx.key, uploadId: ctx.query.get('uploadId'), headers: req.headers,
-        mayUse: (bucket) => canAccess(user, bucket),
+        // The owner, root, or a user the bucket's policy grants anything (authorize.ts decides the rest).
+        mayUse: (bucket) => canAccess(user, bucket) || policyGrants(bucket, user),
       }
       await enforceTransport(state, transport, { secure, sigV4: ctx.signatureVersion === 4 })
     }

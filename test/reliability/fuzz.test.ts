@@ -215,8 +215,10 @@ function sigV2Case(rng: Rng): FuzzRequest {
 async function chunkedCase(rng: Rng): Promise<FuzzRequest> {
   const signed = rng.chance(0.5)
   const key = `/${rng.pick(['fz-plain', 'fz-enc'])}/chunked-${rng.int(0, 20)}`
-  const data = rng.bytes(rng.int(0, 3000))
-  const pieces = [data.subarray(0, rng.int(0, data.length))]
+  // Signed chunks other than the last are at least 8 KiB (S3's rule, InvalidChunkSizeError
+  // otherwise): a signed body is one chunk, or 8 KiB and the rest.
+  const data = rng.bytes(rng.int(0, 3000) + (signed && rng.chance(0.5) ? 8192 : 0))
+  const pieces = [data.subarray(0, signed ? (data.length > 8192 ? 8192 : data.length) : rng.int(0, data.length))]
   pieces.push(data.subarray(pieces[0].length))
   const payload = signed ? 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' : 'STREAMING-UNSIGNED-PAYLOAD-TRAILER'
   const headers: Record<string, string> = {

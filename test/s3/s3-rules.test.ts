@@ -8,7 +8,7 @@ import { checksumOf, combineCrcs, compositeChecksum, validateChecksumValue } fro
 import { evaluatePreconditions, parseCopySourceRange, parseRange } from '../../src/s3/conditions.js'
 import { toS3Error } from '../../src/s3/errors.js'
 import { decodeContinuationToken, encodeContinuationToken, listPage, type ListSource } from '../../src/s3/listing.js'
-import { multipartEtag, parseCopySource, storedHeadersFrom, validateBucketName, validateKey } from '../../src/s3/objects.js'
+import { multipartEtag, newUploadId, parseCopySource, storedHeadersFrom, validateBucketName, validateKey } from '../../src/s3/objects.js'
 import { evaluatePostPolicy, postObjectKey } from '../../src/s3/post-policy.js'
 import { encodeKeyForXml, parseCompleteMultipart, parseCreateBucket, parseDeleteObjects, s3Document } from '../../src/s3/xml.js'
 import { S3sseError } from '../../src/errors.js'
@@ -341,5 +341,16 @@ describe('aws-chunked decoder', () => {
     await expect(collect(decodeAwsChunked(pieces(swapped, 333), { signer: new ChunkSigner(key, date, scope, seed) }))).rejects.toMatchObject({
       code: 'SignatureDoesNotMatch',
     })
+  })
+})
+
+describe('upload ids', () => {
+  it('never begin with "-" (a command line would read one as an option) and are 192 random bits', () => {
+    const ids = Array.from({ length: 20_000 }, () => newUploadId())
+    expect(ids.filter((id) => id.startsWith('-'))).toEqual([])
+    for (const id of ids.slice(0, 100)) expect(id).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{31}$/)
+    expect(new Set(ids).size).toBe(ids.length)
+    // Every other first character still occurs: the redraw does not narrow the alphabet.
+    expect(new Set(ids.map((id) => id[0])).size).toBe(63)
   })
 })

@@ -121,10 +121,19 @@ describe('the encryption of a write', () => {
     ['a context with a number', { sse: 'aws:kms', context: Buffer.from('{"a":1}').toString('base64') }, 'InvalidArgument'],
     ['SSE-C mixed with SSE-KMS', { sse: 'aws:kms', customerAlgorithm: 'AES256' }, 'InvalidArgument'],
     ['bucket-key-enabled maybe', { sse: 'aws:kms', bucketKeyEnabled: 'maybe' }, 'InvalidArgument'],
-    ['SSE-C alone', { customerAlgorithm: 'AES256', customerKey: 'x', customerKeyMd5: 'y' }, 'NotImplemented'],
+    ['SSE-C with a malformed key', { customerAlgorithm: 'AES256', customerKey: 'x', customerKeyMd5: 'y' }, 'InvalidArgument'],
   ]
   it.each(invalid)('aws: %s is refused', (_n, headers, code) => {
     expect(failure(() => decideWriteEncryption({ mode: 'aws', bucket: 'b', bucketDefault: null, headers })).code).toBe(code)
+  })
+
+  it('aws: SSE-C headers make an SSE-C write, whatever the bucket default', () => {
+    const headers = { customerAlgorithm: 'AES256', customerKey: Buffer.alloc(32, 7).toString('base64'), customerKeyMd5: 'y4HAEFCYWuvAXWFTtA1Qpg==' }
+    const d = decideWriteEncryption({ mode: 'aws', bucket: 'b', bucketDefault: { algorithm: 'aws:kms', bucketKeyEnabled: true }, headers })!
+    expect(d).toMatchObject({ algorithm: 'SSE-C', keyId: 'sse-c', createKey: false, bucketKey: false })
+    expect(d.customerKey?.key.equals(Buffer.alloc(32, 7))).toBe(true)
+    // oss mode: request SSE headers change nothing.
+    expect(decideWriteEncryption({ mode: 'oss', bucket: 'b', bucketDefault: null, headers })).toBeNull()
   })
 
   it('reads the headers from a request', () => {

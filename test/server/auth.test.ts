@@ -190,13 +190,14 @@ describe('streaming payloads (aws-chunked)', () => {
   }
 
   /** Builds a STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] body, chunk signatures chained from the seed. */
-  function signedChunks(data: Buffer, seed: string, amzDate: string, opts: { trailer?: string; tamper?: number } = {}): Buffer {
+  function signedChunks(data: Buffer, seed: string, amzDate: string, opts: { trailer?: string; tamper?: number; chunk?: number } = {}): Buffer {
     const key = signingKey(ROOT_SECRET, amzDate.slice(0, 8))
     const scope = `${amzDate.slice(0, 8)}/us-east-1/s3/aws4_request`
     const out: Buffer[] = []
     let prev = seed
     const chunks: Buffer[] = []
-    for (let i = 0; i < data.length; i += chunkSize) chunks.push(data.subarray(i, i + chunkSize))
+    const size = opts.chunk ?? chunkSize
+    for (let i = 0; i < data.length; i += size) chunks.push(data.subarray(i, i + size))
     chunks.push(Buffer.alloc(0))
     for (const [i, chunk] of chunks.entries()) {
       const toSign = `AWS4-HMAC-SHA256-PAYLOAD\n${amzDate}\n${scope}\n${prev}\n${EMPTY_SHA256}\n${sha256hex(chunk)}`
@@ -217,12 +218,12 @@ describe('streaming payloads (aws-chunked)', () => {
     return Buffer.concat(out)
   }
 
-  async function putSigned(key: string, data: Buffer, opts: { trailer?: string; tamper?: number; agent?: https.Agent } = {}): Promise<RawResponse> {
+  async function putSigned(key: string, data: Buffer, opts: { trailer?: string; tamper?: number; agent?: https.Agent; chunk?: number } = {}): Promise<RawResponse> {
     const path = `/${BUCKET}/${key}`
     const mode = opts.trailer !== undefined ? 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER' : 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD'
     const date = new Date()
     // Body length depends only on sizes, not signatures: build once to measure.
-    const probe = signedChunks(data, '0'.repeat(64), '20000101T000000Z', { trailer: opts.trailer })
+    const probe = signedChunks(data, '0'.repeat(64), '20000101T000000Z', { trailer: opts.trailer, chunk: opts.chunk })
     const headers = await signedRequest({
       method: 'PUT',
       path,
@@ -249,6 +250,19 @@ describe('streaming payloads (aws-chunked)', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'chunks/signed' }))
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(data)).toBe(true)
     expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'chunks/signed' }))).ContentEncoding).toBeUndefined()
+  })
+
+  it('refuses signed chunks under 8 KiB except the last one (InvalidChunkSizeError), storing nothing', async () => {
+    const small = await putSigned('chunks/small', randomBuffer(3 * 4096), { chunk: 4096 })
+    expect([small.status, xmlCode(small)]).toEqual([403, 'InvalidChunkSizeError'])
+    expect(small.body.toString()).toContain('Only the last chunk is allowed to have a size less than 8192 bytes')
+    expect(await errorCode(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'chunks/small' })))).toBe('NotFound')
+    // Exactly 8 KiB chunks and a short last one are fine, and so is one short chunk alone.
+    const edge = randomBuffer(2 * 8192 + 100)
+    expect((await putSigned('chunks/edge', edge, { chunk: 8192 })).status).toBe(200)
+    expect((await putSigned('chunks/one', randomBuffer(10), { chunk: 8192 })).status).toBe(200)
+    const got = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'chunks/edge' }))
+    expect(Buffer.from(await got.Body!.transformToByteArray()).equals(edge)).toBe(true)
   })
 
   it('refuses a tampered chunk and stores nothing', async () => {

@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   CreateBucketCommand,
   GetBucketEncryptionCommand,
+  GetBucketPolicyCommand,
+  GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   PutBucketEncryptionCommand,
@@ -25,6 +27,7 @@ import { launchChromium } from './browser.js'
 import { errorCode, rawRequest, removeDir, ROOT, ROOT_KEY, ROOT_SECRET, startServer, stopAll, tempDir, type TestServer } from './helpers.js'
 
 const ALICE = { name: 'alice', accessKey: 'ALICECONSOLEKEY00001', secretKey: 'alice-console-secret-0123456789' }
+const CAROL = { name: 'carol', accessKey: 'CAROLCONSOLEKEY00001', secretKey: 'carol-console-secret-0123456789' }
 const WRONG_SECRET = 'not-the-secret-' + Date.now()
 const API = '/-/console/api'
 
@@ -98,6 +101,13 @@ async function objectEncryption(page: Page, key: string): Promise<string> {
   return (await row.locator('td').nth(3).textContent()) ?? ''
 }
 
+/** Cell `n` of an object's row in the Objects tab. */
+async function objectCell(page: Page, key: string, n: number): Promise<string> {
+  const row = page.locator('#object-rows tr', { has: page.getByRole('cell', { name: key, exact: true }) })
+  await row.waitFor()
+  return (await row.locator('td').nth(n).textContent()) ?? ''
+}
+
 const bucketRule = async (s3: S3Client, Bucket: string) =>
   (await s3.send(new GetBucketEncryptionCommand({ Bucket }))).ServerSideEncryptionConfiguration?.Rules?.[0]
 
@@ -120,6 +130,7 @@ async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
 beforeAll(async () => {
   const ossDir = tempDir('s3sse-console-')
   new UserStore(ossDir).add(ALICE.name, { accessKey: ALICE.accessKey, secretKey: ALICE.secretKey })
+  new UserStore(ossDir).add(CAROL.name, { accessKey: CAROL.accessKey, secretKey: CAROL.secretKey })
   ;[oss, aws] = await Promise.all([startServer({ dataDir: ossDir }), startServer({ args: ['--mode', 'aws'] })])
   browser = await launchChromium([oss.ca, aws.ca])
 })
@@ -256,9 +267,13 @@ describe('web console, oss mode', () => {
     expect((await bucketRule(s3, 'photos'))?.ApplyServerSideEncryptionByDefault?.SSEAlgorithm).toBe('aws:kms')
     const put = await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'after.txt', Body: 'written after encryption was set' }))
     expect(put.ServerSideEncryption).toBe('aws:kms')
+    await s3.send(new PutObjectCommand({ Bucket: 'photos', Key: 'tagged.txt', Body: 'with tags', Tagging: 'camera=leica&year=2026' }))
     await page.getByRole('tab', { name: 'Objects' }).click()
     expect(await objectEncryption(page, 'after.txt')).toBe('SSE-KMS')
     expect(await objectEncryption(page, 'before.txt')).toBe('none')
+    // The Objects tab shows each object's tags (issue 12 item 2).
+    expect(await objectCell(page, 'tagged.txt', 4)).toBe('camera=leica, year=2026')
+    expect(await objectCell(page, 'before.txt', 4)).toBe('—')
 
     // Settings again: Modify → Disabled → OK; GetBucketEncryption is 404 again.
     await page.getByRole('tab', { name: 'Settings' }).click()
@@ -286,6 +301,44 @@ describe('web console, oss mode', () => {
     await page.getByRole('heading', { name: 'Sign in' }).waitFor()
     expect((await call(oss, 'GET', '/buckets', { cookie: `${cookie.name}=${cookie.value}` })).status).toBe(401)
     await context.close()
+  })
+
+  it('Settings → Bucket policy shows and edits the policy; a saved policy grants another user access', async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: 'shared-docs' }))
+    await s3.send(new PutObjectCommand({ Bucket: 'shared-docs', Key: 'readme.txt', Body: 'for carol' }))
+    const carol = oss.client({ accessKeyId: CAROL.accessKey, secretAccessKey: CAROL.secretKey })
+    expect(await errorCode(carol.send(new GetObjectCommand({ Bucket: 'shared-docs', Key: 'readme.txt' })))).toBe('AccessDenied')
+    const { context, page } = await newPage()
+    await signIn(page, oss, ROOT_KEY, ROOT_SECRET)
+    await page.getByRole('link', { name: 'shared-docs', exact: true }).click()
+    await page.getByRole('tab', { name: 'Settings' }).click()
+    await page.getByRole('heading', { name: 'Bucket policy', level: 2 }).waitFor()
+    // The state line fills in once the policy has been fetched.
+    await page.locator('#policy-state', { hasText: 'No policy' }).waitFor()
+    // A malformed document is explained and not stored.
+    await page.getByLabel('Policy document (JSON)').fill('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:Teleport", "Resource": "arn:aws:s3:::shared-docs/*"}]}')
+    await page.getByRole('button', { name: 'Save policy' }).click()
+    await page.locator('#policy-error').waitFor()
+    expect(await page.locator('#policy-error').textContent()).toMatch(/invalid action/)
+    expect(await errorCode(s3.send(new GetBucketPolicyCommand({ Bucket: 'shared-docs' })))).toBe('NoSuchBucketPolicy')
+    const policy = { Version: '2012-10-17', Statement: [{ Sid: 'CarolReads', Effect: 'Allow', Principal: { AWS: 'carol' }, Action: 's3:GetObject', Resource: 'arn:aws:s3:::shared-docs/*' }] }
+    await page.getByLabel('Policy document (JSON)').fill(JSON.stringify(policy))
+    await page.getByRole('button', { name: 'Save policy' }).click()
+    await page.locator('#policy-state', { hasText: 'This bucket has a policy.' }).waitFor()
+    expect(JSON.parse((await s3.send(new GetBucketPolicyCommand({ Bucket: 'shared-docs' }))).Policy!)).toEqual(policy)
+    expect(await (await carol.send(new GetObjectCommand({ Bucket: 'shared-docs', Key: 'readme.txt' }))).Body!.transformToString()).toBe('for carol')
+    // Shown again on the next visit, and deleted from here.
+    await page.reload()
+    await page.getByRole('heading', { name: 'Bucket policy', level: 2 }).waitFor()
+    await page.locator('#policy-state', { hasText: 'This bucket has a policy.' }).waitFor()
+    expect(JSON.parse(await page.getByLabel('Policy document (JSON)').inputValue())).toEqual(policy)
+    await page.getByRole('button', { name: 'Delete policy' }).click()
+    await page.locator('#policy-state', { hasText: 'No policy' }).waitFor()
+    expect(await errorCode(s3.send(new GetBucketPolicyCommand({ Bucket: 'shared-docs' })))).toBe('NoSuchBucketPolicy')
+    expect(await errorCode(carol.send(new GetObjectCommand({ Bucket: 'shared-docs', Key: 'readme.txt' })))).toBe('AccessDenied')
+    carol.destroy()
+    await context.close()
+    expect(pageProblems).toEqual([])
   })
 
   it("another user sees only their own buckets and can neither read nor change root's", async () => {

@@ -305,3 +305,23 @@ export function allFiles(dir: string): string[] {
   }
   return out
 }
+
+/**
+ * Signature Version 2 headers for a path-style request (S3 Developer Guide, "Signing and
+ * authenticating REST requests"), written independently of the server's verifier.
+ */
+export function sigV2Headers(
+  method: string,
+  path: string,
+  opts: { headers?: Record<string, string>; accessKey?: string; secret?: string; date?: Date } = {},
+): Record<string, string> {
+  const headers: Record<string, string> = { date: (opts.date ?? new Date()).toUTCString(), ...opts.headers }
+  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
+  const amz = Object.keys(lower).filter((k) => k.startsWith('x-amz-')).sort().map((k) => `${k}:${lower[k].trim()}\n`).join('')
+  const [rawPath, query = ''] = path.split('?')
+  const sub = query.split('&').filter((p) => ['uploads', 'uploadId', 'partNumber', 'delete', 'encryption'].includes(p.split('=')[0])).sort()
+  const resource = rawPath + (sub.length ? '?' + sub.join('&') : '')
+  const toSign = `${method}\n${lower['content-md5'] ?? ''}\n${lower['content-type'] ?? ''}\n${lower['x-amz-date'] ? '' : lower.date}\n${amz}${resource}`
+  const signature = createHmac('sha1', opts.secret ?? ROOT_SECRET).update(toSign).digest('base64')
+  return { ...headers, authorization: `AWS ${opts.accessKey ?? ROOT_KEY}:${signature}` }
+}

@@ -27,7 +27,7 @@ let dir: string
 let meta: SqliteMetaStore
 
 /** A write as the write path commits it: its replication decided from the bucket's rules in the transaction. */
-async function put(m: SqliteMetaStore, o: ObjectRow, opts: CommitOptions = { replicate: (b) => replicationTarget(b, o.key) }) {
+async function put(m: SqliteMetaStore, o: ObjectRow, opts: CommitOptions = { replicate: (b) => replicationTarget(b, o) }) {
   const result = await m.commitObject(o, opts)
   return result.status === 'committed' && result.queued
 }
@@ -149,5 +149,8 @@ describe('replication queue', () => {
     await put(m, row('logs/new'))
     expect((await m.getObject('src', 'logs/new'))?.replication?.status).toBe('PENDING')
     expect(m.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
+    // Upgraded through schema 4 (object and upload tags) too.
+    await m.setObjectTags('src', 'old', [{ key: 'k', value: 'v' }])
+    expect((await m.getObject('src', 'old'))?.tags).toEqual([{ key: 'k', value: 'v' }])
   })
 })

@@ -266,7 +266,10 @@ describe('bucket replication (oss mode)', () => {
       await mallory.send(new CreateBucketCommand({ Bucket: dst }))
       await s3.send(new PutObjectCommand({ Bucket: src, Key: 'private', Body: 'not for mallory' }))
       await waitForStatus(s3, src, 'private', 'FAILED')
-      expect(server.output()).toMatch(new RegExp(`${src}/private to ${dst} FAILED after 1 attempt: the destination bucket ${dst} no longer belongs to the owner`))
+      // The log line reaches this process through a pipe, possibly after the status is visible.
+      const logged = new RegExp(`${src}/private to ${dst} FAILED after 1 attempt: the destination bucket ${dst} no longer belongs to the owner`)
+      for (let i = 0; i < 50 && !logged.test(server.output()); i++) await new Promise((r) => setTimeout(r, 100))
+      expect(server.output()).toMatch(logged)
       expect(await errorCode(head(mallory, dst, 'private'))).toBe('NotFound')
     })
   })

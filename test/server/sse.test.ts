@@ -38,6 +38,7 @@ import {
   ROOT_KEY,
   runCli,
   signRequest,
+  sigV2Headers,
   startServer,
   stopAll,
   xmlCode,
@@ -202,13 +203,14 @@ for (const mode of ['oss', 'aws'] as const) {
         for (const [file, hash] of stored) expect(now.get(file), file).toBe(hash)
       })
 
-      it('the SSE-KMS ETag is not the MD5 of the plaintext; a plain object\'s is', async () => {
+      it('the SSE-KMS ETag is not the MD5 of the plaintext, nor shaped like one; a plain object\'s is', async () => {
         const enc = await bucket(true)
         const plain = await bucket(false)
         const body = data(ENC_MARKER, 5000)
         const a = await s3.send(new PutObjectCommand({ Bucket: enc, Key: 'x', Body: body }))
-        expect(unquote(a.ETag)).toMatch(/^[0-9a-f]{32}$/)
-        expect(unquote(a.ETag)).not.toBe(md5hex(body))
+        // hex-N (N parts), so rclone and s3cmd do not take it for an MD5 (issue 12 item 4).
+        expect(unquote(a.ETag)).toMatch(/^[0-9a-f]{32}-1$/)
+        expect(unquote(a.ETag)).not.toContain(md5hex(body))
         const control = data(PLAIN_MARKER, 5000)
         const p = await s3.send(new PutObjectCommand({ Bucket: plain, Key: 'x', Body: control }))
         expect(unquote(p.ETag)).toBe(md5hex(control))
@@ -440,25 +442,47 @@ for (const mode of ['oss', 'aws'] as const) {
         expect((await plainHttp.send(new GetBucketEncryptionCommand({ Bucket: enc }))).ServerSideEncryptionConfiguration?.Rules?.length).toBe(1)
       })
 
-      it('refuses SigV2-signed requests alike for every object: nothing is looked up before authentication', async () => {
+      it('SigV2: oss mode refuses it alike for every object; aws mode verifies it, then refuses it only for SSE-KMS data', async () => {
         const enc = await bucket(true)
         const plain = await bucket(false)
         await s3.send(new PutObjectCommand({ Bucket: enc, Key: 'secret', Body: data(ENC_MARKER, 100) }))
-        // SigV2 cannot be authenticated here, so whether the object exists or is encrypted
-        // must not change the answer (issue 10: an unauthenticated existence-and-encryption oracle).
-        const v2 = { authorization: `AWS ${ROOT_KEY}:c2lnbmF0dXJlLW9mLXNvbWUta2luZA==`, date: new Date().toUTCString() }
-        const answers = [
-          await rawRequest(server, { method: 'PUT', path: `/${enc}/v2`, headers: { ...v2, 'content-length': '5' }, body: 'hello' }),
-          await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2 }),
-          await rawRequest(server, { method: 'GET', path: `/${enc}/secret?AWSAccessKeyId=${ROOT_KEY}&Expires=9999999999&Signature=abc` }),
-          await rawRequest(server, { method: 'PUT', path: `/${plain}/v2`, headers: { ...v2, 'content-length': '5' }, body: 'hello' }),
-          await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2, plain: true }),
-        ]
-        for (const res of answers) {
-          expect([res.status, xmlCode(res)]).toEqual([400, 'InvalidRequest'])
-          expect(res.body.toString()).toMatch(/Please use AWS4-HMAC-SHA256/)
-          expect(res.body.toString()).not.toContain(NOT_V4)
+        const forged = { authorization: `AWS ${ROOT_KEY}:c2lnbmF0dXJlLW9mLXNvbWUta2luZA==`, date: new Date().toUTCString() }
+        const v2 = (method: string, path: string) => sigV2Headers(method, path)
+        if (mode === 'oss') {
+          // No SigV2 verifier: whether the object exists or is encrypted must not change the
+          // answer (issue 10: an unauthenticated existence-and-encryption oracle).
+          const answers = [
+            await rawRequest(server, { method: 'PUT', path: `/${enc}/v2`, headers: { ...v2('PUT', `/${enc}/v2`), 'content-length': '5' }, body: 'hello' }),
+            await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2('GET', `/${enc}/secret`) }),
+            await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: forged }),
+            await rawRequest(server, { method: 'GET', path: `/${enc}/secret?AWSAccessKeyId=${ROOT_KEY}&Expires=9999999999&Signature=abc` }),
+            await rawRequest(server, { method: 'PUT', path: `/${plain}/v2`, headers: { ...v2('PUT', `/${plain}/v2`), 'content-length': '5' }, body: 'hello' }),
+            await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2('GET', `/${enc}/secret`), plain: true }),
+          ]
+          for (const res of answers) {
+            expect([res.status, xmlCode(res)]).toEqual([400, 'InvalidRequest'])
+            expect(res.body.toString()).toMatch(/Please use AWS4-HMAC-SHA256/)
+            expect(res.body.toString()).not.toContain(NOT_V4)
+          }
+          return
         }
+        // aws mode: a forged signature learns nothing; a valid one is refused for encrypted data only.
+        const forgedGet = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: forged })
+        expect([forgedGet.status, xmlCode(forgedGet)]).toEqual([403, 'SignatureDoesNotMatch'])
+        const presignedV2 = await rawRequest(server, { method: 'GET', path: `/${enc}/secret?AWSAccessKeyId=${ROOT_KEY}&Expires=9999999999&Signature=abc` })
+        expect([presignedV2.status, xmlCode(presignedV2)]).toEqual([403, 'SignatureDoesNotMatch'])
+        const put = await rawRequest(server, { method: 'PUT', path: `/${enc}/v2`, headers: { ...v2('PUT', `/${enc}/v2`), 'content-length': '5' }, body: 'hello' })
+        expect([put.status, xmlCode(put)]).toEqual([400, 'InvalidArgument'])
+        expect(put.body.toString()).toContain(NOT_V4)
+        const get = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2('GET', `/${enc}/secret`) })
+        expect([get.status, xmlCode(get)]).toEqual([400, 'InvalidArgument'])
+        expect(get.body.toString()).toContain(NOT_V4)
+        const other = await rawRequest(server, { method: 'PUT', path: `/${plain}/v2`, headers: { ...v2('PUT', `/${plain}/v2`), 'content-length': '5' }, body: 'hello' })
+        expect(other.status).toBe(200)
+        expect((await read(s3, plain, 'v2')).toString()).toBe('hello')
+        // Over HTTP the connection is the first complaint about a (validly signed) request for encrypted data.
+        const both = await rawRequest(server, { method: 'GET', path: `/${enc}/secret`, headers: v2('GET', `/${enc}/secret`), plain: true })
+        expect(both.body.toString()).toContain(INSECURE)
       })
     })
 
@@ -524,9 +548,11 @@ for (const mode of ['oss', 'aws'] as const) {
           await s3.send(new PutBucketEncryptionCommand({ Bucket: b, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: 'alias/team' } }] } }))
           const put = await s3.send(new PutObjectCommand({ Bucket: b, Key: 'team', Body: data(ENC_MARKER, 100) }))
           expect(put.ServerSideEncryption).toBe('aws:kms')
-          expect(put.SSEKMSKeyId).toBe(keyId)
+          // Named the way the configuration named it (issue 12 item 8), not by the internal id.
+          expect(put.SSEKMSKeyId).toBe('alias/team')
           const head = await s3.send(new HeadObjectCommand({ Bucket: b, Key: 'team' }))
-          expect(head.SSEKMSKeyId).toBe(keyId)
+          expect(head.SSEKMSKeyId).toBe('alias/team')
+          expect(head.SSEKMSKeyId).not.toBe(keyId)
         })
 
         it('request headers override the bucket default', async () => {

@@ -14,6 +14,12 @@ import { s3Error } from '../../s3/errors.js'
 import type { ChunkVerifier } from '../payload.js'
 
 const CRLF = Buffer.from('\r\n')
+/**
+ * Every signed chunk but the last one with data carries at least 8 KiB (S3 API reference,
+ * "Signature calculation: transfer payload in multiple chunks": "Each chunk size must be at
+ * least 8 KB (8,192 bytes), except the last chunk").
+ */
+export const MIN_SIGNED_CHUNK_SIZE = 8192
 /** A chunk header or trailer line longer than this is not a well-formed body. */
 const MAX_LINE = 8192
 
@@ -64,6 +70,7 @@ export async function* decodeAwsChunked(source: AsyncIterable<Buffer>, opts: Chu
     }
   }
 
+  let previousSize: number | undefined
   for (;;) {
     const head = await line()
     if (head === undefined) throw s3Error('IncompleteBody')
@@ -79,6 +86,9 @@ export async function* decodeAwsChunked(source: AsyncIterable<Buffer>, opts: Chu
       }
     }
     if (opts.signer && signature === undefined) throw s3Error('SignatureDoesNotMatch', 'A chunk is missing its chunk-signature.')
+    // A chunk with data after a short one: the short one was not the last.
+    if (opts.signer && size > 0 && previousSize !== undefined && previousSize < MIN_SIGNED_CHUNK_SIZE) throw s3Error('InvalidChunkSizeError')
+    previousSize = size
 
     const hash: Hash | undefined = opts.signer ? createHash('sha256') : undefined
     let remaining = size

@@ -1,6 +1,7 @@
 /**
- * Who is calling: SigV4 in the Authorization header or a presigned URL (PostObject
- * authenticates from its form instead), and whether that user may touch a bucket.
+ * Who is calling: SigV4 in the Authorization header or a presigned URL — and in aws mode
+ * SigV2 too, as Amazon S3 accepts it (./sigv2.ts) — (PostObject authenticates from its form
+ * instead), and whether that user may touch a bucket.
  *
  * The order of a request's checks is fixed (server.ts): the signature scheme is read from
  * the request alone, the request is authenticated, then authorised, and only then are the
@@ -13,6 +14,8 @@ import type { User } from '../credentials.js'
 import type { BucketRow } from '../meta/index.js'
 import { header, type RequestContext } from '../http.js'
 import { lookupUser, type ServerState } from '../state.js'
+import { virtualHostedBucket } from '../router.js'
+import { verifyHeaderV2, verifyPresignedV2 } from './sigv2.js'
 import { verifyHeaderSignature, verifyPresigned, type VerifyOptions } from './sigv4.js'
 
 export function verifyOptions(state: ServerState): VerifyOptions {
@@ -36,7 +39,7 @@ export function signatureScheme(ctx: RequestContext): SignatureScheme {
   return 'none'
 }
 
-/** Signature Version 2 has no verifier here: refused alike for every request, before anything is looked up. */
+/** oss mode has no Signature Version 2: refused alike for every request, before anything is looked up. */
 function unsupportedScheme(): Error {
   return s3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.')
 }
@@ -55,15 +58,40 @@ export async function authenticate(ctx: RequestContext): Promise<void> {
       break
     case 'v2-header':
     case 'v2-query':
-      // A SigV2 verifier plugs in here, setting signatureVersion 2; the transport rule after
-      // authorisation then refuses it for encrypted data with S3's message.
-      throw unsupportedScheme()
+      // aws mode verifies SigV2 (signatureVersion 2); the transport rule after authorisation
+      // then refuses it for encrypted data with S3's message. oss mode takes SigV4 only.
+      if (ctx.state.config.mode !== 'aws') throw unsupportedScheme()
+      return authenticateV2(ctx)
     case 'none':
       throw s3Error('AccessDenied', 'Anonymous access is not allowed; sign the request with AWS Signature Version 4.')
   }
   ctx.user = await lookupUser(ctx.state, verified.accessKey)
   ctx.signatureVersion = 4
   ctx.payload = verified.payload
+  ctx.presigned = verified.presigned
+}
+
+/**
+ * SigV2 (aws mode). A presigned URL's x-amz-* parameters stand for headers.
+ */
+async function authenticateV2(ctx: RequestContext): Promise<void> {
+  const url = ctx.req.url ?? '/'
+  const q = url.indexOf('?')
+  const signed = {
+    method: ctx.method,
+    rawPath: ctx.rawPath,
+    rawQuery: q < 0 ? '' : url.slice(q + 1),
+    headers: ctx.req.headers,
+    virtualHostBucket: virtualHostedBucket(ctx.req.headers.host, ctx.state.config.domains),
+    now: Date.now(),
+  }
+  const authorization = header(ctx, 'authorization')
+  const opts = verifyOptions(ctx.state)
+  const verified = authorization !== undefined ? await verifyHeaderV2(signed, authorization, opts) : await verifyPresignedV2(signed, opts)
+  for (const [name, value] of Object.entries(verified.queryHeaders)) ctx.req.headers[name] ??= value
+  ctx.user = await lookupUser(ctx.state, verified.accessKey)
+  ctx.signatureVersion = 2
+  ctx.payload = { kind: 'unsigned' }
   ctx.presigned = verified.presigned
 }
 

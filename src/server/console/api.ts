@@ -25,6 +25,7 @@ import { controlJob, getJob, jobView, startJob, type JobAction, type JobView } f
 import type { BucketRow, ObjectStats } from '../meta/index.js'
 import { bucketEncryption, setBucketEncryption } from '../encryption.js'
 import { createBucketFor, findBucket, ownerOf, visibleBuckets } from '../handlers/common.js'
+import { setBucketPolicy } from '../handlers/policy.js'
 import type { ServerState } from '../state.js'
 
 /** A KMS key as the console shows it (never key material). */
@@ -59,6 +60,8 @@ export interface ObjectView {
   etag: string
   /** How the stored object is encrypted (from its row); null: stored as plaintext. */
   encryption: StoredEncryption | null
+  /** The object's tags, in order. */
+  tags: Array<{ key: string; value: string }>
 }
 
 const MANAGED_PREFIX = 's3-sse/'
@@ -136,6 +139,7 @@ export async function listObjects(state: ServerState, user: User, name: string, 
       lastModified: new Date(o.lastModified).toISOString(),
       etag: o.etag,
       encryption: o.encryption ?? null,
+      tags: o.tags ?? [],
     })),
     truncated,
     ...(truncated ? { next: page[page.length - 1].key } : {}),
@@ -180,6 +184,31 @@ export async function putEncryption(state: ServerState, user: User, name: string
   )
   await setBucketEncryption(state, bucket, config)
   return getEncryption(state, user, name)
+}
+
+/** The bucket's policy as stored (the JSON text), or null. */
+export async function getPolicy(state: ServerState, user: User, name: string): Promise<{ policy: string | null }> {
+  const bucket = await findBucket(state, user, name)
+  const text = bucket.settings.policy
+  return { policy: typeof text === 'string' ? text : null }
+}
+
+/** Replaces the policy from `{policy: "<JSON text>"}`, checked as PutBucketPolicy checks it. */
+export async function putPolicy(state: ServerState, user: User, name: string, body: Record<string, unknown>): Promise<{ policy: string | null }> {
+  const bucket = await findBucket(state, user, name)
+  if (typeof body.policy !== 'string' || body.policy.trim() === '') bad('policy must be the policy document, as text')
+  try {
+    await setBucketPolicy(state, bucket, body.policy)
+  } catch (err) {
+    if (isS3sseError(err, 'MalformedPolicy')) bad(`The policy is not valid: ${(err as Error).message}`)
+    throw err
+  }
+  return getPolicy(state, user, name)
+}
+
+export async function deletePolicy(state: ServerState, user: User, name: string): Promise<{ policy: null }> {
+  await setBucketPolicy(state, await findBucket(state, user, name), null)
+  return { policy: null }
 }
 
 export async function deleteEncryption(state: ServerState, user: User, name: string): Promise<{ encryption: null }> {

@@ -214,6 +214,13 @@ export class ConsoleService {
         return api.deleteEncryption(s, user, r[1])
       })
     }
+    if (is('buckets', '*', 'policy')) {
+      return this.methods(ctx, ['GET', 'PUT', 'DELETE'], async () => {
+        if (ctx.method === 'GET') return api.getPolicy(s, user, r[1])
+        if (ctx.method === 'PUT') return api.putPolicy(s, user, r[1], await readJson(ctx))
+        return api.deletePolicy(s, user, r[1])
+      })
+    }
     if (is('buckets', '*', 'stats')) return this.methods(ctx, ['GET'], async () => api.bucketStats(s, user, r[1]))
     if (is('buckets', '*', 'jobs')) {
       return this.methods(ctx, ['GET', 'POST'], async () =>

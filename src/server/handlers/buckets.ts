@@ -13,6 +13,7 @@ import {
 } from '../../s3/listing.js'
 import { validateBucketName } from '../../s3/objects.js'
 import { encodeKeyForXml, parseCreateBucket, s3Document } from '../../s3/xml.js'
+import { deleteBucket as deleteBucketStored } from '../commit.js'
 import type { ObjectSummary, UploadRow } from '../meta/index.js'
 import { sendEmpty, sendXml, type RequestContext } from '../http.js'
 import { createBucketFor, isoDate, ownerOf, ownerXml, readXmlBody, requireBucket, visibleBuckets } from './common.js'
@@ -49,9 +50,7 @@ export async function headBucket(ctx: RequestContext): Promise<void> {
 
 export async function deleteBucket(ctx: RequestContext): Promise<void> {
   await requireBucket(ctx)
-  const outcome = await withSpaceForDelete(ctx.state.space, () => ctx.state.meta.deleteBucketIfEmpty(ctx.bucket))
-  if (outcome === 'missing') throw s3Error('NoSuchBucket')
-  if (outcome === 'not-empty') throw s3Error('BucketNotEmpty')
+  await deleteBucketStored(ctx.state, ctx.bucket)
   sendEmpty(ctx, 204)
 }
 

@@ -1,15 +1,23 @@
 import { s3Error } from '../../s3/errors.js'
 import { validateBucketName, type ObjectView } from '../../s3/objects.js'
 import { canAccess } from '../auth/index.js'
+import { authorize, defaultAccess, type Access } from '../authorize.js'
 import { WriteBody } from '../body.js'
 import type { User } from '../credentials.js'
 import type { BucketRow, ObjectRow } from '../meta/index.js'
 import { header, readSmallBody, type RequestContext } from '../http.js'
 import type { ServerState } from '../state.js'
 
-/** The bucket a request names, if it exists and the caller may use it. */
-export function requireBucket(ctx: RequestContext, name = ctx.bucket): Promise<BucketRow> {
-  return findBucket(ctx.state, ctx.user, name)
+/**
+ * The bucket a request names, if it exists and the caller may do `access` to it (by default
+ * what the request's operation needs on the request's key): owner, root, or the bucket policy.
+ */
+export async function requireBucket(ctx: RequestContext, name = ctx.bucket, access: Access | undefined = name === ctx.bucket ? defaultAccess(ctx) : undefined): Promise<BucketRow> {
+  validateBucketName(name)
+  const bucket = await ctx.state.meta.getBucket(name)
+  if (!bucket) throw s3Error('NoSuchBucket')
+  await authorize(ctx, bucket, access)
+  return bucket
 }
 
 /** requireBucket for callers without an S3 request (the web console): the same checks. */

@@ -1,7 +1,8 @@
 /**
  * Bucket default encryption: PutBucketEncryption, GetBucketEncryption,
- * DeleteBucketEncryption (S3 API reference). Only the bucket's owner (or root) reaches
- * them: requireBucket refuses everyone else with AccessDenied.
+ * DeleteBucketEncryption (S3 API reference). The bucket's owner (or root) reaches them, and
+ * whoever its bucket policy allows s3:Get/PutEncryptionConfiguration; requireBucket refuses
+ * everyone else with AccessDenied.
  */
 import { s3Error } from '../../s3/errors.js'
 import { encryptionNotFound, parseBucketEncryption, renderBucketEncryption } from '../../s3/sse.js'

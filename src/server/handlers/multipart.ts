@@ -3,7 +3,6 @@
  * CompleteMultipartUpload, AbortMultipartUpload, ListParts. Parts are stored as they
  * arrive (one blob each) and an object made of them at Complete, without copying.
  */
-import { randomBytes } from 'node:crypto'
 import { s3Error } from '../../s3/errors.js'
 import {
   canCombine,
@@ -22,13 +21,15 @@ import {
   MIN_PART_SIZE,
   MAX_PART_SIZE,
   multipartEtag,
+  newUploadId,
   parsePartNumber,
   storedHeadersFrom,
   validateKey,
 } from '../../s3/objects.js'
+import { parseTaggingHeader } from '../../s3/tagging.js'
 import { parseCompleteMultipart, s3Document } from '../../s3/xml.js'
 import { completeUpload, startUpload, type PartRecord, type UploadState } from '../../object/index.js'
-import { objectEtag } from '../../s3/sse.js'
+import { checkCustomerKeyForObject, customerKeyResponseHeaders, etagIsPlainMd5, etagOf, etagProtection, parseCustomerKey, type CustomerKey } from '../../s3/sse.js'
 import { checksumFromHeaders, WriteBody } from '../body.js'
 import { abortUpload, commitPart, completeUpload as commitUpload, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, kmsAccess, sseResponseHeaders, storedEncryption } from '../encryption.js'
@@ -36,7 +37,7 @@ import { header, sendEmpty, sendXml, type RequestContext } from '../http.js'
 import type { PartRow, StoredChecksum, UploadRow } from '../meta/index.js'
 import { checkedManifest, stageCopiedPart, stagePart } from '../sealed.js'
 import { isoDate, ownerOf, ownerXml, readXmlBody, requireBucket } from './common.js'
-import { copySource } from './objects.js'
+import { checkWritePreconditions, copySource } from './objects.js'
 
 async function requireUpload(ctx: RequestContext): Promise<UploadRow> {
   const id = ctx.query.get('uploadId') ?? ''
@@ -55,6 +56,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
   const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
   const stored = storedHeadersFrom(ctx.req.headers)
+  const tags = parseTaggingHeader(header(ctx, 'x-amz-tagging'))
   const algorithm = parseChecksumAlgorithm(header(ctx, 'x-amz-checksum-algorithm'))
   const typeHeader = header(ctx, 'x-amz-checksum-type')?.toUpperCase()
   if (typeHeader !== undefined && typeHeader !== 'COMPOSITE' && typeHeader !== 'FULL_OBJECT') {
@@ -68,7 +70,7 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
   const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
   const state = await startUpload({ context: { bucket: bucket.name, key: ctx.key }, encryption })
   const upload: UploadRow = {
-    uploadId: randomBytes(24).toString('base64url'),
+    uploadId: newUploadId(),
     bucket: bucket.name,
     key: ctx.key,
     initiated: Date.now(),
@@ -79,12 +81,14 @@ export async function createMultipartUpload(ctx: RequestContext): Promise<void> 
     checksumAlgorithm: algorithm,
     checksumType: type,
     encryption: storedEncryption(encryption),
-    ...(state.encryption ? { kmsKey: { keyId: state.encryption.keyId, version: state.encryption.keyVersion } } : {}),
+    ...(tags.length > 0 ? { tags } : {}),
+    ...(state.encryption && state.encryption.algorithm !== 'SSE-C' ? { kmsKey: { keyId: state.encryption.keyId, version: state.encryption.keyVersion } } : {}),
   }
   await ctx.state.meta.createUpload(upload)
   sendXml(ctx, 200, s3Document('InitiateMultipartUploadResult', { Bucket: bucket.name, Key: ctx.key, UploadId: upload.uploadId }), {
     ...checksumHeaders(upload),
     ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+    ...customerKeyResponseHeaders(encryption?.customer),
   })
 }
 
@@ -92,8 +96,11 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
   await requireBucket(ctx)
   const upload = await requireUpload(ctx)
   const partNumber = parsePartNumber(ctx.query.get('partNumber'))
-  const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm, etagMd5: !upload.encryption })
-  const staged = await stagePart(ctx.state.blobs, upload.state as UploadState, kmsAccess(ctx.state), partNumber, body.stream())
+  const protection = etagProtection(upload.encryption)
+  // Every part of an SSE-C upload carries the upload's customer key (a wrong one is 403).
+  const customer = uploadCustomerKey(ctx, upload)
+  const body = new WriteBody(ctx, { requiredAlgorithm: upload.checksumAlgorithm, etagMd5: etagIsPlainMd5(protection) })
+  const staged = await stagePart(ctx.state.blobs, upload.state as UploadState, { ...kmsAccess(ctx.state), ...(customer ? { customerKey: customer.key } : {}) }, partNumber, body.stream())
   let verified
   try {
     verified = await body.verify()
@@ -106,7 +113,7 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
     uploadId: upload.uploadId,
     partNumber,
     size: verified.size,
-    etag: objectEtag(verified.md5, upload.encryption !== undefined),
+    etag: etagOf('part', protection, verified.md5),
     lastModified: Date.now(),
     checksum: verified.checksum,
     record: staged.result,
@@ -117,7 +124,15 @@ export async function uploadPart(ctx: RequestContext): Promise<void> {
     etag: `"${part.etag}"`,
     ...(part.checksum ? { [checksumHeader(part.checksum.algorithm)]: part.checksum.value } : {}),
     ...sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+    ...customerKeyResponseHeaders(customer),
   })
+}
+
+/** The customer key an SSE-C upload's part requests must carry; none for any other upload. */
+function uploadCustomerKey(ctx: RequestContext, upload: UploadRow): CustomerKey | undefined {
+  const given = ctx.state.config.mode === 'aws' ? parseCustomerKey(ctx.req.headers) : undefined
+  checkCustomerKeyForObject(upload.encryption?.algorithm === 'SSE-C', given)
+  return given
 }
 
 export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
@@ -127,7 +142,11 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
   const src = await copySource(ctx)
   const range = parseCopySourceRange(header(ctx, 'x-amz-copy-source-range'), src.obj.size) ?? { start: 0, end: src.obj.size - 1 }
   if (range.end - range.start + 1 > MAX_PART_SIZE) throw s3Error('EntityTooLarge')
-  const md5 = upload.encryption ? undefined : createDigest('MD5')
+  const protection = etagProtection(upload.encryption)
+  const customer = uploadCustomerKey(ctx, upload)
+  const sourceKey = ctx.state.config.mode === 'aws' ? parseCustomerKey(ctx.req.headers, 'copy-source') : undefined
+  checkCustomerKeyForObject(src.obj.encryption?.algorithm === 'SSE-C', sourceKey)
+  const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
   const digest = upload.checksumAlgorithm ? createDigest(upload.checksumAlgorithm) : undefined
   let size = 0
   const staged = await stageCopiedPart(
@@ -135,19 +154,20 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
     { manifest: checkedManifest(src.obj), blobs: src.obj.blobs, context: { bucket: src.bucket.name, key: src.obj.key } },
     range,
     upload.state as UploadState,
-    kmsAccess(ctx.state),
+    { ...kmsAccess(ctx.state), ...(customer ? { customerKey: customer.key } : {}) },
     partNumber,
     (chunk) => {
       size += chunk.length
       md5?.update(chunk)
       digest?.update(chunk)
     },
+    { ...kmsAccess(ctx.state), ...(sourceKey ? { customerKey: sourceKey.key } : {}) },
   )
   const part: PartRow = {
     uploadId: upload.uploadId,
     partNumber,
     size,
-    etag: objectEtag(md5 && (await md5.digest()).toString('hex'), upload.encryption !== undefined),
+    etag: etagOf('part', protection, md5 && (await md5.digest()).toString('hex')),
     lastModified: Date.now(),
     checksum: upload.checksumAlgorithm && digest ? { algorithm: upload.checksumAlgorithm, value: (await digest.digest()).toString('base64') } : undefined,
     record: staged.result,
@@ -162,13 +182,15 @@ export async function uploadPartCopy(ctx: RequestContext): Promise<void> {
       LastModified: isoDate(part.lastModified),
       ...(part.checksum ? { [`Checksum${part.checksum.algorithm}`]: part.checksum.value } : {}),
     }),
-    sseResponseHeaders(ctx.state.config.mode, upload.encryption),
+    { ...sseResponseHeaders(ctx.state.config.mode, upload.encryption), ...customerKeyResponseHeaders(customer) },
   )
 }
 
 export async function completeMultipartUpload(ctx: RequestContext): Promise<void> {
   const bucket = await requireBucket(ctx)
   const upload = await requireUpload(ctx)
+  // Conditional writes apply to the object Complete creates (If-None-Match: *, If-Match).
+  const precondition = await checkWritePreconditions(ctx, bucket.name, upload.key)
   const requested = parseCompleteMultipart(await readXmlBody(ctx))
   const stored = new Map((await ctx.state.meta.allParts(upload.uploadId)).map((p) => [p.partNumber, p]))
   const chosen: PartRow[] = []
@@ -224,8 +246,9 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<void
     checksum,
     partsCount: chosen.length,
     encryption: upload.encryption,
+    tags: upload.tags,
   })
-  await commitUpload(ctx.state, upload.uploadId, row)
+  await commitUpload(ctx.state, upload.uploadId, row, { precondition })
   const host = header(ctx, 'host') ?? 'localhost'
   sendXml(
     ctx,

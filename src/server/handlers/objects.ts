@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
 import { s3Error, toS3Error } from '../../s3/errors.js'
 import { checksumHeader, createDigest, parseChecksumAlgorithm, type ChecksumAlgorithm } from '../../s3/checksums.js'
-import { checkCopySourcePreconditions, checkReadPreconditions, parseRange, type ByteRange } from '../../s3/conditions.js'
+import { checkCopySourcePreconditions, checkReadPreconditions, parseRange, writePrecondition, type ByteRange } from '../../s3/conditions.js'
 import {
   objectResponseHeaders,
   parseCopySource,
@@ -15,10 +15,11 @@ import {
   storedHeadersFrom,
   validateKey,
 } from '../../s3/objects.js'
+import { copyTags, parseTaggingDirective, parseTaggingHeader, taggingCountHeader } from '../../s3/tagging.js'
 import { parseDeleteObjects, s3Document } from '../../s3/xml.js'
 import { isS3sseError } from '../../errors.js'
-import { rewrap, type Manifest } from '../../object/index.js'
-import { checkReadHeaders, objectEtag } from '../../s3/sse.js'
+import { rewrap, verifyManifest, type Manifest } from '../../object/index.js'
+import { checkCustomerKeyForObject, checkReadHeaders, copyEtag, customerKeyResponseHeaders, etagIsPlainMd5, etagOf, etagProtection, parseCustomerKey } from '../../s3/sse.js'
 import { WriteBody } from '../body.js'
 import { commitObject, deleteObject as deleteStored, discardStaged, objectRow } from '../commit.js'
 import { checkNamedKey, encryptionFor, kmsAccess, sseResponseHeaders } from '../encryption.js'
@@ -26,32 +27,16 @@ import { header, sendEmpty, sendError, sendXml, startBody, type RequestContext }
 import type { BucketRow, ObjectRow, StoredChecksum } from '../meta/index.js'
 import { checkedManifest, readObject, stageObject, tapStream } from '../sealed.js'
 import type { StagedBlob } from '../store/blob.js'
+import { authorize } from '../authorize.js'
 import { isoDate, readXmlBody, requireBucket, requireObject, viewOf } from './common.js'
 
 function checksumResponseHeaders(c: StoredChecksum | undefined): Record<string, string> {
   return c ? { [checksumHeader(c.algorithm)]: c.value, 'x-amz-checksum-type': c.type } : {}
 }
 
-/**
- * `If-None-Match: *` / `If-Match` on writes (S3 conditional writes), as a check of the object a
- * write would replace: made before the body is read, and again inside the commit.
- */
-function writePreconditions(ctx: RequestContext): ((existing: ObjectRow | undefined) => void) | undefined {
-  const ifNoneMatch = header(ctx, 'if-none-match')
-  const ifMatch = header(ctx, 'if-match')
-  if (ifNoneMatch === undefined && ifMatch === undefined) return undefined
-  if (ifNoneMatch !== undefined && ifNoneMatch.trim() !== '*') throw s3Error('NotImplemented', 'If-None-Match on writes supports only "*".')
-  return (existing) => {
-    if (ifNoneMatch !== undefined && existing) throw s3Error('PreconditionFailed')
-    if (ifMatch !== undefined) {
-      if (!existing) throw s3Error('NoSuchKey')
-      checkCopySourcePreconditions({ ifMatch }, existing.etag, existing.lastModified)
-    }
-  }
-}
-
-async function checkWritePreconditions(ctx: RequestContext, bucket: string, key: string): Promise<((existing: ObjectRow | undefined) => void) | undefined> {
-  const check = writePreconditions(ctx)
+/** The write's conditions (If-None-Match / If-Match), checked now against the object it would replace. */
+export async function checkWritePreconditions(ctx: RequestContext, bucket: string, key: string): Promise<((existing: ObjectRow | undefined) => void) | undefined> {
+  const check = writePrecondition({ ifMatch: header(ctx, 'if-match'), ifNoneMatch: header(ctx, 'if-none-match') })
   check?.(await ctx.state.meta.getObject(bucket, key))
   return check
 }
@@ -60,9 +45,11 @@ export async function putObject(ctx: RequestContext): Promise<void> {
   const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
   const stored = storedHeadersFrom(ctx.req.headers)
+  const tags = parseTaggingHeader(header(ctx, 'x-amz-tagging'))
   const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
   const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
-  const body = new WriteBody(ctx, { etagMd5: !encryption })
+  const protection = etagProtection(encryption)
+  const body = new WriteBody(ctx, { etagMd5: etagIsPlainMd5(protection) })
   const context = { bucket: bucket.name, key: ctx.key }
   const staged = await stageObject(ctx.state.blobs, body.stream(), { context, encryption })
   let verified
@@ -79,13 +66,20 @@ export async function putObject(ctx: RequestContext): Promise<void> {
     manifest: staged.result,
     blobs: [staged.blob.id],
     size: verified.size,
-    etag: objectEtag(verified.md5, encryption !== null),
+    etag: etagOf('object', protection, verified.md5),
     headers: stored.headers,
     meta: stored.meta,
     checksum,
+    keyName: encryption?.keyName,
+    tags,
   })
   await commitObject(ctx.state, row, [staged.blob], { precondition })
-  sendEmpty(ctx, 200, { etag: `"${row.etag}"`, ...checksumResponseHeaders(checksum), ...sseResponseHeaders(ctx.state.config.mode, row.encryption) })
+  sendEmpty(ctx, 200, {
+    etag: `"${row.etag}"`,
+    ...checksumResponseHeaders(checksum),
+    ...sseResponseHeaders(ctx.state.config.mode, row.encryption),
+    ...customerKeyResponseHeaders(encryption?.customer),
+  })
 }
 
 /** `?partNumber=N` on GET/HEAD: the byte range of that part (S3 API reference, GetObject). */
@@ -102,11 +96,14 @@ function partRange(obj: ObjectRow, manifest: Manifest, partNumber: number): Byte
 async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void> {
   const bucket = await requireBucket(ctx)
   validateKey(ctx.key)
-  checkReadHeaders(ctx.state.config.mode, ctx.req.headers)
+  const customer = checkReadHeaders(ctx.state.config.mode, ctx.req.headers)
+  const access = { ...kmsAccess(ctx.state), ...(customer ? { customerKey: customer.key } : {}) }
   const versionId = ctx.query.get('versionId')
   for (let attempt = 0; ; attempt++) {
     const obj = await requireObject(ctx, bucket.name, ctx.key)
     if (versionId !== undefined && versionId !== 'null') throw s3Error('NoSuchVersion')
+    // An SSE-C object needs its key (a wrong one is 403 below); SSE-C headers suit no other.
+    checkCustomerKeyForObject(obj.encryption?.algorithm === 'SSE-C', customer)
     try {
       checkReadPreconditions(
         {
@@ -138,8 +135,11 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       overrides: responseOverrides(ctx.query),
     })
     if (partNumber !== undefined) headers['x-amz-mp-parts-count'] = String(manifest.parts.length)
+    Object.assign(headers, taggingCountHeader(obj.tags), customerKeyResponseHeaders(customer))
     const status = range ? 206 : 200
     if (!withBody) {
+      // HEAD of an SSE-C object checks the key as GET does, before any header is sent.
+      if (customer) await verifyManifest(manifest, { context: { bucket: bucket.name, key: ctx.key }, ...access })
       startBody(ctx, status, headers)
       ctx.res.end()
       return
@@ -149,7 +149,7 @@ async function readTarget(ctx: RequestContext, withBody: boolean): Promise<void>
       stream = await readObject(
         ctx.state.blobs,
         { manifest, blobs: obj.blobs, context: { bucket: bucket.name, key: ctx.key } },
-        kmsAccess(ctx.state),
+        access,
         range,
       )
     } catch (err) {
@@ -185,13 +185,15 @@ export async function deleteObject(ctx: RequestContext): Promise<void> {
 }
 
 export async function deleteObjects(ctx: RequestContext): Promise<void> {
-  const bucket = await requireBucket(ctx)
+  // The bucket must exist and be visible; each key needs s3:DeleteObject (checked below).
+  const bucket = await requireBucket(ctx, ctx.bucket, { action: 's3:DeleteObject', key: '*' })
   const { quiet, keys } = parseDeleteObjects(await readXmlBody(ctx))
   const deleted: Array<{ Key: string }> = []
   const errors: Array<{ Key: string; Code: string; Message: string }> = []
   for (const key of keys) {
     try {
       validateKey(key)
+      await authorize(ctx, bucket, { action: 's3:DeleteObject', key })
       await deleteStored(ctx.state, bucket.name, key)
       if (!quiet) deleted.push({ Key: key })
     } catch (err) {
@@ -202,26 +204,13 @@ export async function deleteObjects(ctx: RequestContext): Promise<void> {
   sendXml(ctx, 200, s3Document('DeleteResult', { Deleted: deleted, Error: errors }))
 }
 
-/**
- * GetObjectTagging: this server stores no object tags yet (PutObjectTagging is not
- * implemented), so an object's tag set is empty. The aws CLI asks for it before every
- * multipart copy (`aws s3 cp s3://b/k s3://b/k`), and copies no tags when there are none.
- */
-export async function getObjectTagging(ctx: RequestContext): Promise<void> {
-  const bucket = await requireBucket(ctx)
-  validateKey(ctx.key)
-  await requireObject(ctx, bucket.name, ctx.key)
-  const versionId = ctx.query.get('versionId')
-  if (versionId !== undefined && versionId !== 'null') throw s3Error('NoSuchVersion')
-  sendXml(ctx, 200, s3Document('Tagging', { TagSet: '' }))
-}
-
 /** Source object of CopyObject / UploadPartCopy, with its preconditions checked. */
 export async function copySource(ctx: RequestContext): Promise<{ bucket: BucketRow; obj: ObjectRow }> {
   const raw = header(ctx, 'x-amz-copy-source')!
   const src = parseCopySource(raw)
-  const bucket = await requireBucket(ctx, src.bucket)
   validateKey(src.key)
+  // The source needs s3:GetObject on its key, whoever owns its bucket.
+  const bucket = await requireBucket(ctx, src.bucket, { action: 's3:GetObject', key: src.key })
   const obj = await ctx.state.meta.getObject(bucket.name, src.key)
   if (!obj) throw s3Error('NoSuchKey')
   if (src.versionId !== undefined && src.versionId !== 'null') throw s3Error('NoSuchVersion')
@@ -246,6 +235,10 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   if (directive !== 'COPY' && directive !== 'REPLACE') throw s3Error('InvalidArgument', 'Unknown metadata directive.')
   // The destination's encryption follows its bucket's setting now, whatever the source's was.
   const encryption = encryptionFor(ctx.state, bucket, ctx.req.headers)
+  // An SSE-C source is read with the key in x-amz-copy-source-server-side-encryption-customer-*.
+  const sourceKey = ctx.state.config.mode === 'aws' ? parseCustomerKey(ctx.req.headers, 'copy-source') : undefined
+  checkCustomerKeyForObject(src.obj.encryption?.algorithm === 'SSE-C', sourceKey)
+  const sourceAccess = { ...kmsAccess(ctx.state), ...(sourceKey ? { customerKey: sourceKey.key } : {}) }
   const sameObject = src.bucket.name === bucket.name && src.obj.key === ctx.key
   if (sameObject && directive === 'COPY' && !encryption && !src.obj.encryption && header(ctx, 'x-amz-checksum-algorithm') === undefined) {
     throw s3Error(
@@ -254,6 +247,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     )
   }
   const stored = directive === 'REPLACE' ? storedHeadersFrom(ctx.req.headers) : { headers: src.obj.headers, meta: src.obj.meta }
+  const tags = copyTags(parseTaggingDirective(header(ctx, 'x-amz-tagging-directive')), src.obj.tags, header(ctx, 'x-amz-tagging'))
   const precondition = await checkWritePreconditions(ctx, bucket.name, ctx.key)
   const srcManifest = checkedManifest(src.obj)
   const srcContext = { bucket: src.bucket.name, key: src.obj.key }
@@ -265,7 +259,13 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
   let checksum: StoredChecksum | undefined
   let etag: string
   const keepsChecksum = requested === undefined || (src.obj.checksum?.algorithm === requested && src.obj.checksum.type === 'FULL_OBJECT')
-  if (encryption && srcManifest.encryption && keepsChecksum) {
+  const protection = etagProtection(encryption)
+  const srcProtection = etagProtection(src.obj.encryption)
+  // An SSE-S3 copy's ETag is its plaintext's MD5, which a re-wrap of an SSE-KMS source cannot know.
+  const rewrapKnowsEtag = !(etagIsPlainMd5(protection) && !etagIsPlainMd5(srcProtection))
+  // Re-wrapping needs a KMS on both sides: an SSE-C source or destination is re-encrypted.
+  const kmsBothSides = encryption?.algorithm !== 'SSE-C' && srcManifest.encryption?.algorithm !== 'SSE-C'
+  if (encryption && srcManifest.encryption && keepsChecksum && rewrapKnowsEtag && kmsBothSides) {
     // Encrypted to encrypted, whole object, one KMS: re-wrap the data key for the new
     // context and keep the sealed bytes (a cheap copy of the blobs, not re-encrypted).
     await checkNamedKey(encryption)
@@ -275,13 +275,14 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     })
     staged = await ctx.state.blobs.copy(src.obj.blobs)
     checksum = src.obj.checksum?.type === 'FULL_OBJECT' ? src.obj.checksum : undefined
-    etag = objectEtag(undefined, true)
+    // Same content: the ETag stays, unless it is an MD5 that the new protection must not show.
+    etag = copyEtag(src.obj.etag, etagIsPlainMd5(srcProtection) === etagIsPlainMd5(protection), () => etagOf('object', protection))
   } else {
     // The copy keeps the source's checksum algorithm unless the request names one.
     const algorithm: ChecksumAlgorithm | undefined = requested ?? src.obj.checksum?.algorithm
-    const md5 = encryption ? undefined : createDigest('MD5')
+    const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
     const digest = algorithm ? createDigest(algorithm) : undefined
-    const plain = await readObject(ctx.state.blobs, { manifest: srcManifest, blobs: src.obj.blobs, context: srcContext }, kmsAccess(ctx.state))
+    const plain = await readObject(ctx.state.blobs, { manifest: srcManifest, blobs: src.obj.blobs, context: srcContext }, sourceAccess)
     const tapped = tapStream(plain, (chunk) => {
       md5?.update(chunk)
       digest?.update(chunk)
@@ -290,7 +291,7 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     manifest = one.result
     staged = [one.blob]
     checksum = algorithm && digest ? { algorithm, type: 'FULL_OBJECT', value: (await digest.digest()).toString('base64') } : undefined
-    etag = objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null)
+    etag = etagOf('object', protection, md5 && (await md5.digest()).toString('hex'))
   }
   const row = objectRow({
     bucket: bucket.name,
@@ -302,6 +303,8 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
     meta: stored.meta,
     checksum,
     partsCount: 1,
+    keyName: encryption?.keyName,
+    tags,
   })
   await commitObject(ctx.state, row, staged, { precondition })
   sendXml(
@@ -312,6 +315,6 @@ export async function copyObject(ctx: RequestContext): Promise<void> {
       LastModified: isoDate(row.lastModified),
       ...(checksum ? { ChecksumType: checksum.type, [`Checksum${checksum.algorithm}`]: checksum.value } : {}),
     }),
-    sseResponseHeaders(ctx.state.config.mode, row.encryption),
+    { ...sseResponseHeaders(ctx.state.config.mode, row.encryption), ...customerKeyResponseHeaders(encryption?.customer) },
   )
 }

@@ -1,23 +1,26 @@
 /**
  * PostObject: a browser form upload (multipart/form-data) authenticated by a SigV4-signed
- * POST policy (S3 API reference, "PostObject" and "Browser-Based Uploads Using POST").
+ * (aws mode: or SigV2-signed) POST policy (S3 API reference, "PostObject" and "Browser-Based Uploads Using POST").
  * Fields come first; the `file` field is the data and ends the form.
  */
 import busboy from 'busboy'
 import type { Readable } from 'node:stream'
 import { isS3sseError } from '../../errors.js'
 import { s3Error } from '../../s3/errors.js'
-import { createDigest } from '../../s3/checksums.js'
+import { checksumHeader, createDigest, parseChecksumAlgorithm } from '../../s3/checksums.js'
+import { checksumFromHeaders } from '../body.js'
 import { storedHeadersFrom, validateKey } from '../../s3/objects.js'
 import { evaluatePostPolicy, postObjectKey } from '../../s3/post-policy.js'
+import { parseTagging } from '../../s3/tagging.js'
 import { s3Document } from '../../s3/xml.js'
 import { verifyOptions } from '../auth/index.js'
+import { verifyPostPolicyV2 } from '../auth/sigv2.js'
 import { ALGORITHM, verifyPostPolicySignature } from '../auth/sigv4.js'
-import { checkTransport, objectEtag } from '../../s3/sse.js'
+import { checkTransport, etagIsPlainMd5, etagOf, etagProtection } from '../../s3/sse.js'
 import { commitObject, discardStaged, objectRow } from '../commit.js'
 import { encryptionFor, sseResponseHeaders } from '../encryption.js'
 import { checkNotTimedOut, continueBody, sendEmpty, sendXml, type RequestContext } from '../http.js'
-import type { ObjectRow } from '../meta/index.js'
+import type { ObjectRow, StoredChecksum } from '../meta/index.js'
 import { stageObject, tapStream } from '../sealed.js'
 import { lookupUser } from '../state.js'
 import { requireBucket } from './common.js'
@@ -119,33 +122,57 @@ export async function postObject(ctx: RequestContext): Promise<void> {
     const signature = fields.get('x-amz-signature')
     const credential = fields.get('x-amz-credential')
     const amzDate = fields.get('x-amz-date')
-    if (!policy || !signature || !credential || !amzDate) {
-      throw s3Error('AccessDenied', 'Bucket POST must contain a policy and its SigV4 fields (x-amz-credential, x-amz-date, x-amz-signature).')
+    // aws mode also takes a SigV2 policy (AWSAccessKeyId + signature), as Amazon S3 does.
+    const v2 = ctx.state.config.mode === 'aws' && signature === undefined && fields.has('awsaccesskeyid') && fields.has('signature')
+    let accessKey: string
+    if (v2) {
+      if (!policy) throw s3Error('AccessDenied', 'Bucket POST must contain a policy.')
+      accessKey = await verifyPostPolicyV2(policy, fields.get('awsaccesskeyid')!, fields.get('signature')!, verifyOptions(ctx.state))
+    } else {
+      if (!policy || !signature || !credential || !amzDate) {
+        throw s3Error('AccessDenied', 'Bucket POST must contain a policy and its SigV4 fields (x-amz-credential, x-amz-date, x-amz-signature).')
+      }
+      if (fields.get('x-amz-algorithm') !== ALGORITHM) throw s3Error('InvalidArgument', 'x-amz-algorithm must be AWS4-HMAC-SHA256.')
+      accessKey = await verifyPostPolicySignature(policy, credential, amzDate, signature, verifyOptions(ctx.state))
     }
-    if (fields.get('x-amz-algorithm') !== ALGORITHM) throw s3Error('InvalidArgument', 'x-amz-algorithm must be AWS4-HMAC-SHA256.')
-    const accessKey = await verifyPostPolicySignature(policy, credential, amzDate, signature, verifyOptions(ctx.state))
     ctx.user = await lookupUser(ctx.state, accessKey)
+    ctx.signatureVersion = v2 ? 2 : 4
     if (!bucket) throw s3Error('NoSuchBucket')
-    await requireBucket(ctx)
     const template = fields.get('key')
     if (template === undefined) throw s3Error('InvalidArgument', 'Bucket POST must contain a field named \'key\'.')
     const key = postObjectKey(template, file.filename)
     validateKey(key)
     ctx.key = key
-    const limits = evaluatePostPolicy(policy, new Map([...fields, ['bucket', bucket.name]]), Date.now())
-
     const headerFields: Record<string, string> = {}
     for (const [name, value] of fields) headerFields[name] = value
+    // s3:PutObject on the key, with the form's SSE fields as the condition values.
+    await requireBucket(ctx, bucket.name, { action: 's3:PutObject', key, headers: headerFields })
+    const limits = evaluatePostPolicy(policy, new Map([...fields, ['bucket', bucket.name]]), Date.now())
+
     const stored = storedHeadersFrom(headerFields)
+    // The form's tagging field is a Tagging document (S3 API reference, PostObject).
+    const tagging = fields.get('tagging')
+    const tags = tagging === undefined ? [] : parseTagging(tagging)
     // SSE fields of the form are what headers are to PutObject.
     const encryption = encryptionFor(ctx.state, bucket, headerFields)
-    // A form upload is always SigV4 (its policy); encrypted data still needs HTTPS.
-    checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: true })
-    const md5 = encryption ? undefined : createDigest('MD5')
+    // Encrypted data needs HTTPS and a SigV4 policy.
+    checkTransport({ carriesKmsData: encryption?.algorithm === 'aws:kms', secure: ctx.secure, sigV4: !v2 })
+    const protection = etagProtection(encryption)
+    const md5 = etagIsPlainMd5(protection) ? createDigest('MD5') : undefined
+    // Checksum fields are to a form what x-amz-checksum-* headers are to PutObject: a value is
+    // verified over the plaintext; x-amz-checksum-algorithm alone asks for one to be stored.
+    const given = checksumFromHeaders(headerFields)
+    const named = parseChecksumAlgorithm(fields.get('x-amz-checksum-algorithm'))
+    if (given && named && given.algorithm !== named) {
+      throw s3Error('InvalidRequest', `Value for x-amz-checksum-algorithm (${named}) does not match the checksum field ${checksumHeader(given.algorithm)}.`)
+    }
+    const algorithm = given?.algorithm ?? named
+    const digest = algorithm ? createDigest(algorithm) : undefined
     let size = 0
     const data = tapStream(fileBytes(ctx, file.stream), (chunk) => {
       size += chunk.length
       md5?.update(chunk)
+      digest?.update(chunk)
       if (size > limits.maxSize) throw s3Error('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
     })
     const staged = await stageObject(ctx.state.blobs, data, { context: { bucket: bucket.name, key }, encryption })
@@ -153,15 +180,24 @@ export async function postObject(ctx: RequestContext): Promise<void> {
       await discardStaged(ctx.state, [staged.blob])
       throw s3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed size')
     }
+    const checksumValue = digest && (await digest.digest()).toString('base64')
+    if (given && checksumValue !== given.value) {
+      await discardStaged(ctx.state, [staged.blob])
+      throw s3Error('BadDigest', `The ${checksumHeader(given.algorithm)} you specified did not match the calculated checksum.`)
+    }
+    const checksum: StoredChecksum | undefined = algorithm && checksumValue ? { algorithm, type: 'FULL_OBJECT', value: checksumValue } : undefined
     const row = objectRow({
       bucket: bucket.name,
       key,
       manifest: staged.result,
       blobs: [staged.blob.id],
       size,
-      etag: objectEtag(md5 && (await md5.digest()).toString('hex'), encryption !== null),
+      etag: etagOf('object', protection, md5 && (await md5.digest()).toString('hex')),
       headers: stored.headers,
       meta: stored.meta,
+      checksum,
+      keyName: encryption?.keyName,
+      tags,
     })
     await commitObject(ctx.state, row, [staged.blob])
     respond(ctx, fields, row)
@@ -175,7 +211,12 @@ export async function postObject(ctx: RequestContext): Promise<void> {
 function respond(ctx: RequestContext, fields: Map<string, string>, row: ObjectRow): void {
   const etag = `"${row.etag}"`
   const location = `/${row.bucket}/${encodeURIComponent(row.key).replace(/%2F/g, '/')}`
-  const headers = { etag, location, ...sseResponseHeaders(ctx.state.config.mode, row.encryption) }
+  const headers = {
+    etag,
+    location,
+    ...(row.checksum ? { [checksumHeader(row.checksum.algorithm)]: row.checksum.value } : {}),
+    ...sseResponseHeaders(ctx.state.config.mode, row.encryption),
+  }
   const redirect = fields.get('success_action_redirect') ?? fields.get('redirect')
   if (redirect) {
     let target: URL | undefined

@@ -161,6 +161,7 @@ export async function encryptObject(ctx: BatchContext, entry: ObjectDetails): Pr
       meta: src.meta,
       checksum: src.checksum,
       partsCount: src.partsCount,
+      tags: src.tags,
     }),
   }
   return (await commitIfUnchanged(state, row, src, sealed.blobs)) ? ok('changed', src.size) : ok('skipped', src.size)
@@ -182,7 +183,8 @@ function targetOf(ctx: BatchContext, keyId: string, algorithm: string): Promise<
 }
 
 export async function rewrapObject(ctx: BatchContext, entry: ObjectDetails): Promise<ObjectResult> {
-  if (!entry.encryption) return ok('skipped', entry.size)
+  // SSE-C objects have no KMS key to move (their key is the customer's).
+  if (!entry.encryption || entry.encryption.algorithm === 'SSE-C') return ok('skipped', entry.size)
   const { state } = ctx
   if (entry.kmsKey) {
     const t = await targetOf(ctx, entry.kmsKey.keyId, entry.encryption.algorithm)
@@ -220,6 +222,7 @@ export async function rewrapObject(ctx: BatchContext, entry: ObjectDetails): Pro
       meta: src.meta,
       checksum: src.checksum,
       partsCount: src.partsCount,
+      tags: src.tags,
     }),
   }
   return (await commitIfUnchanged(state, row, src, [])) ? ok('changed', src.size) : ok('skipped', src.size)
@@ -228,6 +231,8 @@ export async function rewrapObject(ctx: BatchContext, entry: ObjectDetails): Pro
 // ---------------------------------------------------------------- scrub
 
 export async function scrubObject(ctx: BatchContext, entry: ObjectDetails): Promise<ObjectResult> {
+  // An SSE-C object's tags can be checked only with its customer's key, which is not kept.
+  if (entry.encryption?.algorithm === 'SSE-C') return ok('skipped', entry.size)
   const { state } = ctx
   const src = await state.meta.getObject(ctx.bucket.name, entry.key)
   if (!src) return ok('skipped', 0)

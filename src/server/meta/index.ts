@@ -15,6 +15,7 @@
 import type { ChecksumAlgorithm, ChecksumType } from '../../s3/checksums.js'
 import type { ReplicationStatus } from '../../s3/replication.js'
 import type { StoredEncryption } from '../../s3/sse.js'
+import type { TagSet } from '../../s3/tagging.js'
 import type { User } from '../credentials.js'
 import type { BlobId } from '../store/blob.js'
 
@@ -54,6 +55,8 @@ export interface ObjectRow {
   /** The blob of each manifest part, in order. */
   blobs: BlobId[]
   encryption?: StoredEncryption
+  /** The object's tags (S3 object tagging), in the order they were given. */
+  tags?: TagSet
   /**
    * The KMS key version the data key is wrapped under, from the manifest (objectRow sets it):
    * what `s3-sse kms usage` counts and the rewrap job moves. Absent for plaintext.
@@ -79,6 +82,7 @@ export interface ObjectSummary {
 
 export interface ObjectDetails extends ObjectSummary {
   encryption?: StoredEncryption
+  tags?: TagSet
   kmsKey?: KmsKeyVersion
 }
 
@@ -95,6 +99,8 @@ export interface UploadRow {
   checksumAlgorithm?: ChecksumAlgorithm
   checksumType?: ChecksumType
   encryption?: StoredEncryption
+  /** x-amz-tagging of CreateMultipartUpload: the tags the completed object gets. */
+  tags?: TagSet
   /** The KMS key version the upload's data key is wrapped under (its parts are sealed under it). */
   kmsKey?: KmsKeyVersion
 }
@@ -293,8 +299,12 @@ export interface MetaStore {
   listBuckets(): Promise<BucketRow[]>
   /** False when a bucket of that name exists. */
   createBucket(row: BucketRow): Promise<boolean>
-  /** Deletes the bucket if it holds no objects and no uploads. */
-  deleteBucketIfEmpty(name: string): Promise<'deleted' | 'not-empty' | 'missing'>
+  /**
+   * Deletes the bucket if it holds no objects, with its multipart uploads in progress and
+   * their parts (as S3's DeleteBucket discards them), in one transaction; 'deleted' names the
+   * part blobs to remove.
+   */
+  deleteBucketIfEmpty(name: string): Promise<{ status: 'deleted'; unused: BlobId[] } | { status: 'not-empty' } | { status: 'missing' }>
   /** Read-modify-write of a bucket's settings in one transaction; false when the bucket is gone. */
   updateBucketSettings(name: string, change: (settings: Record<string, unknown>) => void): Promise<boolean>
 
@@ -306,11 +316,16 @@ export interface MetaStore {
    * does not reference (a rewrap keeps them all).
    */
   commitObject(row: ObjectRow, opts?: CommitOptions): Promise<CommitResult>
+  /**
+   * Replaces an object's tags (PutObjectTagging; [] removes them) without touching anything
+   * else; with `etag`, only while the object still has it. False when there is no such object.
+   */
+  setObjectTags(bucket: string, key: string, tags: TagSet, etag?: string): Promise<boolean>
   /** Deletes an object row (and unqueues its replication: deletes are not replicated); its blobs, or null if absent. */
   deleteObject(bucket: string, key: string): Promise<BlobId[] | null>
   /** Keys after `after` that start with `prefix`, in order. */
   listObjects(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectSummary[]>
-  /** listObjects with how each object is encrypted (the web console's listing, the jobs). */
+  /** listObjects with how each object is encrypted and its tags (the web console's listing, the jobs). */
   listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]>
   /** Objects and bytes under a prefix, and how many of them are plaintext (one aggregate query). */
   objectStats(bucket: string, prefix: string): Promise<ObjectStats>
@@ -396,6 +411,8 @@ export interface MetaStore {
   lookupUser(accessKey: string): Promise<User | undefined>
   /** A user by their stable id (bucket and upload owners are ids); undefined once removed. */
   lookupUserById(id: string): Promise<User | undefined>
+  /** A user of the server by name (bucket policies name their principals so). */
+  lookupUserByName(name: string): Promise<User | undefined>
 
   // -------------------------------------------------------------- console sessions
   /** Shared console sessions (a fleet's store); absent: each server keeps its own in memory. */

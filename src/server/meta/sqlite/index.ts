@@ -28,6 +28,8 @@ import type {
   ReplicationItem,
   UploadRow,
 } from '../index.js'
+import type { StoredEncryption } from '../../../s3/sse.js'
+import type { TagSet } from '../../../s3/tagging.js'
 import { SqliteQueue } from './queue.js'
 import {
   bucketFromRaw,
@@ -88,13 +90,14 @@ export class SqliteMetaStore implements MetaStore {
       deleteBucket: db.prepare('DELETE FROM buckets WHERE name = ?'),
       setBucketSettings: db.prepare('UPDATE buckets SET settings = ? WHERE name = ?'),
       anyObject: db.prepare('SELECT 1 FROM objects WHERE bucket = ? LIMIT 1'),
-      anyUpload: db.prepare('SELECT 1 FROM uploads WHERE bucket = ? LIMIT 1'),
+      uploadIdsOf: db.prepare('SELECT upload_id FROM uploads WHERE bucket = ?'),
       getObject: db.prepare('SELECT * FROM objects WHERE bucket = ? AND key = ?'),
       putObject: db.prepare(
-        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication, key_id, key_version)
-         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption, @replication, @keyId, @keyVersion)`,
+        `INSERT OR REPLACE INTO objects (bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, files, encryption, replication, key_id, key_version, tags)
+         VALUES (@bucket, @key, @size, @etag, @lastModified, @headers, @meta, @checksum, @partsCount, @manifest, @files, @encryption, @replication, @keyId, @keyVersion, @tags)`,
       ),
       deleteObject: db.prepare('DELETE FROM objects WHERE bucket = ? AND key = ?'),
+      setTags: db.prepare('UPDATE objects SET tags = ? WHERE bucket = ? AND key = ? AND (? IS NULL OR etag = ?)'),
       sourceWrite: db.prepare(`SELECT 1 FROM objects WHERE bucket = ? AND key = ? AND json_extract(replication, '$.status') = 'PENDING' AND json_extract(replication, '$.id') = ?`),
       listObjects: db.prepare(
         `SELECT key, size, etag, last_modified AS lastModified FROM objects
@@ -102,7 +105,7 @@ export class SqliteMetaStore implements MetaStore {
          ORDER BY key LIMIT @limit`,
       ),
       listObjectDetails: db.prepare(
-        `SELECT key, size, etag, last_modified AS lastModified, encryption, key_id, key_version FROM objects
+        `SELECT key, size, etag, last_modified AS lastModified, encryption, key_id, key_version, tags FROM objects
          WHERE bucket = @bucket AND key > @after AND key >= @prefix AND (@upper IS NULL OR key < @upper)
          ORDER BY key LIMIT @limit`,
       ),
@@ -130,8 +133,8 @@ export class SqliteMetaStore implements MetaStore {
       ),
       jobFindings: db.prepare('SELECT seq, key, kind, part, package, code, message, at FROM job_findings WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
       insertUpload: db.prepare(
-        `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, key_id, key_version)
-         VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption, @keyId, @keyVersion)`,
+        `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, key_id, key_version, tags)
+         VALUES (@uploadId, @bucket, @key, @initiated, @owner, @state, @headers, @meta, @checksumAlgorithm, @checksumType, @encryption, @keyId, @keyVersion, @tags)`,
       ),
       getUpload: db.prepare('SELECT * FROM uploads WHERE upload_id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE upload_id = ?'),
@@ -193,13 +196,15 @@ export class SqliteMetaStore implements MetaStore {
     })
   }
 
-  deleteBucketIfEmpty(name: string): Promise<'deleted' | 'not-empty' | 'missing'> {
+  deleteBucketIfEmpty(name: string): Promise<{ status: 'deleted'; unused: BlobId[] } | { status: 'not-empty' } | { status: 'missing' }> {
     return this.run(() =>
       this.db.transaction(() => {
-        if (!this.stmts.getBucket.get(name)) return 'missing' as const
-        if (this.stmts.anyObject.get(name) || this.stmts.anyUpload.get(name)) return 'not-empty' as const
+        if (!this.stmts.getBucket.get(name)) return { status: 'missing' as const }
+        if (this.stmts.anyObject.get(name)) return { status: 'not-empty' as const }
+        const unused: BlobId[] = []
+        for (const { upload_id } of this.stmts.uploadIdsOf.all(name) as Array<{ upload_id: string }>) unused.push(...(this.removeUpload(upload_id) ?? []))
         this.stmts.deleteBucket.run(name)
-        return 'deleted' as const
+        return { status: 'deleted' as const, unused }
       })(),
     )
   }
@@ -260,6 +265,13 @@ export class SqliteMetaStore implements MetaStore {
     return this.run(() => this.db.transaction(() => this.writeObject(o, opts))())
   }
 
+  setObjectTags(bucket: string, key: string, tags: TagSet, etag?: string): Promise<boolean> {
+    return this.run(() => {
+      const value = tags.length > 0 ? JSON.stringify(tags) : null
+      return this.stmts.setTags.run(value, bucket, key, etag ?? null, etag ?? null).changes > 0
+    })
+  }
+
   deleteObject(bucket: string, key: string): Promise<BlobId[] | null> {
     return this.run(() =>
       this.db.transaction(() => {
@@ -279,12 +291,13 @@ export class SqliteMetaStore implements MetaStore {
   listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]> {
     return this.run(() => {
       const rows = this.stmts.listObjectDetails.all({ bucket, after, prefix, upper: prefixUpperBound(prefix), limit }) as Array<
-        ObjectSummary & { encryption: string | null; key_id: string | null; key_version: number | null }
+        ObjectSummary & { encryption: string | null; key_id: string | null; key_version: number | null; tags: string | null }
       >
-      return rows.map(({ encryption, key_id, key_version, ...o }) => ({
+      return rows.map(({ encryption, key_id, key_version, tags, ...o }) => ({
         ...o,
-        ...(encryption ? { encryption: JSON.parse(encryption) } : {}),
+        ...(encryption ? { encryption: JSON.parse(encryption) as StoredEncryption } : {}),
         ...(key_id !== null && key_version !== null ? { kmsKey: { keyId: key_id, version: key_version } } : {}),
+        ...(tags ? { tags: JSON.parse(tags) as TagSet } : {}),
       }))
     })
   }
@@ -483,6 +496,10 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   // ------------------------------------------------------------------ users and the sweep
+
+  async lookupUserByName(name: string): Promise<User | undefined> {
+    return this.users.list().find((u) => u.name === name)
+  }
 
   async lookupUser(accessKey: string): Promise<User | undefined> {
     return this.users.lookup(accessKey)

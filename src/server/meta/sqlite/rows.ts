@@ -4,6 +4,7 @@
  */
 import type { ChecksumAlgorithm, ChecksumType } from '../../../s3/checksums.js'
 import type { StoredEncryption } from '../../../s3/sse.js'
+import type { TagSet } from '../../../s3/tagging.js'
 import type { BucketRow, JobFinding, JobRow, KmsKeyVersion, ObjectRow, ObjectReplication, PartRow, ReplicationItem, UploadRow } from '../index.js'
 
 export interface RawBucket {
@@ -30,6 +31,7 @@ export interface RawObject {
   replication: string | null
   key_id: string | null
   key_version: number | null
+  tags: string | null
 }
 
 export interface RawUpload {
@@ -46,6 +48,7 @@ export interface RawUpload {
   encryption: string | null
   key_id: string | null
   key_version: number | null
+  tags: string | null
 }
 
 export interface RawPart {
@@ -98,6 +101,7 @@ export function objectFromRaw(r: RawObject): ObjectRow {
     encryption: r.encryption ? JSON.parse(r.encryption) : undefined,
     ...kmsKeyFromRaw(r),
     replication: r.replication ? JSON.parse(r.replication) : undefined,
+    ...(r.tags ? { tags: JSON.parse(r.tags) as TagSet } : {}),
   }
 }
 
@@ -119,6 +123,7 @@ export function objectParams(o: ObjectRow, replication: ObjectReplication | unde
     replication: json(replication),
     keyId: o.kmsKey?.keyId ?? null,
     keyVersion: o.kmsKey?.version ?? null,
+    tags: o.tags && o.tags.length > 0 ? JSON.stringify(o.tags) : null,
   }
 }
 
@@ -136,6 +141,7 @@ export function uploadFromRaw(r: RawUpload): UploadRow {
     checksumType: (r.checksum_type ?? undefined) as ChecksumType | undefined,
     encryption: r.encryption ? (JSON.parse(r.encryption) as StoredEncryption) : undefined,
     ...kmsKeyFromRaw(r),
+    ...(r.tags ? { tags: JSON.parse(r.tags) as TagSet } : {}),
   }
 }
 
@@ -154,6 +160,7 @@ export function uploadParams(u: UploadRow) {
     encryption: json(u.encryption),
     keyId: u.kmsKey?.keyId ?? null,
     keyVersion: u.kmsKey?.version ?? null,
+    tags: u.tags && u.tags.length > 0 ? JSON.stringify(u.tags) : null,
   }
 }
 

@@ -16,8 +16,9 @@ export const DB_FILE = 'meta.sqlite'
  * 3: owners are stable user ids, not names (buckets.owner, uploads.owner,
  *    replication_queue.destination_owner and the destination owner in replication rules).
  * 4: the KMS key version of objects and uploads (key_id, key_version), jobs and their findings.
+ * 5: objects.tags, uploads.tags (object tagging).
  */
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS buckets (
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS objects (
   replication   TEXT,
   key_id        TEXT,
   key_version   INTEGER,
+  tags          TEXT,
   PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
@@ -58,7 +60,8 @@ CREATE TABLE IF NOT EXISTS uploads (
   checksum_type      TEXT,
   encryption TEXT,
   key_id     TEXT,
-  key_version INTEGER
+  key_version INTEGER,
+  tags       TEXT
 );
 CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, upload_id);
 CREATE TABLE IF NOT EXISTS parts (
@@ -132,6 +135,9 @@ export function openDatabase(dataDir: string): Database.Database {
         const columns = (table: string) => (db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as Array<{ name: string }>).map((c) => c.name)
         // Version 1 had no replication column (its other tables are created above if missing).
         if (!columns('objects').includes('replication')) db.exec('ALTER TABLE objects ADD COLUMN replication TEXT')
+        // Version 4 had no object tags.
+        if (!columns('objects').includes('tags')) db.exec('ALTER TABLE objects ADD COLUMN tags TEXT')
+        if (!columns('uploads').includes('tags')) db.exec('ALTER TABLE uploads ADD COLUMN tags TEXT')
         if (version < 3) ownersToIds(db)
         // Versions 1 to 3 kept the key version only inside manifests and upload states.
         if (!columns('objects').includes('key_id')) {
