@@ -4,7 +4,8 @@
  * and through the load balancer.
  *
  * - Two jobs started at once through different gateways: each is worked exactly once (one
- *   worker starts it, every object counted once), and either gateway shows it.
+ *   worker starts it, every object counted once), and either gateway shows it; objects keep
+ *   their tags.
  * - Pause through one gateway, resume through the other; a scrub through the load balancer
  *   finds a blob damaged in the backend bucket.
  * - A gateway killed (SIGKILL) mid-job: its claim holds until the lease runs out, then the other
@@ -13,7 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import pg from 'pg'
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutBucketEncryptionCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutBucketEncryptionCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { adminRequest } from '../../src/server/admin/client.js'
 import type { JobView } from '../../src/server/jobs/index.js'
 import type { JobFinding, KeyUsage } from '../../src/server/meta/index.js'
@@ -77,7 +78,10 @@ describeWithServices('jobs on a fleet of s3-sse processes', ['rgw', 'postgres'],
     }
   }
 
-  /** n small plaintext objects, then the bucket's default encryption on. */
+  /** Every fifth object is tagged: a job's new row keeps the tags. */
+  const tagged = (i: number) => i % 5 === 0
+
+  /** n small plaintext objects (some tagged), then the bucket's default encryption on. */
   async function fill(s3: S3Client, bucket: string, n: number): Promise<Map<string, Buffer>> {
     await s3.send(new CreateBucketCommand({ Bucket: bucket }))
     const data = new Map<string, Buffer>()
@@ -86,7 +90,8 @@ describeWithServices('jobs on a fleet of s3-sse processes', ['rgw', 'postgres'],
         Array.from({ length: Math.min(10, n - start) }, async (_, j) => {
           const body = randomBytes(300 + (start + j) * 17)
           data.set(keyOf(start + j), body)
-          await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keyOf(start + j), Body: body }))
+          const i = start + j
+          await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keyOf(i), Body: body, ...(tagged(i) ? { Tagging: `n=${i}` } : {}) }))
         }),
       )
     }
@@ -94,9 +99,11 @@ describeWithServices('jobs on a fleet of s3-sse processes', ['rgw', 'postgres'],
     return data
   }
 
-  /** Every object is stored encrypted and reads back as written. */
+  /** Every object is stored encrypted, reads back as written and keeps its tags. */
   async function expectEncrypted(s3: S3Client, bucket: string, data: Map<string, Buffer>): Promise<void> {
     for (const [key, body] of data) {
+      const i = Number(key.slice(1))
+      if (tagged(i)) expect((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }))).TagSet, key).toEqual([{ Key: 'n', Value: String(i) }])
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
       expect(head.ServerSideEncryption, key).toBe('aws:kms')
       const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))

@@ -30,7 +30,7 @@ describeWithServices('PostgreSQL MetaStore', ['postgres'], () => {
     }
   })
 
-  it('a schema-1 database (before key versions and jobs) gets its objects\' key versions from their manifests and its uploads\' from their state', async () => {
+  it('a schema-1 database (before key versions, jobs and tags) gets its objects\' key versions from their manifests and its uploads\' from their state', async () => {
     const db = await freshDatabase('schema1')
     const dir = tempDir('s3sse-pg-schema1-')
     try {
@@ -65,6 +65,9 @@ describeWithServices('PostgreSQL MetaStore', ['postgres'], () => {
         { keyId: 'k9', version: 4, objects: 0, bytes: 0, uploads: 1 },
       ])
       expect(await s.listJobs()).toEqual([])
+      // Schema 3: the objects of before take tags.
+      expect(await s.setObjectTags('b', 'plain', [{ key: 'k', value: 'v' }])).toBe(true)
+      expect((await s.getObject('b', 'plain'))?.tags).toEqual([{ key: 'k', value: 'v' }])
       await s.close()
     } finally {
       removeDir(dir)

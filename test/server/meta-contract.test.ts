@@ -158,17 +158,41 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
       expect(Object.keys((await m.getBucket('b1'))!.settings).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`).sort())
     })
 
-    it('deletes only an empty bucket', async () => {
-      expect(await m.deleteBucketIfEmpty('b1')).toBe('missing')
+    it('deletes only a bucket without objects, with its uploads in progress and their parts, naming the part blobs', async () => {
+      expect(await m.deleteBucketIfEmpty('b1')).toEqual({ status: 'missing' })
       await m.createBucket(bucket('b1'))
       await m.commitObject(row('b1', 'k'))
-      expect(await m.deleteBucketIfEmpty('b1')).toBe('not-empty')
-      await m.deleteObject('b1', 'k')
       await m.createUpload(upload('b1', 'k', 'u1'))
-      expect(await m.deleteBucketIfEmpty('b1')).toBe('not-empty')
-      await m.deleteUpload('u1')
-      expect(await m.deleteBucketIfEmpty('b1')).toBe('deleted')
+      const parts = [part('u1', 1), part('u1', 2)]
+      for (const p of parts) await m.commitPart(p)
+      await m.createUpload(upload('b1', 'j', 'u2'))
+      expect(await m.deleteBucketIfEmpty('b1')).toEqual({ status: 'not-empty' })
+      expect(await m.getUpload('u1')).toBeDefined()
+      await m.deleteObject('b1', 'k')
+      const gone = await m.deleteBucketIfEmpty('b1')
+      expect(gone.status).toBe('deleted')
+      expect(gone.status === 'deleted' ? [...gone.unused].sort() : []).toEqual(parts.map((p) => p.blob).sort())
       expect(await m.getBucket('b1')).toBeUndefined()
+      expect(await m.getUpload('u1')).toBeUndefined()
+      expect(await m.getUpload('u2')).toBeUndefined()
+      expect(await m.allParts('u1')).toEqual([])
+      expect(await m.referencedBlobs()).toEqual(new Set())
+    })
+
+    it('a bucket deleted while a second store commits a part: the part is named by the delete or refused, never left behind', async () => {
+      await m.createBucket(bucket('b1'))
+      await m.createUpload(upload('b1', 'k', 'u1'))
+      const m2 = await o.second()
+      const parts = Array.from({ length: 10 }, (_, i) => part('u1', i + 1))
+      const results = new Map<string, string>()
+      const commits = parts.map(async (p, i) => results.set(p.blob, (await (i % 2 ? m : m2).commitPart(p)).status))
+      await new Promise((r) => setTimeout(r, 3))
+      const gone = await m.deleteBucketIfEmpty('b1')
+      await Promise.all(commits)
+      expect(gone.status).toBe('deleted')
+      const unused = gone.status === 'deleted' ? gone.unused : []
+      for (const p of parts) expect(unused.includes(p.blob) || results.get(p.blob) === 'no-upload', p.blob).toBe(true)
+      expect(await m.referencedBlobs()).toEqual(new Set())
     })
   })
 
@@ -189,6 +213,7 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
         blobs: [blob(), blob()],
         encryption: { algorithm: 'aws:kms', keyId: 'k1', bucketKey: true } as unknown as ObjectRow['encryption'],
         kmsKey: { keyId: 'k1', version: 7 },
+        tags: [{ key: 'b-first', value: 'ü 1' }, { key: 'a', value: '' }],
       })
       expect(await m.commitObject(full)).toEqual({ status: 'committed', unused: [], queued: false })
       const back = await m.getObject('b1', 'dir/ключ 🗝')
@@ -235,6 +260,26 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
       const [first] = await m.listObjects('b1', '', 'z', 1)
       expect(first).toEqual({ key: 'z', size: 3, etag: '"e"', lastModified: 1_700_000_000_123 })
       expect(await m.getObject('b1', 'a\u0000z')).toBeDefined()
+    })
+
+    it('replaces tags alone, in their order; [] removes them; with an ETag only while the object has it (another store\'s overwrite wins)', async () => {
+      const m2 = await o.second()
+      const a = row('b1', 'k', { etag: '"one"', tags: [{ key: 't', value: '1' }] })
+      await m.commitObject(a)
+      const tags = [{ key: 'z', value: 'last' }, { key: 'a', value: 'first' }]
+      expect(await m2.setObjectTags('b1', 'k', tags)).toBe(true)
+      expect(await m.getObject('b1', 'k')).toMatchObject({ etag: '"one"', blobs: a.blobs, tags })
+      expect((await m.listObjectDetails('b1', '', '', 10))[0].tags).toEqual(tags)
+      expect(await m.setObjectTags('b1', 'k', [])).toBe(true)
+      expect((await m2.getObject('b1', 'k'))!.tags).toBeUndefined()
+      expect((await m2.listObjectDetails('b1', '', '', 10))[0].tags).toBeUndefined()
+      await m2.commitObject(row('b1', 'k', { etag: '"two"' }))
+      expect(await m.setObjectTags('b1', 'k', tags, '"one"')).toBe(false)
+      expect((await m.getObject('b1', 'k'))!.tags).toBeUndefined()
+      expect(await m.setObjectTags('b1', 'k', tags, '"two"')).toBe(true)
+      expect((await m.getObject('b1', 'k'))!.tags).toEqual(tags)
+      expect(await m.setObjectTags('b1', 'missing', tags)).toBe(false)
+      expect(await m.setObjectTags('nope', 'k', tags)).toBe(false)
     })
 
     it('lists object details with their encryption', async () => {
@@ -398,6 +443,7 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
       const u = upload('b1', 'k1', 'u-1', {
         checksumAlgorithm: 'CRC32', checksumType: 'FULL_OBJECT', headers: { 'content-type': 'x/y' }, meta: { a: 'b' },
         encryption: { algorithm: 'aws:kms', keyId: 'k9' } as unknown as UploadRow['encryption'], kmsKey: { keyId: 'k9', version: 2 },
+        tags: [{ key: 'project', value: 'x' }],
       })
       await m.createUpload(u)
       expect(await m.getUpload('u-1')).toEqual(u)
@@ -603,6 +649,8 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
       expect(u.id).toMatch(/^u-[0-9a-f]{24}$/)
       expect(await m.lookupUser(u.accessKey)).toMatchObject({ id: u.id, name: 'alice', accessKey: u.accessKey, secretKey: u.secretKey })
       expect(await m.lookupUserById(u.id)).toMatchObject({ name: 'alice', accessKey: u.accessKey })
+      expect(await m.lookupUserByName('alice')).toMatchObject({ id: u.id, accessKey: u.accessKey })
+      expect(await m.lookupUserByName('nobody')).toBeUndefined()
       expect(await m.lookupUser('NOSUCHKEY')).toBeUndefined()
       expect(await m.lookupUserById('u-nobody')).toBeUndefined()
       await o.removeUser('alice')
@@ -613,6 +661,7 @@ describe.each(kinds)('MetaStore contract: $name', (kind) => {
       expect(await m.lookupUser(u.accessKey)).toBeUndefined()
       expect(await m.lookupUserById(u.id)).toBeUndefined()
       expect(await m.lookupUserById(again.id)).toMatchObject({ name: 'alice' })
+      expect((await m.lookupUserByName('alice'))?.id).toBe(again.id)
     })
 
     it('counts the objects and uploads stored encrypted', async () => {

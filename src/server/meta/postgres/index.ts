@@ -26,6 +26,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { S3sseError, isS3sseError } from '../../../errors.js'
+import type { TagSet } from '../../../s3/tagging.js'
 import { newAccessKey, newSecretKey, newUserId, type User } from '../../credentials.js'
 import type { BlobId } from '../../store/blob.js'
 import type {
@@ -95,6 +96,13 @@ function bucketFrom(r: Row): BucketRow {
   return { name: r.name as string, owner: r.owner as string, region: r.region as string, createdAt: num(r.created_at), settings: JSON.parse(r.settings as string) }
 }
 
+function tagsFrom(r: Row): { tags?: TagSet } {
+  return r.tags ? { tags: JSON.parse(r.tags as string) as TagSet } : {}
+}
+
+/** An empty tag set is stored as no tags, as SQLite does. */
+const tagsParam = (tags: TagSet | undefined): string | null => (tags && tags.length > 0 ? JSON.stringify(tags) : null)
+
 function kmsKeyFrom(r: Row): { kmsKey?: KmsKeyVersion } {
   return r.key_id != null && r.key_version != null ? { kmsKey: { keyId: r.key_id as string, version: num(r.key_version) } } : {}
 }
@@ -120,6 +128,7 @@ function objectFrom(r: Row): ObjectRow {
     encryption: r.encryption ? JSON.parse(r.encryption as string) : undefined,
     ...kmsKeyFrom(r),
     replication: replicationFrom(r),
+    ...tagsFrom(r),
   }
   return o
 }
@@ -138,6 +147,7 @@ function uploadFrom(r: Row): UploadRow {
     checksumType: (r.checksum_type ?? undefined) as UploadRow['checksumType'],
     encryption: r.encryption ? JSON.parse(r.encryption as string) : undefined,
     ...kmsKeyFrom(r),
+    ...tagsFrom(r),
   }
 }
 
@@ -207,7 +217,7 @@ function sessionFrom(r: Row): SessionRow {
   }
 }
 
-const OBJECT_COLUMNS = 'bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, blobs, encryption, repl_status, repl_id, key_id, key_version'
+const OBJECT_COLUMNS = 'bucket, key, size, etag, last_modified, headers, meta, checksum, parts_count, manifest, blobs, encryption, repl_status, repl_id, key_id, key_version, tags'
 
 export interface PostgresMetaOptions {
   /** Connections in the pool (default 10). */
@@ -327,15 +337,21 @@ export class PostgresMetaStore implements MetaStore {
     return rows.length === 1
   }
 
-  deleteBucketIfEmpty(name: string): Promise<'deleted' | 'not-empty' | 'missing'> {
+  /**
+   * The bucket row FOR UPDATE first: object writers and completions hold it FOR SHARE, so none
+   * commits into the bucket while it goes. Its uploads go with it (a part being committed holds
+   * its upload FOR SHARE: the delete waits for it and names its blob; a later one finds no upload).
+   */
+  deleteBucketIfEmpty(name: string): Promise<{ status: 'deleted'; unused: BlobId[] } | { status: 'not-empty' } | { status: 'missing' }> {
     return this.tx(async (c) => {
       const b = await c.query('SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE', [name])
-      if (b.rowCount === 0) return 'missing' as const
+      if (b.rowCount === 0) return { status: 'missing' as const }
       const o = await c.query('SELECT 1 FROM objects WHERE bucket = $1 LIMIT 1', [name])
-      const u = await c.query('SELECT 1 FROM uploads WHERE bucket = $1 LIMIT 1', [name])
-      if (o.rowCount! > 0 || u.rowCount! > 0) return 'not-empty' as const
+      if (o.rowCount! > 0) return { status: 'not-empty' as const }
+      const uploads = (await c.query('DELETE FROM uploads WHERE bucket = $1 RETURNING upload_id', [name])).rows.map((r) => r.upload_id as string)
+      const parts = uploads.length === 0 ? [] : (await c.query('DELETE FROM parts WHERE upload_id = ANY($1::text[]) RETURNING blob', [uploads])).rows
       await c.query('DELETE FROM buckets WHERE name = $1', [name])
-      return 'deleted' as const
+      return { status: 'deleted' as const, unused: parts.map((r) => r.blob as string) }
     })
   }
 
@@ -397,12 +413,13 @@ export class PostgresMetaStore implements MetaStore {
       const params = [
         o.bucket, key(o.key), o.size, o.etag, o.lastModified, JSON.stringify(o.headers), JSON.stringify(o.meta), json(o.checksum), o.partsCount,
         Buffer.from(o.manifest.buffer, o.manifest.byteOffset, o.manifest.byteLength), JSON.stringify(o.blobs), json(o.encryption),
-        replication?.status ?? null, replication?.id ?? null, o.kmsKey?.keyId ?? null, o.kmsKey?.version ?? null,
+        replication?.status ?? null, replication?.id ?? null, o.kmsKey?.keyId ?? null, o.kmsKey?.version ?? null, tagsParam(o.tags),
       ]
       if (old) {
         await c.query(
           `UPDATE objects SET size = $3, etag = $4, last_modified = $5, headers = $6, meta = $7, checksum = $8, parts_count = $9, manifest = $10,
-             blobs = $11, encryption = $12, repl_status = $13, repl_id = $14, key_id = $15, key_version = $16 WHERE bucket = $1 AND key = $2`,
+             blobs = $11, encryption = $12, repl_status = $13, repl_id = $14, key_id = $15, key_version = $16, tags = $17
+           WHERE bucket = $1 AND key = $2`,
           params,
         )
         // A row that keeps blobs of the one it replaces (a rewrap) does not give them up.
@@ -410,7 +427,7 @@ export class PostgresMetaStore implements MetaStore {
         return { status: 'committed', unused: old.blobs.filter((b) => !kept.has(b)), queued }
       }
       const ins = await c.query(
-        `INSERT INTO objects (${OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (bucket, key) DO NOTHING`,
+        `INSERT INTO objects (${OBJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (bucket, key) DO NOTHING`,
         params,
       )
       if (ins.rowCount === 1) return { status: 'committed', unused: [], queued }
@@ -420,6 +437,11 @@ export class PostgresMetaStore implements MetaStore {
 
   commitObject(o: ObjectRow, opts: CommitOptions = {}): Promise<CommitResult> {
     return this.tx((c) => this.writeObject(c, o, opts))
+  }
+
+  async setObjectTags(bucket: string, k: string, tags: TagSet, etag?: string): Promise<boolean> {
+    const rows = await this.query('UPDATE objects SET tags = $1 WHERE bucket = $2 AND key = $3 AND ($4::text IS NULL OR etag = $4) RETURNING 1', [tagsParam(tags), bucket, key(k), etag ?? null])
+    return rows.length === 1
   }
 
   deleteObject(bucket: string, k: string): Promise<BlobId[] | null> {
@@ -442,14 +464,14 @@ export class PostgresMetaStore implements MetaStore {
 
   async listObjectDetails(bucket: string, after: string, prefix: string, limit: number): Promise<ObjectDetails[]> {
     const rows = await this.query(
-      `SELECT key, size, etag, last_modified, encryption, key_id, key_version FROM objects
+      `SELECT key, size, etag, last_modified, encryption, key_id, key_version, tags FROM objects
        WHERE bucket = $1 AND key > $2 AND key >= $3 AND ($4::bytea IS NULL OR key < $4) ORDER BY key LIMIT $5`,
       [bucket, key(after), key(prefix), upperBound(prefix), limit],
     )
     return rows.map((r) => {
       const o: ObjectDetails = { key: str(r.key), size: num(r.size), etag: r.etag as string, lastModified: num(r.last_modified) }
       if (r.encryption) o.encryption = JSON.parse(r.encryption as string)
-      return { ...o, ...kmsKeyFrom(r) }
+      return { ...o, ...kmsKeyFrom(r), ...tagsFrom(r) }
     })
   }
 
@@ -479,11 +501,11 @@ export class PostgresMetaStore implements MetaStore {
 
   async createUpload(u: UploadRow): Promise<void> {
     await this.query(
-      `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, key_id, key_version)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      `INSERT INTO uploads (upload_id, bucket, key, initiated, owner, state, headers, meta, checksum_algorithm, checksum_type, encryption, key_id, key_version, tags)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
       [
         u.uploadId, u.bucket, key(u.key), u.initiated, u.owner, JSON.stringify(u.state), JSON.stringify(u.headers), JSON.stringify(u.meta),
-        u.checksumAlgorithm ?? null, u.checksumType ?? null, json(u.encryption), u.kmsKey?.keyId ?? null, u.kmsKey?.version ?? null,
+        u.checksumAlgorithm ?? null, u.checksumType ?? null, json(u.encryption), u.kmsKey?.keyId ?? null, u.kmsKey?.version ?? null, tagsParam(u.tags),
       ],
     )
   }
@@ -734,7 +756,7 @@ export class PostgresMetaStore implements MetaStore {
   // ------------------------------------------------------------------ users
 
   /** A user row, served from memory for userCacheMs (by access key or by id). */
-  private async cachedUser(column: 'access_key' | 'id', value: string): Promise<User | undefined> {
+  private async cachedUser(column: 'access_key' | 'id' | 'name', value: string): Promise<User | undefined> {
     const now = Date.now()
     const cacheKey = `${column}\0${value}`
     const hit = this.users.get(cacheKey)
@@ -752,6 +774,10 @@ export class PostgresMetaStore implements MetaStore {
 
   lookupUserById(id: string): Promise<User | undefined> {
     return this.cachedUser('id', id)
+  }
+
+  lookupUserByName(name: string): Promise<User | undefined> {
+    return this.cachedUser('name', name)
   }
 
   /** The user a name or access key names (S3SSE_NO_SUCH_USER if none). */
@@ -781,6 +807,8 @@ export class PostgresMetaStore implements MetaStore {
       }
       throw mapPg(err)
     }
+    // A lookup that missed before the user existed is not served from memory any more.
+    for (const [column, value] of [['access_key', user.accessKey], ['id', user.id], ['name', user.name]]) this.users.delete(`${column}\0${value}`)
     return user
   }
 
@@ -800,6 +828,7 @@ export class PostgresMetaStore implements MetaStore {
     if (!user) throw new S3sseError('S3SSE_NO_SUCH_USER', `No user "${nameOrKey}".`)
     this.users.delete(`access_key\0${user.accessKey}`)
     this.users.delete(`id\0${user.id}`)
+    this.users.delete(`name\0${user.name}`)
     return user
   }
 

@@ -17,8 +17,9 @@ import { decodeManifest } from '../../../object/index.js'
  * and upload owners are ids, as in SQLite schema 3), console sessions.
  * 2: the KMS key version of objects and uploads (key_id, key_version, filled in from the
  *    manifests and upload states already stored), jobs and their findings (SQLite schema 4).
+ * 3: objects.tags, uploads.tags (object tagging; SQLite schema 5).
  */
-export const PG_SCHEMA_VERSION = 2
+export const PG_SCHEMA_VERSION = 3
 
 /** The advisory lock the migrations hold ('S3SE' as a number): one migrating gateway at a time. */
 export const MIGRATION_LOCK = 0x53335345
@@ -147,6 +148,13 @@ CREATE TABLE job_findings (
 CREATE INDEX job_findings_by_job ON job_findings (job_id, seq);
 `,
     fill: fillKeyVersions,
+  },
+  3: {
+    // A tag set as JSON text, in the order it was given; NULL: no tags.
+    sql: `
+ALTER TABLE objects ADD COLUMN tags TEXT;
+ALTER TABLE uploads ADD COLUMN tags TEXT;
+`,
   },
 }
 
