@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { describeBackendReport, loadBackend } from './crypto/loader.js'
-import { kmsMigrate, serve, userCommand } from './server/cli.js'
+import { kmsMigrate, migrateStoreCommand, serve, userCommand } from './server/cli.js'
 import { kmsCommand } from './keys/cli.js'
 import { isS3sseError } from './errors.js'
 import { kmsServe } from './kms-server/cli.js'
@@ -12,7 +12,8 @@ const USAGE = `usage: s3-sse <command> [options]
 
 commands:
   serve         the S3-compatible HTTPS server (s3-sse serve --help)
-  user          add | list | remove users of the server
+  user          add | list | remove users of the server (--data-dir DIR, or a fleet's --meta postgres://…)
+  migrate-store copy an embedded data dir into a fleet's backend bucket and PostgreSQL (docs/DEPLOY.md)
   backend       which crypto backend loads here, and why any faster one did not
   kms           manage KMS keys: s3-sse kms list|create|describe|rotate|disable|enable (s3-sse kms help);
                   s3-sse kms serve: the embedded keyring as an AWS KMS API server;
@@ -47,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'serve':
       return serve(rest)
+    case 'migrate-store':
+      return migrateStoreCommand(rest)
     case 'user':
       return userCommand(rest)
     case 'kms':

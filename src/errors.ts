@@ -50,6 +50,7 @@ export type S3sseErrorCode =
   | 'S3SSE_BLOB_NOT_FOUND'
   | 'S3SSE_STORAGE_FULL'
   | 'S3SSE_STORAGE_IO'
+  | 'S3SSE_STORAGE_UNAVAILABLE'
   | 'S3SSE_META_UNAVAILABLE'
   // server (src/server/); its S3 request errors use the S3 code itself (NoSuchKey, …)
   | 'S3SSE_BAD_CREDENTIALS'

@@ -198,6 +198,7 @@ const INTERNAL_CODES: Record<string, { s3: S3ErrorCode; message?: string; status
   // the request now (503, which clients retry), not a fault in the request.
   S3SSE_STORAGE_FULL: { s3: 'ServiceUnavailable', message: 'The server has no space left to store this data.' },
   S3SSE_STORAGE_IO: { s3: 'ServiceUnavailable', message: 'The object storage failed to read or write; try again later.' },
+  S3SSE_STORAGE_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The object storage is not answering or is throttling requests; try again later.' },
   S3SSE_META_UNAVAILABLE: { s3: 'ServiceUnavailable', message: 'The metadata store is unavailable; try again later.' },
   S3SSE_BLOB_NOT_FOUND: { s3: 'InternalError', message: 'The stored data of this object is missing.' },
 }

@@ -193,13 +193,16 @@ export async function discardStaged(state: ServerState, staged: StagedBlob[]): P
 /**
  * The crash sweep: removes staged blobs older than `before` (abandoned writes) and stored
  * blobs older than it that no row references (a crash between publish and commit, or between
- * a commit and its removal of replaced data). At start-up `before` is now; a fleet passes a
- * time far enough back that no gateway still has such a blob in flight.
+ * a commit and its removal of replaced data). At start-up on one machine `before` is now; a
+ * fleet passes a time far enough back that no gateway still has such a blob in flight.
  *
  * Blobs are listed before the references are read: a blob committed meanwhile is then
- * referenced, never swept.
+ * referenced, never swept. In a fleet another gateway may have published a blob just before it
+ * was listed and not yet committed its row: `settleMs` waits between the listing and the reading
+ * of references, longer than any commit takes. A staged blob that a row does reference (its
+ * store lost the publish of a marker) is published, never removed.
  */
-export async function sweepOrphans(state: ServerState, before: number): Promise<{ staged: number; stored: number }> {
+export async function sweepOrphans(state: ServerState, before: number, opts: { settleMs?: number; signal?: AbortSignal } = {}): Promise<{ staged: number; stored: number }> {
   const staged: StagedBlob[] = []
   const stored: BlobId[] = []
   for await (const b of state.blobs.list()) {
@@ -207,9 +210,20 @@ export async function sweepOrphans(state: ServerState, before: number): Promise<
     if (b.state === 'staged') staged.push(b)
     else stored.push(b.id)
   }
+  if (opts.settleMs) {
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, opts.settleMs)
+      opts.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true })
+    })
+  }
+  // A stop meanwhile: nothing is removed (the next sweep looks again).
+  if (opts.signal?.aborted) return { staged: 0, stored: 0 }
   const referenced = await state.meta.referencedBlobs()
   const orphans = stored.filter((id) => !referenced.has(id))
-  await state.blobs.discard(staged)
+  const abandoned = staged.filter((b) => !referenced.has(b.id))
+  const kept = staged.filter((b) => referenced.has(b.id))
+  if (kept.length > 0) await state.blobs.publish(kept)
+  await state.blobs.discard(abandoned)
   if (orphans.length > 0) await state.blobs.remove(orphans)
-  return { staged: staged.length, stored: orphans.length }
+  return { staged: abandoned.length, stored: orphans.length }
 }

@@ -125,7 +125,7 @@ export class Replicator implements ReplicationWorker {
     const now = Date.now()
     const free = this.settings.concurrency - this.inFlight.size
     if (free > 0) {
-      for (const item of await meta.claimReplications({ now, limit: free, leaseMs: REPLICATION_LEASE_MS })) {
+      for (const item of await meta.claimReplications({ now, limit: free, leaseMs: this.settings.leaseMs ?? REPLICATION_LEASE_MS })) {
         if (this.stopping) break
         const k = keyOf(item)
         const before = this.inFlight.get(k) ?? Promise.resolve()
@@ -139,9 +139,12 @@ export class Replicator implements ReplicationWorker {
     // Anything due now is running or waits for a slot; a finishing item kicks again.
     const next = await meta.nextReplicationAt()
     if (this.stopping) return
-    if (next !== null && next > now) {
+    // A fleet also looks every pollMs: other gateways queue items too, and a dead one's claims run out.
+    const poll = this.settings.pollMs ?? null
+    const wait = next !== null && next > now ? next - now : poll
+    if (wait !== null && (next === null || next > now)) {
       clearTimeout(this.timer)
-      this.timer = setTimeout(() => this.pump(), Math.min(next - now, 2 ** 31 - 1))
+      this.timer = setTimeout(() => this.pump(), Math.min(poll !== null ? Math.min(wait, poll) : wait, 2 ** 31 - 1))
       this.timer.unref()
     }
   }

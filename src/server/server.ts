@@ -30,7 +30,7 @@ import { JobRunner } from './jobs/runner.js'
 import type { MetaStore } from './meta/index.js'
 import { Replicator } from './replication.js'
 import { resolveTarget, selectOperation, type Operation } from './router.js'
-import { DEFAULT_JOBS, DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState } from './state.js'
+import { DEFAULT_JOBS, DEFAULT_REPLICATION, type Logger, type ServerConfig, type ServerState, type SweepSettings } from './state.js'
 import type { BlobStore } from './store/blob.js'
 import { DEFAULT_TIMEOUTS, serverTimeoutOptions, watchIdle, type Timeouts } from './timeouts.js'
 import { loadTls, type TlsMaterial } from './tls.js'
@@ -233,6 +233,33 @@ async function metrics(state: ServerState): Promise<string> {
   return lines.join('\n') + '\n'
 }
 
+/** A fleet's orphan sweep: now, then every intervalMs, never two at once, stopped with the server. */
+function backgroundSweep(state: ServerState, s: SweepSettings): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined
+  let stopped = false
+  const abort = new AbortController()
+  const run = () => {
+    if (running || stopped) return
+    running = sweepOrphans(state, Date.now() - s.graceMs, { settleMs: s.settleMs, signal: abort.signal })
+      .then((r) => {
+        if (r.stored + r.staged > 0) state.log.info(`sweep: removed ${r.stored} unreferenced blobs and ${r.staged} abandoned staged blobs`)
+      })
+      .catch((err) => state.log.error(`sweep: ${(err as Error).message}`))
+      .finally(() => (running = undefined))
+  }
+  const timer = setInterval(run, s.intervalMs)
+  timer.unref()
+  run()
+  return {
+    async stop() {
+      stopped = true
+      clearInterval(timer)
+      abort.abort()
+      await running
+    },
+  }
+}
+
 const consoleLogger: Logger = {
   info: (m) => process.stdout.write(m + '\n'),
   error: (m) => process.stderr.write(m + '\n'),
@@ -254,13 +281,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const kms = guardedKms(deps.kms)
     const kmsCalls = countingKms(kms)
     state = {
-      config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls), kmsCalls,
+      config: { ...config, dataDir }, blobs: deps.blobs, meta: deps.meta, kms: cachedKms(kmsCalls, config.keyCache), kmsCalls,
       ...(isKmsAdmin(kms) ? { kmsAdmin: kms } : {}),
       root: rootCredentials.user, log,
       ...(deps.space ? { space: deps.space } : {}),
     }
-    // Nothing is in flight before the server listens: whatever a crash left is swept now.
-    swept = (await sweepOrphans(state, Date.now())).stored
+    // One machine: nothing is in flight before the server listens, so whatever a crash left is
+    // swept now. A fleet sweeps in the background instead (below): other gateways are writing.
+    swept = config.sweep ? 0 : (await sweepOrphans(state, Date.now())).stored
   } catch (err) {
     await deps.close()
     throw err
@@ -313,6 +341,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   // resume where they stopped.
   await replicator.start()
   await jobs.start()
+  const sweeper = config.sweep ? backgroundSweep(state, config.sweep) : undefined
   // Held back again now that the start is done (released before it, for a full disk's sake).
   void state.space?.restore()
 
@@ -331,6 +360,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       // replications in flight finish; the rest waits for the next start.
       await jobs.stop()
       await replicator.stop()
+      await sweeper?.stop()
       await deps.close()
     })()
     return closing

@@ -15,9 +15,40 @@ export interface ReplicationSettings {
   backoffMs: number
   /** Items replicated at once. */
   concurrency: number
+  /**
+   * How long a claimed item stays claimed; an item whose worker died is taken over after it.
+   * Longer than any one replication takes (one machine: an hour; a fleet: minutes).
+   */
+  leaseMs: number
+  /**
+   * Look at the queue at least this often (ms), for items other gateways queued or gave up on;
+   * null: only when this server queues one or a timer for a known item fires (one machine).
+   */
+  pollMs: number | null
 }
 
-export const DEFAULT_REPLICATION: ReplicationSettings = { attempts: 12, backoffMs: 1000, concurrency: 2 }
+export const DEFAULT_REPLICATION: ReplicationSettings = { attempts: 12, backoffMs: 1000, concurrency: 2, leaseMs: 60 * 60 * 1000, pollMs: null }
+
+/**
+ * The orphan sweep in a fleet (src/server/commit.ts, sweepOrphans), where other gateways have
+ * writes in flight: it runs in the background, at start and then every `intervalMs`, on blobs
+ * older than `graceMs` (longer than a staging lease), waiting `settleMs` between listing blobs
+ * and reading references (longer than any commit takes). Absent: one machine, swept once at
+ * start, before listening, with nothing in flight.
+ */
+export interface SweepSettings {
+  graceMs: number
+  intervalMs: number
+  settleMs: number
+}
+
+/** The key cache in front of the KMS (src/keys/cache.ts); the bound on how stale a key's state may be. */
+export interface KeyCacheSettings {
+  /** How long an unwrapped data key is served from memory (default 5 minutes). */
+  ttlMs?: number
+  /** How long one bucket key serves new objects (default 5 minutes). */
+  bucketKeyTtlMs?: number
+}
 
 export interface JobSettings {
   /** Jobs this process works at once. */
@@ -63,6 +94,15 @@ export interface ServerConfig {
   replication?: Partial<ReplicationSettings>
   /** How the job runner works (defaults: DEFAULT_JOBS). */
   jobs?: Partial<JobSettings>
+  /** A fleet's background sweep (see SweepSettings); absent: one sweep at start. */
+  sweep?: SweepSettings
+  /** How long the KMS's answers are cached: how long a rotation or a disabled key may take to show. */
+  keyCache?: KeyCacheSettings
+  /**
+   * The HTTPS URL clients reach the server by, when a load balancer stands in front of it
+   * (e.g. https://s3.example.com): the console's cookie and redirects use it.
+   */
+  publicUrl?: string
   /** Slow-client bounds (defaults: DEFAULT_TIMEOUTS in timeouts.ts). */
   timeouts?: Partial<{ headersMs: number; idleMs: number; keepAliveMs: number }>
 }

@@ -72,9 +72,19 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
   })
 }
 
+/**
+ * Set (to a gateway count) by the fleet suites that run an end-to-end file of this folder against
+ * a fleet behind a load balancer instead of one embedded server (test/fleet/*-on-fleet.test.ts).
+ */
+export const onFleet = (): boolean => Boolean(process.env.S3SSE_TEST_FLEET)
+
 export async function startServer(
   opts: { dataDir?: string; env?: NodeJS.ProcessEnv; args?: string[]; rootFromEnv?: boolean; caFile?: string } = {},
 ): Promise<TestServer> {
+  if (onFleet() && opts.dataDir === undefined && opts.env === undefined && opts.rootFromEnv !== false) {
+    const { fleetAsTestServer } = await import('../helpers/fleet.js')
+    return fleetAsTestServer(Number(process.env.S3SSE_TEST_FLEET), { args: opts.args })
+  }
   const dataDir = opts.dataDir ?? tempDir()
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env }
   if (opts.rootFromEnv !== false) {

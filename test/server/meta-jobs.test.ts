@@ -1,6 +1,6 @@
 /**
- * What the jobs need of a MetaStore, against the real embedded one (SQLite), written once for
- * every store: a store of another kind (PostgreSQL) adds itself to STORES. Jobs are claimed one
+ * What the jobs need of a MetaStore, written once for every store: the embedded one (SQLite in
+ * a temp data dir) and the fleet's (PostgreSQL, a fresh database of the test server). Jobs are claimed one
  * worker at a time under a lease; updates are read-modify-write with their findings in one
  * transaction; a restart gives claims back; object statistics and key usage are aggregates; a
  * commit that keeps the blobs of the row it replaces does not give them up; and a data dir of
@@ -14,22 +14,41 @@ import { encodeManifest, sealObject } from '../../src/object/index.js'
 import { objectRow } from '../../src/server/commit.js'
 import { claim, newJob, release, requestAction } from '../../src/server/jobs/model.js'
 import type { JobRow, MetaStore, ObjectRow } from '../../src/server/meta/index.js'
+import { PostgresMetaStore } from '../../src/server/meta/postgres/index.js'
 import { DB_FILE, SCHEMA_VERSION, SqliteMetaStore } from '../../src/server/meta/sqlite/index.js'
+import { freshDatabase, missingServices } from '../helpers/services.js'
 import { removeDir, tempDir } from './helpers.js'
 
 interface StoreKind {
   name: string
+  /** A fleet store: at start it gives back only claims whose lease ran out (other gateways' are live). */
+  fleet: boolean
+  skip?: string
   open(dir: string): Promise<MetaStore>
 }
 
-const STORES: StoreKind[] = [{ name: 'sqlite', open: async (dir) => new SqliteMetaStore(dir) }]
-
 const dirs: string[] = []
 const opened: MetaStore[] = []
+const databases: Array<() => Promise<void>> = []
 afterEach(async () => {
   for (const m of opened.splice(0)) await m.close()
   for (const d of dirs.splice(0)) removeDir(d)
+  for (const drop of databases.splice(0)) await drop()
 })
+
+const STORES: StoreKind[] = [
+  { name: 'sqlite', fleet: false, open: async (dir) => new SqliteMetaStore(dir) },
+  {
+    name: 'postgres',
+    fleet: true,
+    skip: missingServices('MetaStore jobs on PostgreSQL', ['postgres']),
+    async open() {
+      const db = await freshDatabase('jobs')
+      databases.push(db.drop)
+      return PostgresMetaStore.open(db.url)
+    },
+  },
+]
 
 function row(bucket: string, key: string, over: Partial<ObjectRow> = {}): ObjectRow {
   return { bucket, key, size: 10, etag: 'e', lastModified: 1, headers: {}, meta: {}, partsCount: 1, manifest: new Uint8Array([1]), blobs: [`blob-${key}`], ...over }
@@ -38,6 +57,11 @@ function row(bucket: string, key: string, over: Partial<ObjectRow> = {}): Object
 const job = (id: string, now: number, over: Partial<JobRow> = {}): JobRow => ({ ...newJob({ kind: 'scrub', bucket: 'b' }, { id, createdBy: 'root', now }), ...over })
 
 describe.each(STORES)('MetaStore jobs and aggregates ($name)', (kind) => {
+  if (kind.skip) {
+    it.skip(`skipped: ${kind.skip}`, () => undefined)
+    return
+  }
+
   async function store(): Promise<MetaStore> {
     const dir = tempDir('s3sse-meta-jobs-')
     dirs.push(dir)
@@ -99,15 +123,25 @@ describe.each(STORES)('MetaStore jobs and aggregates ($name)', (kind) => {
     expect(await m.jobFindings('j', 0, 10)).toHaveLength(2)
   })
 
-  it('at start, claims the last run held are given back', async () => {
+  it(kind.fleet ? 'at start, only claims whose lease ran out are given back (other gateways keep theirs)' : 'at start, claims the last run held are given back', async () => {
     const m = await store()
     await m.createJob(job('a', 1))
     await m.createJob(job('b', 2))
+    await m.createJob(job('c', 3))
     const now = Date.now()
-    await m.claimJob(now, (j) => claim(j, { token: 't', worker: 'w', now, leaseMs: 3_600_000 }))
-    expect(await m.resumeJobs(now, (j) => release(j, now))).toBe(1)
-    expect(await m.getJob('a')).toMatchObject({ state: 'queued', claim: null })
-    expect(await m.resumeJobs(now, (j) => release(j, now))).toBe(0)
+    await m.claimJob(now, (j) => claim(j, { token: 'live', worker: 'w1', now, leaseMs: 3_600_000 }))
+    await m.claimJob(now, (j) => claim(j, { token: 'gone', worker: 'w2', now, leaseMs: 100 }))
+    const later = now + 200
+    if (kind.fleet) {
+      expect(await m.resumeJobs(later, (j) => release(j, later))).toBe(1)
+      expect(await m.getJob('a')).toMatchObject({ state: 'running', claim: { token: 'live' } })
+    } else {
+      expect(await m.resumeJobs(later, (j) => release(j, later))).toBe(2)
+      expect(await m.getJob('a')).toMatchObject({ state: 'queued', claim: null })
+    }
+    expect(await m.getJob('b')).toMatchObject({ state: 'queued', claim: null, updatedAt: later })
+    expect(await m.getJob('c')).toMatchObject({ state: 'queued', claim: null, updatedAt: 3 })
+    expect(await m.resumeJobs(later, (j) => release(j, later))).toBe(0)
   })
 
   it('counts objects under a prefix and how many are plaintext', async () => {

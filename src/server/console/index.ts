@@ -18,14 +18,14 @@ import type { User } from '../credentials.js'
 import { isJobAction, JOB_ERRORS } from '../jobs/index.js'
 import * as api from './api.js'
 import { asset } from './assets.js'
-import { LoginThrottle, SessionStore, sameSecret, type SessionOptions, type ThrottleOptions } from './sessions.js'
+import { LoginThrottle, SessionStore, SharedSessions, sameSecret, type SessionOptions, type Sessions, type ThrottleOptions } from './sessions.js'
 
 export const CONSOLE_PATH = '/-/console'
 export const CONSOLE_HEADER = 'x-s3sse-console'
 /**
- * The session cookie is named after the HTTPS port: browsers share cookies between the ports
- * of one host (RFC 6265, section 8.5), and two servers on one machine must not sign each
- * other's users out.
+ * The session cookie is named after the HTTPS port clients use (this server's, or the load
+ * balancer's given as --public-url): browsers share cookies between the ports of one host
+ * (RFC 6265, section 8.5), and two servers on one machine must not sign each other's users out.
  */
 export function sessionCookieName(httpsPort: number): string {
   return `s3sse_console_${httpsPort}`
@@ -97,14 +97,23 @@ interface Call {
 }
 
 export class ConsoleService {
-  readonly sessions: SessionStore
+  readonly sessions: Sessions
   readonly throttle: LoginThrottle
   /** Where plain-HTTP visitors are sent; set once the HTTPS listener has its port. */
   httpsPort = 0
 
   constructor(private readonly state: ServerState, opts: ConsoleOptions = {}) {
-    this.sessions = new SessionStore(opts.sessions)
+    // A fleet's MetaStore shares sessions between gateways; otherwise they stay in this process.
+    this.sessions = state.meta.sessions ? new SharedSessions(state.meta.sessions, opts.sessions) : new SessionStore(opts.sessions)
     this.throttle = new LoginThrottle(opts.throttle)
+  }
+
+  /** The HTTPS port clients see: the public URL's behind a load balancer, else this server's. */
+  private get cookiePort(): number {
+    const pub = this.state.config.publicUrl
+    if (!pub) return this.httpsPort
+    const u = new URL(pub)
+    return u.port ? Number(u.port) : 443
   }
 
   async handle(ctx: RequestContext): Promise<void> {
@@ -155,6 +164,7 @@ export class ConsoleService {
     const raw = (ctx.req.headers.host ?? '').trim()
     const m = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d+)?$/.exec(raw)
     const configured = this.state.config.host.includes(':') ? `[${this.state.config.host}]` : this.state.config.host
+    if (this.state.config.publicUrl) return this.state.config.publicUrl.replace(/\/+$/, '')
     return `https://${m ? m[1] : configured}:${this.httpsPort}`
   }
 
@@ -168,7 +178,7 @@ export class ConsoleService {
       throw consoleError('S3SSE_CONSOLE_BAD_REQUEST', 'The request path is not valid percent-encoding.')
     }
     const query = new URLSearchParams((ctx.req.url ?? '').split('?')[1] ?? '')
-    const call: Call = { ctx, route, query, token: cookie(ctx.req, sessionCookieName(this.httpsPort)) }
+    const call: Call = { ctx, route, query, token: cookie(ctx.req, sessionCookieName(this.cookiePort)) }
     const mutating = ctx.method !== 'GET' && ctx.method !== 'HEAD'
     if (mutating) this.checkCsrf(ctx)
     const r = route
@@ -261,10 +271,10 @@ export class ConsoleService {
 
   /** Sets the call's user from its session, whose user must still exist with the same secret. */
   private async signedIn(call: Call): Promise<boolean> {
-    const session = this.sessions.touch(call.token)
+    const session = await this.sessions.touch(call.token)
     const user = session ? await lookupUser(this.state, session.accessKey) : undefined
     if (!session || !SessionStore.matches(session, user)) {
-      if (session) this.sessions.end(call.token)
+      if (session) await this.sessions.end(call.token)
       return false
     }
     call.user = user
@@ -299,22 +309,22 @@ export class ConsoleService {
       throw consoleError('S3SSE_CONSOLE_LOGIN_FAILED', 'The access key or the secret key is wrong.')
     }
     this.throttle.succeed(addr)
-    this.sessions.end(call.token)
-    const token = this.sessions.create(user)
+    await this.sessions.end(call.token)
+    const token = await this.sessions.create(user)
     this.state.log.info(`console: ${user.name} signed in from ${addr}`)
     ctx.res.setHeader('set-cookie', this.sessionCookie(token))
     sendJson(ctx, 200, this.whoami(user))
   }
 
   private async logout(call: Call): Promise<void> {
-    this.sessions.end(call.token)
+    await this.sessions.end(call.token)
     call.ctx.res.setHeader('set-cookie', this.sessionCookie('', 0))
     sendJson(call.ctx, 200, { signedOut: true })
   }
 
   /** No Max-Age while signed in: the cookie goes with the browser session, the server's idle expiry ends it sooner. */
   private sessionCookie(token: string, maxAge?: number): string {
-    const name = sessionCookieName(this.httpsPort)
+    const name = sessionCookieName(this.cookiePort)
     return `${name}=${token}; Path=${CONSOLE_PATH}; HttpOnly; Secure; SameSite=Strict${maxAge !== undefined ? `; Max-Age=${maxAge}` : ''}`
   }
 

@@ -1,12 +1,16 @@
 /**
- * Web console sessions and the brake on failed logins. Both live in the server's memory
- * only: a restart signs everybody out, and nothing about a session is ever written to disk.
+ * Web console sessions and the brake on failed logins. On one machine both live in the
+ * server's memory only: a restart signs everybody out, and nothing about a session is ever
+ * written to disk. In a fleet the MetaStore keeps the sessions (SharedSessions below), so a
+ * session opened on one gateway works on every other behind the load balancer; the login brake
+ * stays per gateway.
  *
  * A session token is 256 random bits, handed to the browser once in an HttpOnly cookie; the
  * server keeps only its SHA-256, so the table it holds cannot be replayed as cookies.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { User } from '../credentials.js'
+import type { SessionTable } from '../meta/index.js'
 
 export interface Session {
   userName: string
@@ -118,6 +122,63 @@ export class SessionStore {
       }
       this.sessions.delete(id)
     }
+  }
+}
+
+/** What the console needs of a session store: the memory one (SessionStore) or the shared one. */
+export interface Sessions {
+  create(user: User): string | Promise<string>
+  touch(token: string | undefined): Session | undefined | Promise<Session | undefined>
+  end(token: string | undefined): void | Promise<void>
+}
+
+/**
+ * Sessions in a table every gateway shares (MetaStore.sessions), with the same rules as
+ * SessionStore: idle expiry, a longest life, only the token's SHA-256 stored. lastSeen is
+ * written at most every `touchEveryMs` (default 10 s), so a busy console costs few writes;
+ * idle expiry is exact to that much.
+ */
+export class SharedSessions implements Sessions {
+  private readonly idleMs: number
+  private readonly maxAgeMs: number
+  private readonly now: () => number
+  private readonly touchEveryMs: number
+  private lastCleanup = 0
+
+  constructor(private readonly table: SessionTable, opts: SessionOptions & { touchEveryMs?: number } = {}) {
+    this.idleMs = opts.idleMs ?? DEFAULT_IDLE_MS
+    this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS
+    this.now = opts.now ?? Date.now
+    this.touchEveryMs = opts.touchEveryMs ?? 10_000
+  }
+
+  async create(user: User): Promise<string> {
+    const now = this.now()
+    if (now - this.lastCleanup > 60_000) {
+      this.lastCleanup = now
+      await this.table.deleteExpired(now - this.idleMs, now - this.maxAgeMs)
+    }
+    const token = randomBytes(32).toString('base64url')
+    await this.table.insert({ id: tokenId(token), userName: user.name, accessKey: user.accessKey, secretDigest: digest(user.secretKey), createdAt: now, lastSeen: now })
+    return token
+  }
+
+  async touch(token: string | undefined): Promise<Session | undefined> {
+    if (token === undefined || !TOKEN_PATTERN.test(token)) return undefined
+    const id = tokenId(token)
+    const row = await this.table.get(id)
+    if (!row) return undefined
+    const now = this.now()
+    if (now - row.lastSeen >= this.idleMs || now - row.createdAt >= this.maxAgeMs) {
+      await this.table.delete(id)
+      return undefined
+    }
+    if (now - row.lastSeen >= this.touchEveryMs) await this.table.touch(id, now)
+    return { userName: row.userName, accessKey: row.accessKey, secretDigest: Buffer.from(row.secretDigest), createdAt: row.createdAt, lastSeen: now }
+  }
+
+  async end(token: string | undefined): Promise<void> {
+    if (token !== undefined && TOKEN_PATTERN.test(token)) await this.table.delete(tokenId(token))
   }
 }
 

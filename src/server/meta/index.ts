@@ -266,6 +266,33 @@ export interface ClaimOptions {
   leaseMs: number
 }
 
+/** A web console session as a shared store keeps it (the token itself is never stored). */
+export interface SessionRow {
+  /** SHA-256 of the session token, base64url. */
+  id: string
+  userName: string
+  accessKey: string
+  /** SHA-256 of the secret key the session was opened with: a changed secret ends it. */
+  secretDigest: Uint8Array
+  createdAt: number
+  lastSeen: number
+}
+
+/**
+ * Console sessions kept where every gateway of a fleet sees them (src/server/console/sessions.ts
+ * applies idle and age limits over it). A store without one leaves sessions in each server's
+ * memory, as the embedded default does.
+ */
+export interface SessionTable {
+  insert(session: SessionRow): Promise<void>
+  get(id: string): Promise<SessionRow | undefined>
+  /** Moves lastSeen forward (never back). */
+  touch(id: string, lastSeen: number): Promise<void>
+  delete(id: string): Promise<void>
+  /** Deletes sessions idle since before `idleBefore` or created before `createdBefore`. */
+  deleteExpired(idleBefore: number, createdBefore: number): Promise<number>
+}
+
 export interface MetaStore {
   // -------------------------------------------------------------- buckets
   getBucket(name: string): Promise<BucketRow | undefined>
@@ -386,6 +413,10 @@ export interface MetaStore {
   lookupUserById(id: string): Promise<User | undefined>
   /** A user of the server by name (bucket policies name their principals so). */
   lookupUserByName(name: string): Promise<User | undefined>
+
+  // -------------------------------------------------------------- console sessions
+  /** Shared console sessions (a fleet's store); absent: each server keeps its own in memory. */
+  readonly sessions?: SessionTable
 
   // -------------------------------------------------------------- the crash sweep
   /** Every blob id a row references (objects and parts). */

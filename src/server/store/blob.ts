@@ -93,3 +93,21 @@ export function storageError(what: string, err: unknown): S3sseError {
   if (code === 'ENOSPC' || code === 'EDQUOT') return new S3sseError('S3SSE_STORAGE_FULL', `${what}: no space left on the storage`, { cause: err })
   return new S3sseError('S3SSE_STORAGE_IO', `${what}: the storage failed${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err })
 }
+
+/**
+ * The source of a `stage` as a store reads it, remembering whether the source itself failed:
+ * such an error (a bad digest, an aborted body) passes through as it is, and only the store's
+ * own failures are mapped to storage errors.
+ */
+export function watchSource(source: AsyncIterable<Uint8Array>): { stream: AsyncIterable<Uint8Array>; failed(): { err: unknown } | undefined } {
+  let sourceError: { err: unknown } | undefined
+  const stream = (async function* () {
+    try {
+      yield* source
+    } catch (err) {
+      sourceError = { err }
+      throw err
+    }
+  })()
+  return { stream, failed: () => sourceError }
+}

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fsyncDir } from '../../durable.js'
-import { storageError, type BlobEntry, type BlobId, type BlobReader, type BlobStore, type StagedBlob } from './blob.js'
+import { storageError, watchSource, type BlobEntry, type BlobId, type BlobReader, type BlobStore, type StagedBlob } from './blob.js'
 
 /**
  * Reads and writes in chunks of 16 sealed packages of the default size (16 × (64 KiB + 16)), so
@@ -70,22 +70,13 @@ export class FileBlobStore implements BlobStore {
     const id = newId()
     const path = this.tmpPath(id)
     const createdAt = Date.now()
-    // An error of the source (a bad digest, an aborted body) passes through as it is; only the
-    // file's own failures are mapped.
-    let sourceError: { err: unknown } | undefined
-    const watched = (async function* () {
-      try {
-        yield* source
-      } catch (err) {
-        sourceError = { err }
-        throw err
-      }
-    })()
+    const watched = watchSource(source)
     try {
-      await pipeline(Readable.from(watched, { objectMode: false }), createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: IO_CHUNK }))
+      await pipeline(Readable.from(watched.stream, { objectMode: false }), createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: IO_CHUNK }))
     } catch (err) {
       await rm(path, { force: true }).catch(() => undefined)
-      if (sourceError) throw sourceError.err
+      const failed = watched.failed()
+      if (failed) throw failed.err
       throw storageError(`staging blob ${id}`, err)
     }
     return { id, createdAt }
